@@ -1,0 +1,62 @@
+# Teken — build, test and run the signing-terminal software.
+# `make demo` and `make test` are the two entry points on a fresh Debian 12
+# machine; both install what they need first (`make deps`).
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
+
+GO       ?= go
+MODULE   := github.com/tekenid/teken
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -s -w -X $(MODULE)/internal/version.Version=$(VERSION)
+BIN      := bin
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+
+# Debian packages the build, the tests and the demo use.
+DEB_PACKAGES := ca-certificates gcc git libpcsclite-dev pkg-config pcscd \
+	vsmartcard-vpcd mosquitto mosquitto-clients yubico-piv-tool opensc \
+	chromium openssl util-linux procps
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build test demo bench lint deb clean
+
+all: build
+
+# deps installs only what is missing, so it is a quick no-op once done.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "deps: Go 1.26 or newer is required (https://go.dev/doc/install)"; exit 1; }
+	@$(GO) mod download
+
+build:
+	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/tekend ./cmd/tekenctl
+
+test: deps
+	$(GO) test -count=1 -timeout 25m ./...
+
+demo: deps build
+	@echo "The demo runs once tekend exists: a broker, a software token for a sample"
+	@echo "official, tekend and three sample letters, with the kiosk URL and PIN printed."
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+deb: build
+	@echo "deb: packaging is not built yet"; exit 1
+
+clean:
+	rm -rf $(BIN) dist

@@ -1,0 +1,95 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proc is a child process owned by a test: its output goes to a log file
+// that is printed when the test fails, and stop ends it and reaps it.
+type proc struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	err     error // valid after exited is closed
+}
+
+func startProc(t testing.TB, logDir, name string, argv ...string) (*proc, error) {
+	t.Helper()
+	logPath := filepath.Join(logDir, name+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s log: %w", name, err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group, so stop can end anything it spawned, and
+	// Pdeathsig so a crashed test binary does not leave it behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// running reports a permanent error if the process has already exited.
+func (p *proc) running() error {
+	select {
+	case <-p.exited:
+		return Permanent(fmt.Errorf("%s exited: %v; log:\n%s", filepath.Base(p.cmd.Path), p.err, p.log()))
+	default:
+		return nil
+	}
+}
+
+func (p *proc) log() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	const max = 8 << 10
+	if len(b) > max {
+		b = append([]byte("…"), b[len(b)-max:]...)
+	}
+	return string(b)
+}
+
+// stop sends SIGTERM to the process group, waits up to grace for the exit,
+// then sends SIGKILL. It is safe to call more than once.
+func (p *proc) stop(grace time.Duration) error {
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	pgid := -p.cmd.Process.Pid
+	if err := syscall.Kill(pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("terminate: %w", err)
+	}
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(grace):
+	}
+	_ = syscall.Kill(pgid, syscall.SIGKILL)
+	<-p.exited
+	return nil
+}
+
+// kill ends the process at once with SIGKILL, as a crash or an OOM kill would.
+func (p *proc) kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.exited
+}
