@@ -1,0 +1,279 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/tekenid/teken/api"
+)
+
+// DefaultConfigPath is where the packaged service reads its configuration.
+const DefaultConfigPath = "/etc/teken/tekend.toml"
+
+// Config is tekend's configuration. Every field is documented in
+// packaging/tekend.toml; DefaultConfig gives the values a missing field takes.
+type Config struct {
+	TerminalID string         `toml:"terminal_id"`
+	DataDir    string         `toml:"data_dir"`
+	Broker     BrokerConfig   `toml:"broker"`
+	Dispatcher DispatchConfig `toml:"dispatcher"`
+	Kiosk      KioskConfig    `toml:"kiosk"`
+	Metrics    MetricsConfig  `toml:"metrics"`
+	Signing    SigningConfig  `toml:"signing"`
+	Store      StoreConfig    `toml:"store"`
+	Status     StatusConfig   `toml:"status"`
+}
+
+// BrokerConfig says how to reach the MQTT broker.
+type BrokerConfig struct {
+	URLs                 []string `toml:"urls"`
+	TopicRoot            string   `toml:"topic_root"`
+	ClientID             string   `toml:"client_id"`
+	CAFile               string   `toml:"ca_file"`
+	CertFile             string   `toml:"cert_file"`
+	KeyFile              string   `toml:"key_file"`
+	Username             string   `toml:"username"`
+	PasswordFile         string   `toml:"password_file"`
+	MaxReconnectInterval Duration `toml:"max_reconnect_interval"`
+}
+
+// DispatchConfig says which dispatchers the terminal trusts and what jobs it
+// accepts from them.
+type DispatchConfig struct {
+	KeyFiles      []string `toml:"key_files"`
+	ClockSkew     Duration `toml:"clock_skew"`
+	MaxJobBytes   int64    `toml:"max_job_bytes"`
+	AllowHashOnly bool     `toml:"allow_hash_only"`
+}
+
+// KioskConfig is the official's page.
+type KioskConfig struct {
+	Listen   string `toml:"listen"`
+	Language string `toml:"language"`
+}
+
+// MetricsConfig is IT's listener for /metrics, /healthz and /readyz.
+type MetricsConfig struct {
+	Listen    string `toml:"listen"`
+	WebConfig string `toml:"web_config"`
+}
+
+// SigningConfig governs what may be signed and how.
+type SigningConfig struct {
+	SignerCAFiles []string `toml:"signer_ca_files"`
+	MaxBatch      int      `toml:"max_batch"`
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+}
+
+// StoreConfig governs the bbolt store.
+type StoreConfig struct {
+	Retention    Duration `toml:"retention"`
+	MaxSizeBytes int64    `toml:"max_size_bytes"`
+}
+
+// StatusConfig governs the retained MQTT status message.
+type StatusConfig struct {
+	MinInterval Duration `toml:"min_interval"`
+}
+
+// Duration is a time.Duration written in TOML as a string such as "90s".
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// DefaultConfig returns the values every field takes when the file is silent.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "/var/lib/teken",
+		Broker: BrokerConfig{
+			TopicRoot:            api.DefaultRoot,
+			MaxReconnectInterval: Duration(time.Minute),
+		},
+		Dispatcher: DispatchConfig{
+			ClockSkew:   Duration(2 * time.Minute),
+			MaxJobBytes: 10 << 20,
+		},
+		Kiosk:   KioskConfig{Listen: "127.0.0.1:8470", Language: "id"},
+		Metrics: MetricsConfig{Listen: "127.0.0.1:9470"},
+		Signing: SigningConfig{MaxBatch: 20, ShutdownGrace: Duration(20 * time.Second)},
+		Store: StoreConfig{
+			Retention:    Duration(30 * 24 * time.Hour),
+			MaxSizeBytes: 1 << 30,
+		},
+		Status: StatusConfig{MinInterval: Duration(30 * time.Second)},
+	}
+}
+
+// FieldError names a configuration field and what is wrong with its value.
+type FieldError struct {
+	Field string
+	Value string
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s = %s: %s", e.Field, e.Value, e.Msg)
+}
+
+// ParseConfig reads TOML over the defaults. Unknown keys are an error, so a
+// misspelt field is not silently ignored.
+func ParseConfig(r io.Reader) (Config, error) {
+	cfg := DefaultConfig()
+	md, err := toml.NewDecoder(r).Decode(&cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("parse configuration: %w", err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("parse configuration: unknown keys: %s", strings.Join(keys, ", "))
+	}
+	return cfg, nil
+}
+
+// LoadConfig reads and validates the file at path.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("open configuration: %w", err)
+	}
+	defer f.Close()
+	cfg, err := ParseConfig(f)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every field and returns all problems at once, each naming
+// the field and its bad value.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field string, value any, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Value: strconv.Quote(fmt.Sprint(value)), Msg: fmt.Sprintf(format, args...)})
+	}
+	if err := api.ValidTerminalID(c.TerminalID); err != nil {
+		bad("terminal_id", c.TerminalID, "want a slug such as \"kendari-setda-01\"")
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		bad("data_dir", c.DataDir, "want an absolute path")
+	}
+	if len(c.Broker.URLs) == 0 {
+		bad("broker.urls", "", "want at least one broker, such as \"ssl://mqtt.example.go.id:8883\"")
+	}
+	for i, u := range c.Broker.URLs {
+		field := fmt.Sprintf("broker.urls[%d]", i)
+		p, err := url.Parse(u)
+		switch {
+		case err != nil:
+			bad(field, u, "%v", err)
+		case p.Scheme != "tcp" && p.Scheme != "ssl" && p.Scheme != "tls" && p.Scheme != "mqtt" && p.Scheme != "mqtts":
+			bad(field, u, "scheme must be tcp, mqtt, ssl, tls or mqtts")
+		case p.Port() == "":
+			bad(field, u, "missing port")
+		}
+	}
+	if err := api.ValidRoot(c.Broker.TopicRoot); err != nil {
+		bad("broker.topic_root", c.Broker.TopicRoot, "%v", err)
+	}
+	if (c.Broker.CertFile == "") != (c.Broker.KeyFile == "") {
+		bad("broker.cert_file", c.Broker.CertFile, "cert_file and key_file go together")
+	}
+	if c.Broker.MaxReconnectInterval < Duration(time.Second) {
+		bad("broker.max_reconnect_interval", time.Duration(c.Broker.MaxReconnectInterval), "want at least 1s")
+	}
+	if len(c.Dispatcher.KeyFiles) == 0 {
+		bad("dispatcher.key_files", "", "want at least one trusted dispatcher public key (PEM)")
+	}
+	if c.Dispatcher.ClockSkew < 0 || c.Dispatcher.ClockSkew > Duration(time.Hour) {
+		bad("dispatcher.clock_skew", time.Duration(c.Dispatcher.ClockSkew), "want between 0s and 1h")
+	}
+	if c.Dispatcher.MaxJobBytes < 1<<10 || c.Dispatcher.MaxJobBytes > 64<<20 {
+		bad("dispatcher.max_job_bytes", c.Dispatcher.MaxJobBytes, "want between 1024 and 67108864")
+	}
+	if err := loopbackAddr(c.Kiosk.Listen); err != nil {
+		bad("kiosk.listen", c.Kiosk.Listen, "%v", err)
+	}
+	if c.Kiosk.Language != "id" && c.Kiosk.Language != "en" {
+		bad("kiosk.language", c.Kiosk.Language, "want \"id\" or \"en\"")
+	}
+	if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+		bad("metrics.listen", c.Metrics.Listen, "%v", err)
+	}
+	if c.Signing.MaxBatch < 1 || c.Signing.MaxBatch > 200 {
+		bad("signing.max_batch", c.Signing.MaxBatch, "want between 1 and 200")
+	}
+	if c.Signing.ShutdownGrace < Duration(time.Second) {
+		bad("signing.shutdown_grace", time.Duration(c.Signing.ShutdownGrace), "want at least 1s")
+	}
+	if c.Store.Retention < Duration(time.Hour) {
+		bad("store.retention", time.Duration(c.Store.Retention), "want at least 1h")
+	}
+	if c.Store.MaxSizeBytes < 1<<20 {
+		bad("store.max_size_bytes", c.Store.MaxSizeBytes, "want at least 1048576")
+	}
+	if c.Status.MinInterval < Duration(time.Second) {
+		bad("status.min_interval", time.Duration(c.Status.MinInterval), "want at least 1s")
+	}
+	return errors.Join(errs...)
+}
+
+// loopbackAddr accepts only host:port on a loopback address: the kiosk's API
+// takes PINs and must never be reachable from the network.
+func loopbackAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("bad port %q", port)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return errors.New("the kiosk must listen on a loopback address (127.0.0.1 or ::1)")
+	}
+	return nil
+}
+
+// ClientID is the broker client id: stable across restarts, so the broker
+// keeps the terminal's session (CleanSession=false).
+func (c *Config) ClientID() string {
+	if c.Broker.ClientID != "" {
+		return c.Broker.ClientID
+	}
+	return "teken-" + c.TerminalID
+}
+
+// WriteTOML prints the effective configuration, for `tekend check-config`.
+func (c *Config) WriteTOML(w io.Writer) error {
+	return toml.NewEncoder(w).Encode(c)
+}

@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestPackagedExampleIsValid(t *testing.T) {
+	f, err := os.Open("../packaging/tekend.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := ParseConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("packaged example does not validate: %v", err)
+	}
+	if cfg.ClientID() != "teken-kendari-setda-01" {
+		t.Errorf("ClientID() = %q", cfg.ClientID())
+	}
+}
+
+// Every field must be documented in the packaged example, so IT can find it.
+func TestPackagedExampleDocumentsEveryField(t *testing.T) {
+	raw, err := os.ReadFile("../packaging/tekend.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			key := f.Tag.Get("toml")
+			if f.Type.Kind() == reflect.Struct {
+				if !strings.Contains(string(raw), "["+key+"]") {
+					t.Errorf("section [%s] not in packaging/tekend.toml", key)
+				}
+				walk(key+".", f.Type)
+				continue
+			}
+			re := regexp.MustCompile(`(?m)^#?` + regexp.QuoteMeta(key) + ` = `)
+			if !re.Match(raw) {
+				t.Errorf("field %s%s not documented in packaging/tekend.toml", prefix, key)
+			}
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+}
+
+func TestValidateNamesFieldAndValue(t *testing.T) {
+	cases := []struct {
+		name  string
+		toml  string
+		field string
+	}{
+		{"bad terminal", `terminal_id = "Kendari 01"`, `terminal_id = "Kendari 01"`},
+		{"kiosk on network", `[kiosk]` + "\n" + `listen = "0.0.0.0:8470"`, `kiosk.listen = "0.0.0.0:8470"`},
+		{"language", `[kiosk]` + "\n" + `language = "fr"`, `kiosk.language = "fr"`},
+		{"broker scheme", `[broker]` + "\n" + `urls = ["http://x:1"]`, `broker.urls[0] = "http://x:1"`},
+		{"batch", `[signing]` + "\n" + `max_batch = 0`, `signing.max_batch = "0"`},
+		{"half tls", `[broker]` + "\n" + `cert_file = "/c.pem"`, `broker.cert_file`},
+		{"no keys", ``, `dispatcher.key_files`},
+		{"retention", `[store]` + "\n" + `retention = "1m"`, `store.retention = "1m0s"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ParseConfig(strings.NewReader(tc.toml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("Validate() = %v, want mention of %s", err, tc.field)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a *FieldError", err)
+			}
+		})
+	}
+}
+
+func TestParseRefusesUnknownKeys(t *testing.T) {
+	_, err := ParseConfig(strings.NewReader("terminal_id = \"a\"\n[kiosk]\nlisten_addr = \"x\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "kiosk.listen_addr") {
+		t.Fatalf("ParseConfig = %v, want unknown key kiosk.listen_addr", err)
+	}
+}
+
+func TestParseRefusesBadDuration(t *testing.T) {
+	_, err := ParseConfig(strings.NewReader("[status]\nmin_interval = \"soon\"\n"))
+	if err == nil {
+		t.Fatal("bad duration accepted")
+	}
+}
