@@ -1,0 +1,183 @@
+package api
+
+import "time"
+
+// Version is the major version of the wire contract, carried as "v" in every
+// message. A decoder refuses any other value; see docs/PROTOCOL.md for what
+// may change within one version.
+const Version = 1
+
+// Format names how a document's signature is encoded.
+type Format string
+
+// The signature formats. FormatPAdES is reserved: a v1 terminal refuses a job
+// that asks for it.
+const (
+	FormatCMS   Format = "cms"   // CMS SignedData, detached, CAdES-BES attributes
+	FormatRaw   Format = "raw"   // the bare signature over the document's SHA-256
+	FormatPAdES Format = "pades" // reserved for a later version
+)
+
+// Outcome is how a job ended on the terminal. Every accepted job ends in
+// exactly one outcome.
+type Outcome string
+
+// The outcomes of a job.
+const (
+	OutcomeSigned    Outcome = "signed"
+	OutcomeRejected  Outcome = "rejected"
+	OutcomeExpired   Outcome = "expired"
+	OutcomeCancelled Outcome = "cancelled"
+	OutcomeFailed    Outcome = "failed"
+)
+
+// ReceiptStatus says what the terminal did with a job envelope.
+type ReceiptStatus string
+
+// The receipt statuses. ReceiptDuplicate is an acceptance: the job was
+// already stored, and the broker's redelivery was dropped.
+const (
+	ReceiptStored    ReceiptStatus = "stored"
+	ReceiptDuplicate ReceiptStatus = "duplicate"
+	ReceiptRefused   ReceiptStatus = "refused"
+)
+
+// State is the terminal's connection state in a Status message.
+type State string
+
+// The terminal states. StateOffline is what the broker publishes as the
+// terminal's last will.
+const (
+	StateOnline  State = "online"
+	StateOffline State = "offline"
+)
+
+// Signatory names the official who must sign a job. The terminal offers the
+// job only to a token whose certificate hashes to CertSHA256.
+type Signatory struct {
+	CertSHA256 string `json:"cert_sha256"`    // SHA-256 of the signer certificate's DER, lowercase hex
+	NIP        string `json:"nip,omitempty"`  // subject serial number (NIP / NIK), for display only
+	Name       string `json:"name,omitempty"` // for display only
+}
+
+// Field is one extra label and value the kiosk shows with a job.
+type Field struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+// Document is one document of a job. Content carries the bytes the official
+// sees; the terminal hashes them itself and refuses the job when SHA256 does
+// not match. A document without Content is a hash-only document.
+type Document struct {
+	ID        string `json:"id"`                // unique within the job
+	Name      string `json:"name"`              // file name or title shown to the official
+	MediaType string `json:"media_type"`        // e.g. "application/pdf"
+	SHA256    string `json:"sha256"`            // of the bytes, lowercase hex
+	Size      int64  `json:"size,omitempty"`    // bytes; must equal len(Content) when both are given
+	Content   []byte `json:"content,omitempty"` // standard base64 in JSON
+	Format    Format `json:"format,omitempty"`  // requested signature format; empty means cms
+}
+
+// Job asks one terminal to have one official sign one or more documents. It
+// travels as the payload of a JWS signed by a dispatcher key (SignJob,
+// VerifyJob), on the terminal's jobs topic.
+type Job struct {
+	V         int        `json:"v"`
+	JobID     string     `json:"job_id"`   // ULID or UUID chosen by the central system
+	Terminal  string     `json:"terminal"` // terminal slug, see ValidTerminalID
+	IssuedAt  time.Time  `json:"issued_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	Signer    Signatory  `json:"signer"`
+	Title     string     `json:"title"`            // perihal
+	Number    string     `json:"number"`           // nomor surat
+	Sender    string     `json:"sender"`           // pengirim / dari
+	Fields    []Field    `json:"fields,omitempty"` // further display fields, in order
+	Documents []Document `json:"documents"`
+}
+
+// Cancel withdraws a job that has not been signed yet. It travels as a JWS on
+// the terminal's control topic.
+type Cancel struct {
+	V         int       `json:"v"`
+	JobID     string    `json:"job_id"`
+	Terminal  string    `json:"terminal"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Reason    string    `json:"reason,omitempty"` // free text for the audit log
+}
+
+// ResultAck tells the terminal that the central system has stored the result
+// of a job, so the terminal may stop re-sending it. It travels as a JWS on the
+// terminal's control topic.
+type ResultAck struct {
+	V         int       `json:"v"`
+	JobID     string    `json:"job_id"`
+	Terminal  string    `json:"terminal"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Receipt tells the central system whether a job envelope was stored. It is
+// published on the receipts topic after the job is on disk, or at once when
+// the envelope is refused.
+type Receipt struct {
+	V              int           `json:"v"`
+	Terminal       string        `json:"terminal"`
+	JobID          string        `json:"job_id,omitempty"` // empty when the envelope was too broken to name one
+	EnvelopeSHA256 string        `json:"envelope_sha256"`  // of the raw envelope bytes, to match a refusal without a job id
+	Status         ReceiptStatus `json:"status"`
+	Reason         ReasonCode    `json:"reason,omitempty"` // set when refused
+	Detail         string        `json:"detail,omitempty"`
+	At             time.Time     `json:"at"`
+}
+
+// SignedDocument is the signature of one document in a Result.
+type SignedDocument struct {
+	ID        string    `json:"id"`
+	SHA256    string    `json:"sha256"`
+	Format    Format    `json:"format"`
+	Signature []byte    `json:"signature"` // standard base64 in JSON
+	SignedAt  time.Time `json:"signed_at"`
+}
+
+// Result is the outcome of one job, published on the results topic until a
+// ResultAck for the job arrives. The central system drops duplicates by
+// JobID.
+type Result struct {
+	V           int              `json:"v"`
+	JobID       string           `json:"job_id"`
+	Terminal    string           `json:"terminal"`
+	KID         string           `json:"kid,omitempty"` // dispatcher key that signed the job
+	Outcome     Outcome          `json:"outcome"`
+	Reason      ReasonCode       `json:"reason,omitempty"` // set for every outcome but signed
+	Detail      string           `json:"detail,omitempty"`
+	SignerCert  []byte           `json:"signer_cert,omitempty"` // DER, standard base64 in JSON; set when signed
+	Documents   []SignedDocument `json:"documents,omitempty"`   // set when signed, one per job document
+	CompletedAt time.Time        `json:"completed_at"`
+}
+
+// Status is the terminal's health, published retained on the status topic;
+// the broker publishes the offline form as the terminal's last will.
+type Status struct {
+	V                  int       `json:"v"`
+	Terminal           string    `json:"terminal"`
+	State              State     `json:"state"`
+	Version            string    `json:"version"` // software version of the terminal
+	TokenPresent       bool      `json:"token_present"`
+	JobsWaiting        int       `json:"jobs_waiting"`
+	ResultsUndelivered int       `json:"results_undelivered"`
+	LastError          string    `json:"last_error,omitempty"`
+	Since              time.Time `json:"since"` // when State last changed
+}
+
+// Sync lists what the terminal holds. It is published on every connect so the
+// central system can re-send jobs a broker dropped and re-acknowledge results
+// whose ResultAck was lost.
+type Sync struct {
+	V                  int       `json:"v"`
+	Terminal           string    `json:"terminal"`
+	At                 time.Time `json:"at"`
+	JobsWaiting        []string  `json:"jobs_waiting"`        // job ids stored and not yet ended
+	ResultsUndelivered []string  `json:"results_undelivered"` // job ids whose result awaits a ResultAck
+}
