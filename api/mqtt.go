@@ -1,0 +1,237 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// TerminalHandler is what the terminal daemon plugs into the transport. The
+// transport calls it from one goroutine, in the order the broker delivered
+// the messages, and acknowledges a message to the broker only after the
+// call returned nil. An error means "not done, try again": the transport
+// retries the same message with capped backoff, holding back the ones after
+// it. Anything final — a job stored, a job refused and its refusal recorded,
+// a forged control message logged — returns nil.
+type TerminalHandler interface {
+	// HandleJob verifies and stores one job envelope, or records its
+	// refusal, and returns the receipt to publish.
+	HandleJob(ctx context.Context, envelope []byte) (Receipt, error)
+	// HandleControl acts on one Cancel or ResultAck envelope.
+	HandleControl(ctx context.Context, envelope []byte) error
+	// SyncState reports what the terminal holds; it is published after
+	// every connect.
+	SyncState(ctx context.Context) (Sync, error)
+	// Connected is called after every connect, once the subscriptions are
+	// renewed and the Sync is published: the daemon re-sends every result
+	// of its outbox that has no ResultAck yet. It runs on the transport's
+	// connect goroutine; later connects wait until it returns.
+	Connected(ctx context.Context)
+}
+
+// TerminalConfig configures OpenTerminal.
+type TerminalConfig struct {
+	Connection
+	Root       string // topic root; DefaultRoot when empty
+	TerminalID string
+	Handler    TerminalHandler
+	// Status returns the terminal's current health. The transport sets
+	// Terminal, V and State itself; it calls Status once at open for the
+	// last will (state offline) and after every connect (state online).
+	Status func() Status
+}
+
+// Terminal is the terminal's MQTT client: it receives jobs and control
+// messages for one terminal and publishes receipts, results, status and
+// sync messages.
+type Terminal struct {
+	cfg    TerminalConfig
+	topics map[Kind]string
+	s      *session
+}
+
+// OpenTerminal starts the client and returns without waiting for the broker:
+// it connects in the background, retrying with capped backoff, and stays
+// connected until Close. The broker publishes a retained offline Status as
+// the last will when the connection dies without Close.
+func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
+	if cfg.Root == "" {
+		cfg.Root = DefaultRoot
+	}
+	if err := ValidRoot(cfg.Root); err != nil {
+		return nil, fmt.Errorf("open terminal: %w", err)
+	}
+	if err := ValidTerminalID(cfg.TerminalID); err != nil {
+		return nil, fmt.Errorf("open terminal: %w", err)
+	}
+	if cfg.Handler == nil {
+		return nil, errors.New("open terminal: no handler")
+	}
+	if cfg.Status == nil {
+		cfg.Status = func() Status { return Status{Version: "unknown"} }
+	}
+	t := &Terminal{cfg: cfg, topics: make(map[Kind]string)}
+	for _, k := range []Kind{KindJobs, KindControl, KindReceipts, KindResults, KindStatus, KindSync} {
+		t.topics[k] = Topic(cfg.Root, cfg.TerminalID, k)
+	}
+	st := t.status(StateOffline)
+	offline, err := Encode(&st)
+	if err != nil {
+		return nil, fmt.Errorf("open terminal: encode last will: %w", err)
+	}
+	if cfg.Logger != nil {
+		cfg.Connection.Logger = cfg.Logger.With("terminal", cfg.TerminalID)
+	}
+	t.s, err = newSession(cfg.Connection,
+		[]string{t.topics[KindJobs], t.topics[KindControl]},
+		&will{topic: t.topics[KindStatus], payload: offline},
+		t.handle, t.connected)
+	if err != nil {
+		return nil, fmt.Errorf("open terminal: %w", err)
+	}
+	t.s.start()
+	return t, nil
+}
+
+// status fills in the fields the transport owns.
+func (t *Terminal) status(state State) Status {
+	st := t.cfg.Status()
+	st.V = Version
+	st.Terminal = t.cfg.TerminalID
+	st.State = state
+	if st.Since.IsZero() {
+		st.Since = time.Now().UTC()
+	}
+	return st
+}
+
+// handle routes one message to the handler; see TerminalHandler.
+func (t *Terminal) handle(ctx context.Context, m paho.Message) error {
+	switch m.Topic() {
+	case t.topics[KindJobs]:
+		r, err := t.cfg.Handler.HandleJob(ctx, m.Payload())
+		if err != nil {
+			return fmt.Errorf("handle job: %w", err)
+		}
+		r.V = Version
+		r.Terminal = t.cfg.TerminalID
+		t.publishReceipt(r)
+		return nil
+	case t.topics[KindControl]:
+		if err := t.cfg.Handler.HandleControl(ctx, m.Payload()); err != nil {
+			return fmt.Errorf("handle control message: %w", err)
+		}
+		return nil
+	}
+	t.s.log.Warn("mqtt message on unexpected topic dropped", "topic", m.Topic())
+	return nil
+}
+
+// publishReceipt hands the receipt to paho without waiting for its PUBACK,
+// so one slow round trip does not hold back the next job. A receipt is
+// advice: the job is already stored, and the Sync after the next connect
+// tells the central system what the terminal holds.
+func (t *Terminal) publishReceipt(r Receipt) {
+	b, err := Encode(&r)
+	if err != nil {
+		t.s.log.Error("receipt not published", "job_id", r.JobID, "err", err)
+		return
+	}
+	if !t.s.client.IsConnectionOpen() {
+		return
+	}
+	tok := t.s.client.Publish(t.topics[KindReceipts], qos1, false, b)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			t.s.log.Warn("publish receipt", "job_id", r.JobID, "err", err)
+		}
+	default:
+	}
+}
+
+// connected runs after every connect: online status, sync, then the daemon.
+func (t *Terminal) connected(ctx context.Context) {
+	if err := t.PublishStatus(ctx, t.cfg.Status()); err != nil {
+		t.s.log.Warn("publish online status", "err", err)
+	}
+	if err := t.publishSync(ctx); err != nil {
+		t.s.log.Warn("publish sync", "err", err)
+	}
+	t.cfg.Handler.Connected(ctx)
+}
+
+func (t *Terminal) publishSync(ctx context.Context) error {
+	sy, err := t.cfg.Handler.SyncState(ctx)
+	if err != nil {
+		return fmt.Errorf("sync state: %w", err)
+	}
+	sy.V = Version
+	sy.Terminal = t.cfg.TerminalID
+	if sy.At.IsZero() {
+		sy.At = time.Now().UTC()
+	}
+	return t.publishJSON(ctx, KindSync, &sy, false)
+}
+
+// PublishResult publishes one result at QoS 1 and returns after the
+// broker's PUBACK. A PUBACK is not delivery: the result stays in the
+// daemon's outbox until a ResultAck for its job arrives, and is published
+// again after every connect. It returns ErrNotConnected while the
+// connection is down.
+func (t *Terminal) PublishResult(ctx context.Context, r *Result) error {
+	r.V = Version
+	r.Terminal = t.cfg.TerminalID
+	if err := t.publishJSON(ctx, KindResults, r, false); err != nil {
+		return fmt.Errorf("publish result %s: %w", r.JobID, err)
+	}
+	return nil
+}
+
+// PublishStatus publishes the terminal's health, retained, with state
+// online, and returns after the broker's PUBACK.
+func (t *Terminal) PublishStatus(ctx context.Context, st Status) error {
+	st.V = Version
+	st.Terminal = t.cfg.TerminalID
+	st.State = StateOnline
+	if st.Since.IsZero() {
+		st.Since = time.Now().UTC()
+	}
+	return t.publishJSON(ctx, KindStatus, &st, true)
+}
+
+func (t *Terminal) publishJSON(ctx context.Context, kind Kind, m Message, retained bool) error {
+	b, err := Encode(m)
+	if err != nil {
+		return err
+	}
+	if err := t.s.publish(ctx, t.topics[kind], b, retained); err != nil {
+		return fmt.Errorf("publish %s: %w", kind, err)
+	}
+	return nil
+}
+
+// Connected reports whether the connection to the broker is up.
+func (t *Terminal) Connected() bool { return t.s.open.Load() && t.s.client.IsConnectionOpen() }
+
+// Err returns the last connection error, such as a refused TLS handshake,
+// or nil when there was none.
+func (t *Terminal) Err() error { return t.s.err() }
+
+// Close publishes a retained offline Status (a clean disconnect does not
+// trigger the last will, MQTT 3.1.1 §3.14.4), disconnects and waits for the
+// transport's goroutines. Unacknowledged messages stay with the broker for
+// the next session.
+func (t *Terminal) Close(ctx context.Context) error {
+	if t.Connected() {
+		st := t.status(StateOffline)
+		st.Since = time.Now().UTC()
+		if err := t.publishJSON(ctx, KindStatus, &st, true); err != nil {
+			t.s.log.Warn("publish offline status", "err", err)
+		}
+	}
+	return t.s.stop(ctx)
+}
