@@ -1,0 +1,146 @@
+package kiosk
+
+import (
+	"errors"
+	"time"
+)
+
+// State is what the terminal is doing, as the page shows it.
+type State string
+
+// The states of the page. Document view and PIN entry are local to the page,
+// over StateToken.
+const (
+	StateIdle    State = "idle"    // no token: "tap your token"
+	StateReading State = "reading" // a token arrived; its certificate is being read
+	StateToken   State = "token"   // a token is present: the signer's letters
+	StateSigning State = "signing" // signing a batch: "keep your token on the reader"
+	StateDone    State = "done"    // a batch finished
+)
+
+// View is the whole state the page renders. It never holds a PIN.
+type View struct {
+	State     State     `json:"state"`
+	Lang      string    `json:"lang"`
+	Signer    *Signer   `json:"signer,omitempty"`
+	Jobs      []Job     `json:"jobs"`
+	CanSign   bool      `json:"can_sign"`
+	MaxBatch  int       `json:"max_batch"`
+	TriesLeft *int      `json:"tries_left,omitempty"`
+	Progress  *Progress `json:"progress,omitempty"`
+	Result    *Outcome  `json:"result,omitempty"`
+	// Error explains why signing is not possible now (certificate expired,
+	// PIN blocked, …) or what went wrong last.
+	Error *Message `json:"error,omitempty"`
+	// Notice is a non-blocking remark, such as letters left after a removal.
+	Notice *Message `json:"notice,omitempty"`
+}
+
+// Signer is the official whose token is present.
+type Signer struct {
+	Name       string    `json:"name"`
+	NIP        string    `json:"nip,omitempty"`
+	CertSHA256 string    `json:"cert_sha256"`
+	NotAfter   time.Time `json:"not_after"`
+}
+
+// Job is one letter waiting for the present signer.
+type Job struct {
+	ID         string     `json:"id"`
+	Title      string     `json:"title"`
+	Number     string     `json:"number,omitempty"`
+	Sender     string     `json:"sender,omitempty"`
+	ReceivedAt time.Time  `json:"received_at"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	Documents  []Document `json:"documents"`
+}
+
+// Document is one document of a letter.
+type Document struct {
+	Index     int    `json:"index"`
+	Name      string `json:"name,omitempty"`
+	MediaType string `json:"media_type"`
+	SHA256    string `json:"sha256"`
+	Size      int64  `json:"size"`
+	// Available says the job carries the bytes, so the page can show them.
+	Available bool `json:"available"`
+}
+
+// Progress counts the signatures of the batch in flight.
+type Progress struct {
+	Done  int `json:"done"`
+	Total int `json:"total"`
+}
+
+// Outcome summarises a finished batch.
+type Outcome struct {
+	Signed   int `json:"signed"`
+	Rejected int `json:"rejected,omitempty"`
+	Left     int `json:"left,omitempty"`
+}
+
+// Message is a text of the catalogue, by id, with its parameters.
+type Message struct {
+	Code   string            `json:"code"`
+	Params map[string]string `json:"params,omitempty"`
+}
+
+// UserError is an error the official reads: a catalogue id and parameters.
+// Errors of any other type reach the page as err_internal.
+type UserError struct {
+	Message
+	Err error // the cause, for logs; never shown
+}
+
+// NewUserError wraps cause as the catalogue message code.
+func NewUserError(code string, cause error, params map[string]string) *UserError {
+	return &UserError{Message: Message{Code: code, Params: params}, Err: cause}
+}
+
+func (e *UserError) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Err.Error()
+	}
+	return e.Code
+}
+
+func (e *UserError) Unwrap() error { return e.Err }
+
+// messageOf returns what the official is told about err.
+func messageOf(err error) Message {
+	var ue *UserError
+	if errors.As(err, &ue) {
+		return ue.Message
+	}
+	return Message{Code: CodeInternal}
+}
+
+// Catalogue ids of the errors an official reads.
+const (
+	CodeWrongPIN        = "err_wrong_pin"
+	CodeLastAttempt     = "err_last_attempt"
+	CodePINBlocked      = "err_pin_blocked"
+	CodeTokenRemoved    = "err_token_removed"
+	CodeNoToken         = "err_no_token"
+	CodeCardBusy        = "err_card_busy"
+	CodeNoReader        = "err_no_reader"
+	CodePCSC            = "err_pcscd"
+	CodeCertExpired     = "err_cert_expired"
+	CodeCertNotYetValid = "err_cert_not_yet_valid"
+	CodeCertUsage       = "err_cert_usage"
+	CodeCertUntrusted   = "err_cert_untrusted"
+	CodeSlotEmpty       = "err_slot_empty"
+	CodeUnsupported     = "err_unsupported"
+	CodeJobGone         = "err_job_gone"
+	CodeBatchTooLarge   = "err_batch_too_large"
+	CodeInternal        = "err_internal"
+	CodeSignedPartial   = "signed_partial"
+)
+
+// ErrorCodes lists every code above, for the catalogue test.
+var ErrorCodes = []string{
+	CodeWrongPIN, CodeLastAttempt, CodePINBlocked, CodeTokenRemoved, CodeNoToken,
+	CodeCardBusy, CodeNoReader, CodePCSC, CodeCertExpired, CodeCertNotYetValid,
+	CodeCertUsage, CodeCertUntrusted, CodeSlotEmpty, CodeUnsupported, CodeJobGone,
+	CodeBatchTooLarge, CodeInternal, CodeSignedPartial,
+}

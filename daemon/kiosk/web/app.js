@@ -1,0 +1,249 @@
+// Teken kiosk page. Renders the terminal's state, pushed by the daemon over
+// Server-Sent Events; every action is a same-origin POST with a JSON body and
+// the page's CSRF token. The PIN lives only in `pin` until it is sent, and is
+// cleared right after.
+"use strict";
+
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+let view = { state: "idle", jobs: [] };
+let catalogs = {};
+let lang = document.documentElement.lang || "id";
+let ui = { mode: "list", selected: new Set(), doc: null, error: null, busy: false, confirmLast: false };
+let pin = "";
+
+function t(id, params) {
+  const cat = catalogs[lang] || {};
+  let s = cat[id] || id;
+  for (const [k, v] of Object.entries(params || {})) s = s.split("{" + k + "}").join(String(v));
+  return s;
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k === "style") e.style.cssText = v; // CSSOM, allowed by the page's CSP
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v === true) e.setAttribute(k, "");
+    else if (v !== false && v != null) e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) if (c != null) e.append(c.nodeType ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+async function post(path, body) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Teken-CSRF": csrf },
+    body: JSON.stringify(body || {}),
+    credentials: "same-origin",
+  });
+  let data = {};
+  try { data = await res.json(); } catch (_) { /* empty body */ }
+  if (!res.ok && !data.error) data.error = { code: "err_internal" };
+  return data;
+}
+
+function errorBox(err) {
+  if (!err) return null;
+  return el("div", { class: "error", role: "alert", "data-error": err.code }, t(err.code, err.params));
+}
+
+function fmtDate(s) {
+  if (!s) return "";
+  const d = new Date(s);
+  return d.toLocaleString(lang === "id" ? "id-ID" : "en-GB", { dateStyle: "medium", timeStyle: "short" });
+}
+
+function signerBox() {
+  const s = view.signer || {};
+  return el("div", { class: "signer" },
+    el("div", {}, el("span", { class: "label" }, t("signer_label")), el("b", { id: "signer-name" }, s.name || "")),
+    s.nip ? el("div", {}, el("span", { class: "label" }, t("nip_label")), el("b", {}, s.nip)) : null);
+}
+
+function renderIdle() {
+  return el("div", { class: "center", "data-state": "idle" },
+    el("div", { class: "tap" }),
+    el("div", { class: "big" }, t("idle_title")),
+    el("div", { class: "hint" }, t("idle_hint")));
+}
+
+function renderReading() {
+  return el("div", { class: "center", "data-state": "reading" }, el("div", { class: "big" }, t("reading_token")));
+}
+
+function letterRow(job) {
+  const checked = ui.selected.has(job.id);
+  const docs = job.documents || [];
+  return el("div", { class: "letter" + (checked ? " selected" : ""), "data-job": job.id },
+    el("input", { type: "checkbox", checked, "aria-label": job.title, disabled: !view.can_sign,
+      onchange: (e) => { e.target.checked ? ui.selected.add(job.id) : ui.selected.delete(job.id); render(); } }),
+    el("div", {},
+      el("div", { class: "title" }, job.title),
+      el("div", { class: "meta" },
+        el("span", {}, t("col_number") + ": " + (job.number || "—")),
+        el("span", {}, t("col_sender") + ": " + (job.sender || "—")),
+        job.expires_at ? el("span", {}, t("col_expires") + ": " + fmtDate(job.expires_at)) : null),
+      docs.map((d) => el("div", { class: "hash", title: t("col_hash") }, (d.name || "") + " · SHA-256 " + d.sha256))),
+    el("div", { class: "actions" },
+      docs.filter((d) => d.available).map((d) => el("button", { type: "button", "data-open": job.id + "/" + d.index,
+        onclick: () => { ui.mode = "doc"; ui.doc = { job, d }; render(); } }, t("open_document"))),
+      el("button", { type: "button", class: "danger", "data-reject": job.id,
+        onclick: () => { ui.mode = "reject"; ui.doc = { job }; ui.error = null; render(); } }, t("reject"))));
+}
+
+function renderList() {
+  const jobs = view.jobs || [];
+  ui.selected = new Set([...ui.selected].filter((id) => jobs.some((j) => j.id === id)));
+  const n = ui.selected.size;
+  return el("div", { class: "docview", "data-state": "token" },
+    signerBox(),
+    errorBox(ui.error || view.error),
+    view.notice ? el("div", { class: "warning" }, t(view.notice.code, view.notice.params)) : null,
+    el("div", { class: "big", id: "waiting" }, jobs.length ? t("letters_waiting", { n: jobs.length }) : t("no_letters")),
+    el("div", { class: "letters" }, jobs.map(letterRow)),
+    jobs.length ? el("div", { class: "actions" },
+      el("button", { type: "button", disabled: !view.can_sign,
+        onclick: () => { jobs.slice(0, view.max_batch || jobs.length).forEach((j) => ui.selected.add(j.id)); render(); } }, t("select_all")),
+      el("button", { type: "button", class: "primary", id: "sign", disabled: !view.can_sign || n === 0,
+        onclick: () => { ui.mode = "pin"; ui.error = null; pin = ""; ui.confirmLast = false; render(); } }, t("sign_selected", { n }))) : null);
+}
+
+function renderDoc() {
+  const { job, d } = ui.doc;
+  return el("div", { class: "docview", "data-state": "document" },
+    el("div", { class: "title big" }, job.title),
+    el("div", { class: "hash" }, t("col_hash") + ": " + d.sha256),
+    el("iframe", { src: "/api/documents/" + encodeURIComponent(job.id) + "/" + d.index, title: job.title }),
+    el("div", { class: "actions" }, el("button", { type: "button", onclick: () => { ui.mode = "list"; render(); } }, t("close_document"))));
+}
+
+function renderReject() {
+  const { job } = ui.doc;
+  const reason = el("textarea", { id: "reject-reason", placeholder: t("reject_reason"), maxlength: "500" });
+  return el("div", { class: "pin", "data-state": "reject" },
+    el("div", { class: "big" }, job.title),
+    errorBox(ui.error),
+    reason,
+    el("div", { class: "actions" },
+      el("button", { type: "button", onclick: () => { ui.mode = "list"; render(); } }, t("cancel")),
+      el("button", { type: "button", class: "danger", id: "reject-confirm", disabled: ui.busy, onclick: async () => {
+        ui.busy = true; render();
+        const res = await post("/api/reject", { job_id: job.id, reason: reason.value });
+        ui.busy = false;
+        if (res.error) { ui.error = res.error; render(); return; }
+        ui.mode = "list"; ui.error = null; render();
+      } }, t("reject_confirm"))));
+}
+
+function renderPIN() {
+  const ids = [...ui.selected];
+  const tries = view.tries_left;
+  const last = tries === 1;
+  const input = el("input", { type: "password", id: "pin", inputmode: "numeric", autocomplete: "off", maxlength: "8",
+    "aria-label": t("pin_title"), value: pin, oninput: (e) => { pin = e.target.value.replace(/[^0-9A-Za-z]/g, ""); } });
+  const key = (k) => el("button", { type: "button", "data-key": k, onclick: () => { if (pin.length < 8) { pin += k; input.value = pin; } } }, k);
+  const submit = async () => {
+    if (!pin || ui.busy) return;
+    ui.busy = true; render();
+    const body = { job_ids: ids, pin, confirm_last_attempt: ui.confirmLast };
+    pin = "";
+    const res = await post("/api/sign", body);
+    body.pin = "";
+    ui.busy = false;
+    if (res.error) {
+      ui.error = res.error;
+      // Wrong PIN keeps the PIN screen; anything else goes back to the list.
+      if (!["err_wrong_pin", "err_last_attempt"].includes(res.error.code)) ui.mode = "list";
+      render();
+      return;
+    }
+    ui.selected.clear(); ui.error = null; ui.mode = "list"; render();
+  };
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter") submit(); });
+  const box = el("div", { class: "pin", "data-state": "pin" },
+    el("div", { class: "big" }, t("pin_title")),
+    el("div", { class: "hint" }, t("pin_for_letters", { n: ids.length }) + " · " + t("pin_hint")),
+    errorBox(ui.error),
+    tries != null ? el("div", { id: "tries", class: last ? "warning" : "hint" }, last ? t("last_attempt_warning") : t("tries_left", { n: tries })) : null,
+    last ? el("label", {}, el("input", { type: "checkbox", id: "confirm-last", checked: ui.confirmLast,
+      onchange: (e) => { ui.confirmLast = e.target.checked; } }), " " + t("last_attempt_confirm")) : null,
+    input,
+    el("div", { class: "keypad" }, ["1", "2", "3", "4", "5", "6", "7", "8", "9"].map(key),
+      el("button", { type: "button", onclick: () => { pin = ""; input.value = ""; } }, t("pin_clear")), key("0"),
+      el("button", { type: "button", class: "primary", id: "pin-submit", disabled: ui.busy, onclick: submit }, t("pin_submit"))),
+    el("div", { class: "actions" }, el("button", { type: "button", onclick: () => { pin = ""; ui.mode = "list"; ui.error = null; render(); } }, t("cancel"))));
+  setTimeout(() => input.focus(), 0);
+  return box;
+}
+
+function renderSigning() {
+  const p = view.progress || { done: 0, total: 0 };
+  const pct = p.total ? Math.round((100 * p.done) / p.total) : 0;
+  return el("div", { class: "center", "data-state": "signing" },
+    el("div", { class: "big" }, t("signing_title")),
+    el("div", { class: "hint" }, t("signing_hint")),
+    el("div", { class: "progress" }, el("div", { style: "width:" + pct + "%" })),
+    el("div", {}, t("signing_progress", { done: p.done, total: p.total })));
+}
+
+function renderDone() {
+  const r = view.result || {};
+  return el("div", { class: "center", "data-state": "done" },
+    el("div", { class: "big ok" }, t("done_title")),
+    r.signed ? el("div", { id: "done-signed" }, t("done_signed", { n: r.signed })) : null,
+    r.left ? el("div", { class: "warning" }, t("signed_partial", { signed: r.signed, left: r.left })) : null,
+    errorBox(view.error),
+    el("div", { class: "hint" }, t("done_remove")),
+    el("button", { type: "button", onclick: () => post("/api/dismiss") }, t("back")));
+}
+
+function render() {
+  document.title = t("app_title");
+  document.documentElement.lang = lang;
+  document.getElementById("app-title").textContent = t("app_title");
+  document.getElementById("lang").textContent = t("language_switch");
+  let screen;
+  if (view.state === "idle" || view.state === "") screen = renderIdle();
+  else if (view.state === "reading") screen = renderReading();
+  else if (view.state === "signing") screen = renderSigning();
+  else if (view.state === "done") screen = renderDone();
+  else if (ui.mode === "doc" && ui.doc) screen = renderDoc();
+  else if (ui.mode === "pin") screen = renderPIN();
+  else if (ui.mode === "reject" && ui.doc) screen = renderReject();
+  else screen = renderList();
+  document.getElementById("screen").replaceChildren(screen);
+}
+
+function onView(next) {
+  const before = view.state;
+  view = next;
+  if (view.lang) lang = view.lang;
+  if (before !== view.state) {
+    if (view.state !== "token") { ui.mode = "list"; ui.doc = null; pin = ""; }
+    if (view.state === "idle") { ui.selected.clear(); ui.error = null; }
+  }
+  // The PIN screen keeps its own input; re-rendering it would drop focus.
+  if (!(ui.mode === "pin" && view.state === "token")) render();
+  else document.getElementById("tries") && render();
+}
+
+async function start() {
+  for (const l of ["id", "en"]) {
+    const res = await fetch("/static/i18n/" + l + ".json", { credentials: "same-origin" });
+    catalogs[l] = await res.json();
+  }
+  document.getElementById("lang").addEventListener("click", async () => {
+    const next = lang === "id" ? "en" : "id";
+    lang = next; render();
+    await post("/api/language", { lang: next });
+  });
+  render();
+  const offline = document.getElementById("offline");
+  const es = new EventSource("/api/events");
+  es.addEventListener("view", (e) => { offline.hidden = true; onView(JSON.parse(e.data)); });
+  es.onerror = () => { offline.textContent = t("connection_lost"); offline.hidden = false; };
+}
+
+start();
