@@ -1,0 +1,275 @@
+package queue
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// Record format versions; see the package documentation for the layout.
+const (
+	jobVersion    = 1
+	resultVersion = 1
+	auditVersion  = 1
+)
+
+type encoder struct{ b []byte }
+
+func (e *encoder) uint(v uint64)   { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) byte(v uint8)    { e.b = append(e.b, v) }
+func (e *encoder) bytes(v []byte)  { e.uint(uint64(len(v))); e.b = append(e.b, v...) }
+func (e *encoder) string(v string) { e.uint(uint64(len(v))); e.b = append(e.b, v...) }
+func (e *encoder) digest(d Digest) { e.b = append(e.b, d[:]...) }
+func (e *encoder) digests(d []Digest) {
+	e.uint(uint64(len(d)))
+	for _, x := range d {
+		e.digest(x)
+	}
+}
+
+func (e *encoder) time(t time.Time) {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	e.b = binary.AppendVarint(e.b, n)
+}
+
+// decoder reads a record; the first error sticks and later reads return zero values.
+type decoder struct {
+	b    []byte
+	err  string
+	kind string
+}
+
+func (d *decoder) fail(msg string) {
+	if d.err == "" {
+		d.err = msg
+	}
+	d.b = nil
+}
+
+func (d *decoder) uint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad unsigned integer")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() uint8 {
+	if len(d.b) < 1 {
+		d.fail("truncated")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uint()
+	if n > uint64(len(d.b)) {
+		d.fail("length beyond end of record")
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	v := make([]byte, n)
+	copy(v, d.b)
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) digest() Digest {
+	var v Digest
+	if len(d.b) < len(v) {
+		d.fail("truncated digest")
+		return v
+	}
+	copy(v[:], d.b)
+	d.b = d.b[len(v):]
+	return v
+}
+
+func (d *decoder) digests() []Digest {
+	n := d.uint()
+	if n > uint64(len(d.b)/32) {
+		d.fail("digest count beyond end of record")
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	v := make([]Digest, n)
+	for i := range v {
+		v[i] = d.digest()
+	}
+	return v
+}
+
+func (d *decoder) time() time.Time {
+	n, k := binary.Varint(d.b)
+	if k <= 0 {
+		d.fail("bad time")
+		return time.Time{}
+	}
+	d.b = d.b[k:]
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func (d *decoder) version(want uint8) {
+	if v := d.byte(); d.err == "" && v != want {
+		d.fail(fmt.Sprintf("unknown version %d", v))
+	}
+}
+
+func (d *decoder) state() State {
+	s := State(d.byte())
+	if d.err == "" && !s.valid() {
+		d.fail(fmt.Sprintf("unknown state %d", s))
+	}
+	return s
+}
+
+func (d *decoder) outcome() Outcome {
+	o := Outcome(d.byte())
+	if d.err == "" && !o.valid() {
+		d.fail(fmt.Sprintf("unknown outcome %d", o))
+	}
+	return o
+}
+
+func (d *decoder) finish() error {
+	if d.err == "" && len(d.b) != 0 {
+		d.err = fmt.Sprintf("%d trailing bytes", len(d.b))
+	}
+	if d.err != "" {
+		return &DecodeError{Kind: d.kind, Reason: d.err}
+	}
+	return nil
+}
+
+func encodeJob(j *Job) []byte {
+	e := encoder{b: make([]byte, 0, 128+len(j.Envelope)+len(j.Meta)+32*len(j.Digests))}
+	e.byte(jobVersion)
+	e.string(j.ID)
+	e.string(j.Terminal)
+	e.string(j.Signer)
+	e.bytes(j.Meta)
+	e.bytes(j.Envelope)
+	e.digests(j.Digests)
+	e.time(j.ReceivedAt)
+	e.time(j.ExpiresAt)
+	e.time(j.UpdatedAt)
+	e.byte(uint8(j.State))
+	e.byte(uint8(j.Outcome))
+	e.string(j.Reason)
+	e.uint(j.ResultSeq)
+	return e.b
+}
+
+// decodeJob decodes a stored job record.
+func decodeJob(b []byte) (Job, error) {
+	d := decoder{b: b, kind: "job"}
+	var j Job
+	d.version(jobVersion)
+	j.ID = d.string()
+	j.Terminal = d.string()
+	j.Signer = d.string()
+	j.Meta = d.bytes()
+	j.Envelope = d.bytes()
+	j.Digests = d.digests()
+	j.ReceivedAt = d.time()
+	j.ExpiresAt = d.time()
+	j.UpdatedAt = d.time()
+	j.State = d.state()
+	j.Outcome = d.outcome()
+	j.Reason = d.string()
+	j.ResultSeq = d.uint()
+	if err := d.finish(); err != nil {
+		return Job{}, err
+	}
+	return j, nil
+}
+
+func encodeResult(r *Result) []byte {
+	e := encoder{b: make([]byte, 0, 64+len(r.Payload))}
+	e.byte(resultVersion)
+	e.uint(r.Seq)
+	e.string(r.JobID)
+	e.byte(uint8(r.Outcome))
+	e.string(r.Reason)
+	e.bytes(r.Payload)
+	e.time(r.CreatedAt)
+	e.time(r.DeliveredAt)
+	return e.b
+}
+
+// decodeResult decodes a stored outbox record.
+func decodeResult(b []byte) (Result, error) {
+	d := decoder{b: b, kind: "result"}
+	var r Result
+	d.version(resultVersion)
+	r.Seq = d.uint()
+	r.JobID = d.string()
+	r.Outcome = d.outcome()
+	r.Reason = d.string()
+	r.Payload = d.bytes()
+	r.CreatedAt = d.time()
+	r.DeliveredAt = d.time()
+	if err := d.finish(); err != nil {
+		return Result{}, err
+	}
+	return r, nil
+}
+
+// encodeAudit is the canonical encoding of an entry: what is stored and what is hashed.
+func encodeAudit(a *AuditEntry) []byte {
+	e := encoder{b: make([]byte, 0, 160+32*len(a.Docs))}
+	e.byte(auditVersion)
+	e.uint(a.Seq)
+	e.time(a.Time)
+	e.string(a.Terminal)
+	e.string(a.JobID)
+	e.string(string(a.Event))
+	e.string(a.Signer)
+	e.digests(a.Docs)
+	e.byte(uint8(a.Outcome))
+	e.string(a.Reason)
+	e.digest(a.Prev)
+	return e.b
+}
+
+// decodeAudit decodes a stored audit record.
+func decodeAudit(b []byte) (AuditEntry, error) {
+	d := decoder{b: b, kind: "audit"}
+	var a AuditEntry
+	d.version(auditVersion)
+	a.Seq = d.uint()
+	a.Time = d.time()
+	a.Terminal = d.string()
+	a.JobID = d.string()
+	a.Event = Event(d.string())
+	a.Signer = d.string()
+	a.Docs = d.digests()
+	a.Outcome = d.outcome()
+	a.Reason = d.string()
+	a.Prev = d.digest()
+	if err := d.finish(); err != nil {
+		return AuditEntry{}, err
+	}
+	return a, nil
+}
+
+// hashAudit is the link value the next entry stores in Prev.
+func hashAudit(encoded []byte) Digest { return sha256.Sum256(encoded) }

@@ -1,0 +1,167 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// maxBatch bounds one transaction so a burst cannot build an unbounded
+// dirty set in memory; what is left waits for the next commit.
+const maxBatch = 4096
+
+// op is one caller's unit of work in a group commit. fn must do all its
+// checks before its first write: when it returns an error it must have
+// written nothing, so the transaction can go on for the others.
+type op struct {
+	fn     func(tx *bolt.Tx, d *delta) error
+	insert bool // refused with ErrFull at the soft cap
+	err    error
+	done   chan struct{}
+}
+
+// delta is what a transaction changes in the in-memory counters; it is
+// applied only once the transaction is durable.
+type delta struct {
+	states      [Done + 1]int64
+	undelivered int64
+}
+
+func (d *delta) move(from, to State) {
+	if from != 0 {
+		d.states[from]--
+	}
+	if to != 0 {
+		d.states[to]++
+	}
+}
+
+// submit queues fn for the next group commit and waits until it is durable.
+// If ctx ends first the work may still commit; callers retry idempotently.
+func (s *Store) submit(ctx context.Context, insert bool, fn func(tx *bolt.Tx, d *delta) error) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{fn: fn, insert: insert, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.queue = append(s.queue, o)
+	s.mu.Unlock()
+	s.signal()
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for commit (outcome unknown): %w", ctx.Err())
+	}
+}
+
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// commitLoop takes everything queued into one transaction. There is no
+// artificial delay: an idle store commits a lone write at once, a busy one
+// gathers whatever queued during the previous fsync.
+func (s *Store) commitLoop() {
+	defer s.done.Done()
+	for {
+		s.mu.Lock()
+		batch := s.queue
+		if len(batch) > maxBatch {
+			batch, s.queue = batch[:maxBatch:maxBatch], batch[maxBatch:]
+		} else {
+			s.queue = nil
+		}
+		closed := s.closed
+		s.mu.Unlock()
+		if len(batch) == 0 {
+			if closed {
+				return
+			}
+			<-s.wake
+			continue
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*op) {
+	err := s.run(batch, s.softMax(batch))
+	if isFull(err) && len(batch) > 1 {
+		// Retry one by one so what still fits (transitions, deliveries,
+		// pruning use the reserve) is not refused along with the inserts.
+		for _, o := range batch {
+			s.finish([]*op{o}, s.run([]*op{o}, s.softMax([]*op{o})))
+		}
+		return
+	}
+	s.finish(batch, err)
+}
+
+func (s *Store) finish(batch []*op, err error) {
+	for _, o := range batch {
+		if err != nil {
+			o.err = err
+		}
+		close(o.done)
+	}
+}
+
+// softMax is the size cap for a transaction: inserts may not eat into the
+// last eighth, which is kept so a full store can still drain and prune.
+func (s *Store) softMax(batch []*op) int {
+	if s.opts.MaxSize <= 0 {
+		return 0
+	}
+	for _, o := range batch {
+		if o.insert {
+			return s.opts.MaxSize - s.opts.MaxSize/8
+		}
+	}
+	return s.opts.MaxSize
+}
+
+// run executes batch in one durable transaction. Only the committer
+// goroutine writes, so setting db.MaxSize here races with nothing.
+func (s *Store) run(batch []*op, limit int) error {
+	s.db.MaxSize = limit
+	var d delta
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, o := range batch {
+			o.err = o.fn(tx, &d)
+		}
+		return nil
+	})
+	if err != nil {
+		if isFull(err) {
+			s.log.Warn("store full, write refused", "size_cap", limit)
+			return fmt.Errorf("commit: %w: %w", ErrFull, err)
+		}
+		s.log.Error("commit failed", "err", err)
+		return fmt.Errorf("commit: %w", err)
+	}
+	for st := range d.states {
+		if d.states[st] != 0 {
+			s.counts[st].Add(d.states[st])
+		}
+	}
+	s.undelivered.Add(d.undelivered)
+	return nil
+}
+
+func isFull(err error) bool {
+	return errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, ErrFull)
+}

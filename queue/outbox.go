@@ -1,0 +1,112 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// putResult appends r to the outbox with the next sequence and marks it pending.
+func (s *Store) putResult(tx *bolt.Tx, d *delta, r *Result) (uint64, error) {
+	seq, err := nextSeq(tx, keyOutboxSeq)
+	if err != nil {
+		return 0, err
+	}
+	r.Seq = seq
+	key := u64(seq)
+	if err := tx.Bucket(bucketOutbox).Put(key, encodeResult(r)); err != nil {
+		return 0, fmt.Errorf("put result: %w", err)
+	}
+	if err := tx.Bucket(bucketPending).Put(key, nil); err != nil {
+		return 0, fmt.Errorf("put pending: %w", err)
+	}
+	d.undelivered++
+	return seq, nil
+}
+
+func getResult(tx *bolt.Tx, key []byte) (Result, error) {
+	raw := tx.Bucket(bucketOutbox).Get(key)
+	if raw == nil {
+		return Result{}, ErrNotFound
+	}
+	return decodeResult(raw)
+}
+
+// Undelivered returns up to limit results not yet acknowledged with a
+// sequence greater than after, oldest first. A publisher drains by passing
+// the last sequence it sent as after (0 to start from the oldest).
+func (s *Store) Undelivered(ctx context.Context, after uint64, limit int) ([]Result, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []Result
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, _ := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, _ = c.Next() {
+			r, err := getResult(tx, k)
+			if err != nil {
+				return fmt.Errorf("result %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("undelivered results: %w", err)
+	}
+	return out, nil
+}
+
+// Result returns the outbox entry with sequence seq, or ErrNotFound.
+func (s *Store) Result(ctx context.Context, seq uint64) (Result, error) {
+	var r Result
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		r, err = getResult(tx, u64(seq))
+		return err
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("result %d: %w", seq, err)
+	}
+	return r, nil
+}
+
+// MarkDelivered records that the central side acknowledged result seq; the
+// result is then kept for the retention period. It is idempotent: a result
+// already delivered (or delivered and pruned) is not an error. A sequence
+// never issued is ErrNotFound.
+func (s *Store) MarkDelivered(ctx context.Context, seq uint64) error {
+	err := s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
+		key := u64(seq)
+		r, err := getResult(tx, key)
+		if err == ErrNotFound {
+			last, err := getUint(tx.Bucket(bucketMeta), keyOutboxSeq)
+			if err != nil || seq == 0 || seq > last {
+				return ErrNotFound
+			}
+			return nil // delivered and pruned
+		}
+		if err != nil || !r.DeliveredAt.IsZero() {
+			return err
+		}
+		r.DeliveredAt = s.opts.Now().UTC()
+		if err := tx.Bucket(bucketOutbox).Put(key, encodeResult(&r)); err != nil {
+			return fmt.Errorf("put result: %w", err)
+		}
+		if err := tx.Bucket(bucketPending).Delete(key); err != nil {
+			return fmt.Errorf("delete pending: %w", err)
+		}
+		dk := append(u64(uint64(r.DeliveredAt.UnixNano())), key...)
+		if err := tx.Bucket(bucketDelivery).Put(dk, nil); err != nil {
+			return fmt.Errorf("index delivered: %w", err)
+		}
+		d.undelivered--
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark result %d delivered: %w", seq, err)
+	}
+	return nil
+}

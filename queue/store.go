@@ -1,0 +1,268 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultTimeout       = time.Second
+	DefaultMaxSize       = 1 << 30
+	DefaultRetention     = 30 * 24 * time.Hour
+	DefaultSweepInterval = 15 * time.Second
+)
+
+// Options configure a Store. Zero fields take the defaults above.
+type Options struct {
+	// Timeout bounds the wait for the file lock, so a second process on the
+	// same file fails fast with ErrLocked instead of hanging.
+	Timeout time.Duration
+	// MaxSize caps the file size in bytes; negative means no cap. New jobs
+	// are refused with ErrFull once 7/8 of it is reached; the last eighth is
+	// kept for transitions, deliveries and pruning so a full store can drain.
+	MaxSize int
+	// Retention is how long done jobs and delivered results are kept.
+	Retention time.Duration
+	// TerminalID is written into every audit entry.
+	TerminalID string
+	// Now is the clock; tests inject a fake one.
+	Now func() time.Time
+	// Logger receives the store's logs.
+	Logger *slog.Logger
+	// SweepInterval is how often expired jobs are swept and old records pruned.
+	SweepInterval time.Duration
+	// ExpiryPayload encodes the outbox payload of a job the sweeper expires.
+	// Nil leaves the payload empty; the publisher then encodes from the
+	// Result's fields.
+	ExpiryPayload func(Job) []byte
+}
+
+func (o *Options) fill() {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxSize == 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+}
+
+// Store is the terminal's durable queue: one bbolt file, a committer
+// goroutine and a sweeper goroutine, both stopped by Close.
+type Store struct {
+	db       *bolt.DB
+	path     string
+	opts     Options
+	readOnly bool
+	log      *slog.Logger
+
+	// counts of jobs by state and of undelivered results, updated after
+	// each commit so metrics never need a transaction.
+	counts      [Done + 1]atomic.Int64
+	undelivered atomic.Int64
+
+	mu      sync.Mutex // guards queue and closed
+	queue   []*op
+	closed  bool
+	wake    chan struct{}
+	stop    chan struct{}
+	done    sync.WaitGroup
+	closeMu sync.Mutex
+	dbGone  bool
+}
+
+// Open opens or creates the store at path, migrates its layout, moves jobs
+// left in signing by a crash back to ready (with an audit entry), and starts
+// the committer and the sweeper.
+func Open(path string, opts Options) (*Store, error) {
+	opts.fill()
+	db, err := openBolt(path, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, path: path, opts: opts, log: opts.Logger.With("db", path),
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := prepare(tx); err != nil {
+			return err
+		}
+		return s.recoverSigning(tx)
+	}); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, mapBoltErr(err))
+	}
+	if err := s.loadCounts(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.done.Add(2)
+	go s.commitLoop()
+	go s.sweepLoop()
+	return s, nil
+}
+
+// OpenReadOnly opens the store for reading (audit export and verify) under
+// a shared lock. It fails with ErrLocked while a tekend holds the file; use
+// a copy (Store.Backup) of a live file.
+func OpenReadOnly(path string, opts Options) (*Store, error) {
+	opts.fill()
+	db, err := openBolt(path, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, path: path, opts: opts, readOnly: true, log: opts.Logger.With("db", path)}
+	if err := db.View(checkLayout); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := s.loadCounts(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
+	bo := &bolt.Options{
+		Timeout:  opts.Timeout,
+		ReadOnly: readOnly,
+		// The hashmap freelist stays fast on a fragmented file; the freelist
+		// is still synced (NoFreelistSync off) so reopening after a crash
+		// does not have to scan the whole file.
+		FreelistType: bolt.FreelistMapType,
+	}
+	if opts.MaxSize > 0 {
+		bo.MaxSize = opts.MaxSize
+	}
+	db, err := bolt.Open(path, 0o600, bo)
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: another tekend holds it (waited %s): %w", path, opts.Timeout, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Close stops the sweeper, commits what is already queued, stops the
+// committer and closes the file. It returns early with ctx's error if the
+// goroutines do not stop in time.
+func (s *Store) Close(ctx context.Context) error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.dbGone {
+		return nil
+	}
+	if !s.readOnly {
+		s.mu.Lock()
+		if !s.closed {
+			s.closed = true
+			close(s.stop)
+			s.signal()
+		}
+		s.mu.Unlock()
+		stopped := make(chan struct{})
+		go func() { s.done.Wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			return fmt.Errorf("close %s: %w", s.path, ctx.Err())
+		}
+	}
+	s.dbGone = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Stats is a cheap snapshot for metrics.
+type Stats struct {
+	Jobs              map[State]int // jobs by state (done jobs until pruned)
+	Undelivered       int           // results not yet acknowledged
+	OldestUndelivered time.Duration // age of the oldest undelivered result; 0 if none
+	FileSize          int64         // bytes
+	LastAuditSeq      uint64
+	LastOutboxSeq     uint64
+}
+
+// Stats returns counts kept in memory plus one short read transaction for
+// the oldest undelivered result and the file size.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	st := Stats{Jobs: make(map[State]int, 4), Undelivered: int(s.undelivered.Load())}
+	for state := Received; state <= Done; state++ {
+		st.Jobs[state] = int(s.counts[state].Load())
+	}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		st.FileSize = tx.Size()
+		meta := tx.Bucket(bucketMeta)
+		var err error
+		if st.LastAuditSeq, err = getUint(meta, keyAuditSeq); err != nil {
+			return err
+		}
+		if st.LastOutboxSeq, err = getUint(meta, keyOutboxSeq); err != nil {
+			return err
+		}
+		k, _ := tx.Bucket(bucketPending).Cursor().First()
+		if k == nil {
+			return nil
+		}
+		r, err := getResult(tx, k)
+		if err != nil {
+			return err
+		}
+		st.OldestUndelivered = s.opts.Now().Sub(r.CreatedAt)
+		return nil
+	})
+	return st, err
+}
+
+// loadCounts seeds the in-memory counters from the indexes.
+func (s *Store) loadCounts() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketByState).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if st := State(k[0]); st.valid() {
+				s.counts[st].Add(1)
+			}
+		}
+		n := tx.Bucket(bucketPending).Stats().KeyN
+		s.undelivered.Store(int64(n))
+		return nil
+	})
+}
+
+// view runs fn in a read transaction after checking ctx.
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+func mapBoltErr(err error) error {
+	if errors.Is(err, berrors.ErrMaxSizeReached) {
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
+	return err
+}

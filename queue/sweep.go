@@ -1,0 +1,188 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// sweepBatch bounds the jobs expired or pruned in one transaction.
+const sweepBatch = 512
+
+// sweepLoop expires and prunes every SweepInterval until Close.
+func (s *Store) sweepLoop() {
+	defer s.done.Done()
+	t := time.NewTicker(s.opts.SweepInterval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-s.stop; cancel() }()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if n, err := s.Sweep(ctx); err != nil {
+			s.log.Warn("sweep expired jobs", "err", err)
+		} else if n > 0 {
+			s.log.Info("expired jobs", "count", n)
+		}
+		if p, err := s.Prune(ctx); err != nil {
+			s.log.Warn("prune", "err", err)
+		} else if p.Jobs+p.Results > 0 {
+			s.log.Info("pruned", "jobs", p.Jobs, "results", p.Results)
+		}
+	}
+}
+
+// Sweep moves every received or ready job whose expiry has passed to
+// done(expired), writing its result to the outbox, and returns how many it
+// moved. Jobs in signing are left to the signing flow.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		now := s.opts.Now()
+		due, err := s.ExpiringBefore(ctx, now.Add(time.Nanosecond), sweepBatch)
+		if err != nil {
+			return total, err
+		}
+		n := 0
+		err = s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
+			n = 0
+			for i := range due {
+				j, err := getJob(tx, []byte(due[i].ID))
+				if err != nil || (j.State != Received && j.State != Ready) || j.ExpiresAt.After(now) {
+					continue // gone, moved on or being signed since the read
+				}
+				var payload []byte
+				if s.opts.ExpiryPayload != nil {
+					payload = s.opts.ExpiryPayload(j)
+				}
+				if err := s.move(tx, d, &j, Change{To: Done, Outcome: Expired, Reason: "expired", Payload: payload}); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("sweep: %w", err)
+		}
+		total += n
+		if n == 0 || len(due) < sweepBatch {
+			return total, nil
+		}
+	}
+}
+
+// PruneStats counts what one Prune removed.
+type PruneStats struct {
+	Jobs    int
+	Results int
+}
+
+// Prune removes results delivered longer than Retention ago together with
+// their done jobs. Undelivered results and their jobs stay however old they
+// are; the audit log is never pruned (export it first to archive it).
+// After pruning, a re-sent job with the same id is stored as a new job.
+func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
+	var total PruneStats
+	for {
+		cutoff := s.opts.Now().Add(-s.opts.Retention)
+		var p PruneStats
+		more := false
+		err := s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
+			p, more = PruneStats{}, false
+			c := tx.Bucket(bucketDelivery).Cursor()
+			var keys [][]byte
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				if len(k) != 16 || int64(binary.BigEndian.Uint64(k[:8])) >= cutoff.UnixNano() {
+					break
+				}
+				if len(keys) == sweepBatch {
+					more = true
+					break
+				}
+				keys = append(keys, append([]byte(nil), k...))
+			}
+			for _, k := range keys {
+				if err := s.pruneOne(tx, d, k, &p); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune: %w", err)
+		}
+		total.Jobs += p.Jobs
+		total.Results += p.Results
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+func (s *Store) pruneOne(tx *bolt.Tx, d *delta, dk []byte, p *PruneStats) error {
+	if err := tx.Bucket(bucketDelivery).Delete(dk); err != nil {
+		return err
+	}
+	key := dk[8:]
+	r, err := getResult(tx, key)
+	if err == ErrNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketOutbox).Delete(key); err != nil {
+		return err
+	}
+	p.Results++
+	j, err := getJob(tx, []byte(r.JobID))
+	if err != nil || j.State != Done || j.ResultSeq != r.Seq {
+		return nil // job already gone, or a later job reused the id
+	}
+	if err := tx.Bucket(bucketJobs).Delete([]byte(j.ID)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketByState).Delete(stateKey(Done, j.ID)); err != nil {
+		return err
+	}
+	d.move(Done, 0)
+	p.Jobs++
+	return nil
+}
+
+// recoverSigning runs once on Open: a job found in signing was never
+// signed (the result would have moved it to done in the same transaction),
+// so it goes back to ready and the audit log says why.
+func (s *Store) recoverSigning(tx *bolt.Tx) error {
+	var ids []string
+	c := tx.Bucket(bucketByState).Cursor()
+	prefix := []byte{byte(Signing)}
+	for k, _ := c.Seek(prefix); k != nil && k[0] == byte(Signing); k, _ = c.Next() {
+		ids = append(ids, string(k[1:]))
+	}
+	for _, id := range ids {
+		j, err := getJob(tx, []byte(id))
+		if err != nil {
+			return fmt.Errorf("recover job %s: %w", id, err)
+		}
+		from := j.State
+		j.State, j.UpdatedAt, j.Reason = Ready, s.opts.Now().UTC(), "recovered after restart"
+		if err := s.putJob(tx, &j, from); err != nil {
+			return err
+		}
+		if err := s.appendAudit(tx, &AuditEntry{JobID: j.ID, Event: EventRecovered, Signer: j.Signer,
+			Docs: j.Digests, Reason: j.Reason}); err != nil {
+			return err
+		}
+		s.log.Warn("job was signing at shutdown; back to ready", "job", id)
+	}
+	return nil
+}
