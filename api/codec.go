@@ -1,0 +1,207 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Message is any v1 message: it can check its own fields.
+type Message interface {
+	Validate() error
+}
+
+var (
+	_ Message = (*Job)(nil)
+	_ Message = (*Cancel)(nil)
+	_ Message = (*ResultAck)(nil)
+	_ Message = (*Receipt)(nil)
+	_ Message = (*Result)(nil)
+	_ Message = (*Status)(nil)
+	_ Message = (*Sync)(nil)
+)
+
+// Encode validates m and returns its JSON. Receipt, Result, Status and Sync
+// travel as this JSON; Job, Cancel and ResultAck travel signed (see Signer).
+func Encode(m Message) ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("encode %T: %w", m, err)
+	}
+	if s, ok := m.(*Sync); ok {
+		// An empty list goes out as [] rather than null: the schema wants arrays.
+		c := *s
+		if c.JobsWaiting == nil {
+			c.JobsWaiting = []string{}
+		}
+		if c.ResultsUndelivered == nil {
+			c.ResultsUndelivered = []string{}
+		}
+		m = &c
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", m, err)
+	}
+	return b, nil
+}
+
+// DecodeReceipt parses and validates a Receipt from the wire.
+func DecodeReceipt(raw []byte) (*Receipt, error) {
+	return decodeAs[Receipt](raw, MaxMessageBytes, false)
+}
+
+// DecodeResult parses and validates a Result from the wire.
+func DecodeResult(raw []byte) (*Result, error) {
+	return decodeAs[Result](raw, MaxResultBytes, false)
+}
+
+// DecodeStatus parses and validates a Status from the wire.
+func DecodeStatus(raw []byte) (*Status, error) {
+	return decodeAs[Status](raw, MaxMessageBytes, false)
+}
+
+// DecodeSync parses and validates a Sync from the wire.
+func DecodeSync(raw []byte) (*Sync, error) {
+	return decodeAs[Sync](raw, MaxMessageBytes, false)
+}
+
+// decodeAs decodes into a new T and returns nil with the refusal on error.
+func decodeAs[T any, P interface {
+	*T
+	Message
+}](raw []byte, limit int, strict bool) (*T, error) {
+	m := new(T)
+	if err := decode(raw, limit, strict, P(m)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decode is the one path from untrusted JSON to a message: size first, then
+// the key check, then "v" (so a future version is named as such rather than
+// as malformed), then the fields, then Validate. Unknown fields are refused
+// when strict (signed payloads: a terminal never ignores an instruction) and
+// ignored otherwise (messages from terminals, which may be newer).
+func decode(raw []byte, limit int, strict bool, m Message) error {
+	if err := decodeJSON(raw, limit, strict, m); err != nil {
+		return err
+	}
+	return m.Validate()
+}
+
+// decodeJSON is decode without Validate, for callers that check some fields
+// first.
+func decodeJSON(raw []byte, limit int, strict bool, m any) error {
+	if len(raw) > limit {
+		return refuse(ReasonTooLarge, "%d bytes, limit %d", len(raw), limit)
+	}
+	if err := checkKeys(raw); err != nil {
+		return err
+	}
+	var probe struct {
+		V *int `json:"v"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return refuse(ReasonMalformed, "%v", err)
+	}
+	if probe.V == nil {
+		return refuse(ReasonMalformed, "v is required")
+	}
+	if err := checkVersion(*probe.V); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(m); err != nil {
+		return refuse(ReasonMalformed, "%v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return refuse(ReasonMalformed, "data after the JSON object")
+	}
+	return nil
+}
+
+// checkKeys refuses a JSON text whose top level is not an object, or any
+// object in which two keys are equal ignoring case, or a key with upper-case
+// letters. encoding/json matches keys case-insensitively and keeps the last
+// duplicate, while other parsers keep the first or match exactly; refusing
+// both cases means every parser reads the same message.
+func checkKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return refuse(ReasonMalformed, "%v", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return refuse(ReasonMalformed, "want a JSON object")
+	}
+	return walkObject(dec, 1)
+}
+
+const maxDepth = 16
+
+func walkObject(dec *json.Decoder, depth int) error {
+	if depth > maxDepth {
+		return refuse(ReasonMalformed, "nested deeper than %d", maxDepth)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return refuse(ReasonMalformed, "%v", err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return refuse(ReasonMalformed, "want an object key")
+		}
+		if key != strings.ToLower(key) {
+			return refuse(ReasonMalformed, "key %q: keys are lower case", truncate(key))
+		}
+		if seen[key] {
+			return refuse(ReasonMalformed, "duplicate key %q", truncate(key))
+		}
+		seen[key] = true
+		if err := walkValue(dec, depth); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return refuse(ReasonMalformed, "%v", err)
+	}
+	return nil
+}
+
+func walkValue(dec *json.Decoder, depth int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return refuse(ReasonMalformed, "%v", err)
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	switch d {
+	case '{':
+		return walkObject(dec, depth+1)
+	case '[':
+		if depth+1 > maxDepth {
+			return refuse(ReasonMalformed, "nested deeper than %d", maxDepth)
+		}
+		for dec.More() {
+			if err := walkValue(dec, depth+1); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing ']'
+			return refuse(ReasonMalformed, "%v", err)
+		}
+		return nil
+	}
+	return refuse(ReasonMalformed, "unexpected %v", d)
+}
