@@ -1,0 +1,319 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// EnvelopeSigner signs what the central system sends to terminals, as JWS
+// compact serialisations. *Signer implements it; a central system with its
+// key in an HSM brings its own.
+type EnvelopeSigner interface {
+	SignJob(j *Job) ([]byte, error)
+	SignCancel(c *Cancel) ([]byte, error)
+	SignResultAck(a *ResultAck) ([]byte, error)
+}
+
+var _ EnvelopeSigner = (*Signer)(nil)
+
+// DispatcherConfig configures OpenDispatcher. Only Connection and Signer are
+// required.
+type DispatcherConfig struct {
+	Connection
+	Root   string // topic root; DefaultRoot when empty
+	Signer EnvelopeSigner
+	Jobs   JobStore    // NewMemoryJobs() when nil
+	Seen   ResultStore // NewMemoryResults(100000) when nil
+	// AckTTL is how long a ResultAck stays valid; zero means a day.
+	AckTTL time.Duration
+
+	// OnResult takes a result the first time it arrives; the dispatcher
+	// acknowledges it to the terminal only after OnResult returned nil.
+	// An error means "not stored": the message is retried.
+	OnResult func(ctx context.Context, r *Result) error
+	// OnReceipt, OnStatus and OnSync, when set, see every valid message
+	// of their kind.
+	OnReceipt func(ctx context.Context, r *Receipt)
+	OnStatus  func(ctx context.Context, s *Status)
+	OnSync    func(ctx context.Context, s *Sync)
+}
+
+// Dispatcher is the central side of the wire contract: it signs and
+// publishes jobs, collects receipts and results, acknowledges results, drops
+// duplicate results and answers a terminal's Sync by publishing again the
+// jobs it lacks.
+type Dispatcher struct {
+	cfg   DispatcherConfig
+	s     *session
+	ready chan struct{}
+}
+
+// OpenDispatcher starts the client and returns without waiting for the
+// broker; WaitConnected waits.
+func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
+	if cfg.Root == "" {
+		cfg.Root = DefaultRoot
+	}
+	if err := ValidRoot(cfg.Root); err != nil {
+		return nil, fmt.Errorf("open dispatcher: %w", err)
+	}
+	if cfg.Signer == nil {
+		return nil, errors.New("open dispatcher: no signer")
+	}
+	if cfg.Jobs == nil {
+		cfg.Jobs = NewMemoryJobs()
+	}
+	if cfg.Seen == nil {
+		cfg.Seen = NewMemoryResults(100000)
+	}
+	if cfg.AckTTL <= 0 {
+		cfg.AckTTL = 24 * time.Hour
+	}
+	d := &Dispatcher{cfg: cfg, ready: make(chan struct{})}
+	var err error
+	d.s, err = newSession(cfg.Connection, []string{
+		AllTerminals(cfg.Root, KindReceipts),
+		AllTerminals(cfg.Root, KindResults),
+		AllTerminals(cfg.Root, KindStatus),
+		AllTerminals(cfg.Root, KindSync),
+	}, nil, d.handle, d.connected)
+	if err != nil {
+		return nil, fmt.Errorf("open dispatcher: %w", err)
+	}
+	d.s.start()
+	return d, nil
+}
+
+func (d *Dispatcher) connected(context.Context) {
+	select {
+	case <-d.ready:
+	default:
+		close(d.ready)
+	}
+}
+
+// WaitConnected waits until the first connection is up and subscribed.
+func (d *Dispatcher) WaitConnected(ctx context.Context) error {
+	select {
+	case <-d.ready:
+		return nil
+	case <-ctx.Done():
+		if err := d.s.err(); err != nil {
+			return fmt.Errorf("wait for broker: %w (last error: %v)", ctx.Err(), err)
+		}
+		return fmt.Errorf("wait for broker: %w", ctx.Err())
+	}
+}
+
+// Connected reports whether the connection to the broker is up.
+func (d *Dispatcher) Connected() bool { return d.s.open.Load() && d.s.client.IsConnectionOpen() }
+
+// Err returns the last connection error, or nil.
+func (d *Dispatcher) Err() error { return d.s.err() }
+
+// Publish signs a job, keeps it as pending and publishes it to its terminal
+// at QoS 1, returning after the broker's PUBACK. On error the job stays
+// pending: the terminal's next Sync brings it out again, and calling Publish
+// again is safe, since a terminal stores a job id once.
+func (d *Dispatcher) Publish(ctx context.Context, j *Job) error {
+	if j.V == 0 {
+		j.V = Version
+	}
+	env, err := d.cfg.Signer.SignJob(j)
+	if err != nil {
+		return fmt.Errorf("publish job %s: %w", j.JobID, err)
+	}
+	p := PendingJob{Terminal: j.Terminal, JobID: j.JobID, ExpiresAt: j.ExpiresAt, Envelope: env}
+	if err := d.cfg.Jobs.Put(ctx, p); err != nil {
+		return fmt.Errorf("publish job %s: keep pending: %w", j.JobID, err)
+	}
+	if err := d.s.publish(ctx, Topic(d.cfg.Root, j.Terminal, KindJobs), env, false); err != nil {
+		return fmt.Errorf("publish job %s: %w", j.JobID, err)
+	}
+	return nil
+}
+
+// Cancel signs and publishes a Cancel for a job, returning after the
+// broker's PUBACK. The terminal answers with a cancelled Result, unless the
+// job was signed first.
+func (d *Dispatcher) Cancel(ctx context.Context, terminal, jobID, reason string) error {
+	now := time.Now().UTC()
+	c := &Cancel{V: Version, JobID: jobID, Terminal: terminal, IssuedAt: now, ExpiresAt: now.Add(d.cfg.AckTTL), Reason: reason}
+	env, err := d.cfg.Signer.SignCancel(c)
+	if err != nil {
+		return fmt.Errorf("cancel job %s: %w", jobID, err)
+	}
+	if err := d.s.publish(ctx, Topic(d.cfg.Root, terminal, KindControl), env, false); err != nil {
+		return fmt.Errorf("cancel job %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// handle takes one message from a terminal; see TerminalHandler for the
+// retry and acknowledgement rules, which are the same here.
+func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
+	terminal, kind, err := ParseTopic(d.cfg.Root, m.Topic())
+	if err != nil {
+		d.s.log.Warn("message on unexpected topic dropped", "topic", m.Topic(), "err", err)
+		return nil
+	}
+	log := d.s.log.With("terminal", terminal, "kind", kind)
+	switch kind {
+	case KindResults:
+		r, err := DecodeResult(m.Payload())
+		if err == nil && r.Terminal != terminal {
+			err = fmt.Errorf("result names terminal %q", r.Terminal)
+		}
+		if err != nil {
+			log.Warn("invalid result dropped", "err", err)
+			return nil
+		}
+		return d.result(ctx, r)
+	case KindReceipts:
+		r, err := DecodeReceipt(m.Payload())
+		if err == nil && r.Terminal != terminal {
+			err = fmt.Errorf("receipt names terminal %q", r.Terminal)
+		}
+		if err != nil {
+			log.Warn("invalid receipt dropped", "err", err)
+			return nil
+		}
+		if r.Status == ReceiptRefused && r.JobID != "" {
+			// Publishing it again cannot help: the terminal refuses
+			// the same envelope for the same reason.
+			if err := d.cfg.Jobs.Remove(ctx, terminal, r.JobID); err != nil {
+				return fmt.Errorf("forget refused job %s: %w", r.JobID, err)
+			}
+			log.Warn("job refused", "job_id", r.JobID, "reason", r.Reason, "detail", r.Detail)
+		}
+		if d.cfg.OnReceipt != nil {
+			d.cfg.OnReceipt(ctx, r)
+		}
+	case KindStatus:
+		if len(m.Payload()) == 0 {
+			return nil // a cleared retained status
+		}
+		s, err := DecodeStatus(m.Payload())
+		if err == nil && s.Terminal != terminal {
+			err = fmt.Errorf("status names terminal %q", s.Terminal)
+		}
+		if err != nil {
+			log.Warn("invalid status dropped", "err", err)
+			return nil
+		}
+		if d.cfg.OnStatus != nil {
+			d.cfg.OnStatus(ctx, s)
+		}
+	case KindSync:
+		s, err := DecodeSync(m.Payload())
+		if err == nil && s.Terminal != terminal {
+			err = fmt.Errorf("sync names terminal %q", s.Terminal)
+		}
+		if err != nil {
+			log.Warn("invalid sync dropped", "err", err)
+			return nil
+		}
+		return d.sync(ctx, s)
+	}
+	return nil
+}
+
+// result hands a new result to the caller, forgets its job and
+// acknowledges it; a duplicate is only acknowledged again.
+func (d *Dispatcher) result(ctx context.Context, r *Result) error {
+	seen, err := d.cfg.Seen.Seen(ctx, r.Terminal, r.JobID)
+	if err != nil {
+		return fmt.Errorf("result %s: look up: %w", r.JobID, err)
+	}
+	if !seen {
+		if d.cfg.OnResult != nil {
+			if err := d.cfg.OnResult(ctx, r); err != nil {
+				return fmt.Errorf("result %s: %w", r.JobID, err)
+			}
+		}
+		if err := d.cfg.Seen.Add(ctx, r.Terminal, r.JobID); err != nil {
+			return fmt.Errorf("result %s: remember: %w", r.JobID, err)
+		}
+		if err := d.cfg.Jobs.Remove(ctx, r.Terminal, r.JobID); err != nil {
+			return fmt.Errorf("result %s: forget job: %w", r.JobID, err)
+		}
+	}
+	d.ackResult(r.Terminal, r.JobID)
+	return nil
+}
+
+// ackResult publishes a signed ResultAck without waiting for its PUBACK: a
+// lost one costs a duplicate result, which is acknowledged again.
+func (d *Dispatcher) ackResult(terminal, jobID string) {
+	now := time.Now().UTC()
+	a := &ResultAck{V: Version, JobID: jobID, Terminal: terminal, IssuedAt: now, ExpiresAt: now.Add(d.cfg.AckTTL)}
+	env, err := d.cfg.Signer.SignResultAck(a)
+	if err != nil {
+		d.s.log.Error("sign result ack", "terminal", terminal, "job_id", jobID, "err", err)
+		return
+	}
+	if !d.s.client.IsConnectionOpen() {
+		return
+	}
+	tok := d.s.client.Publish(Topic(d.cfg.Root, terminal, KindControl), qos1, false, env)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			d.s.log.Warn("publish result ack", "terminal", terminal, "job_id", jobID, "err", err)
+		}
+	default:
+	}
+}
+
+// sync publishes again every pending job the terminal lacks, and
+// acknowledges again every result the terminal still holds that was already
+// taken (its ResultAck was lost).
+func (d *Dispatcher) sync(ctx context.Context, s *Sync) error {
+	if d.cfg.OnSync != nil {
+		d.cfg.OnSync(ctx, s)
+	}
+	holds := make(map[string]bool, len(s.JobsWaiting)+len(s.ResultsUndelivered))
+	for _, id := range s.JobsWaiting {
+		holds[id] = true
+	}
+	for _, id := range s.ResultsUndelivered {
+		holds[id] = true
+		seen, err := d.cfg.Seen.Seen(ctx, s.Terminal, id)
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", s.Terminal, err)
+		}
+		if seen {
+			d.ackResult(s.Terminal, id)
+		}
+	}
+	pending, err := d.cfg.Jobs.Pending(ctx, s.Terminal)
+	if err != nil {
+		return fmt.Errorf("sync %s: pending jobs: %w", s.Terminal, err)
+	}
+	topic := Topic(d.cfg.Root, s.Terminal, KindJobs)
+	resent := 0
+	for _, p := range pending {
+		if holds[p.JobID] {
+			continue
+		}
+		if err := d.s.publish(ctx, topic, p.Envelope, false); err != nil {
+			// The next Sync tries again.
+			d.s.log.Warn("publish job again", "terminal", s.Terminal, "job_id", p.JobID, "err", err)
+			return nil
+		}
+		resent++
+	}
+	if resent > 0 {
+		d.s.log.Info("jobs published again after sync", "terminal", s.Terminal, "count", resent)
+	}
+	return nil
+}
+
+// Close disconnects and waits for the dispatcher's goroutines.
+func (d *Dispatcher) Close(ctx context.Context) error {
+	return d.s.stop(ctx)
+}
