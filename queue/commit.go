@@ -159,6 +159,7 @@ func (s *Store) run(batch []*op, limit int) error {
 		}
 	}
 	s.undelivered.Add(d.undelivered)
+	s.commits.Add(1)
 	return nil
 }
 

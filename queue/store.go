@@ -80,6 +80,7 @@ type Store struct {
 	// each commit so metrics never need a transaction.
 	counts      [Done + 1]atomic.Int64
 	undelivered atomic.Int64
+	commits     atomic.Uint64
 
 	mu      sync.Mutex // guards queue and closed
 	queue   []*op
@@ -102,12 +103,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, opts: opts, log: opts.Logger.With("db", path),
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		if err := prepare(tx); err != nil {
-			return err
-		}
-		return s.recoverSigning(tx)
-	}); err != nil {
+	if err := s.prepare(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, mapBoltErr(err))
 	}
@@ -204,12 +200,13 @@ type Stats struct {
 	FileSize          int64         // bytes
 	LastAuditSeq      uint64
 	LastOutboxSeq     uint64
+	Commits           uint64 // durable write transactions since Open
 }
 
 // Stats returns counts kept in memory plus one short read transaction for
 // the oldest undelivered result and the file size.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
-	st := Stats{Jobs: make(map[State]int, 4), Undelivered: int(s.undelivered.Load())}
+	st := Stats{Jobs: make(map[State]int, 4), Undelivered: int(s.undelivered.Load()), Commits: s.commits.Load()}
 	for state := Received; state <= Done; state++ {
 		st.Jobs[state] = int(s.counts[state].Load())
 	}
@@ -235,6 +232,29 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		return nil
 	})
 	return st, err
+}
+
+// prepare creates, migrates and recovers the file. It writes only when
+// there is something to do: even an empty bbolt commit allocates a page,
+// and a store at its size cap must still open.
+func (s *Store) prepare() error {
+	clean := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if checkLayout(tx) != nil {
+			return nil
+		}
+		k, _ := tx.Bucket(bucketByState).Cursor().Seek([]byte{byte(Signing)})
+		clean = k == nil || k[0] != byte(Signing)
+		return nil
+	}); err != nil || clean {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := prepare(tx); err != nil {
+			return err
+		}
+		return s.recoverSigning(tx)
+	})
 }
 
 // loadCounts seeds the in-memory counters from the indexes.
