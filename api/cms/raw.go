@@ -1,0 +1,53 @@
+package cms
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+)
+
+// RawOptions say how a raw signature was made, since it carries no
+// metadata: the zero value means DefaultHash of the key and, for RSA,
+// PKCS#1 v1.5.
+type RawOptions struct {
+	// Hash is the digest algorithm; zero means DefaultHash of the key.
+	Hash crypto.Hash
+	// PSS selects RSASSA-PSS with MGF1 over Hash and a salt as long as
+	// the digest.
+	PSS bool
+}
+
+// SignRaw returns the bare signature over a document digest: ASN.1 DER
+// ECDSA-Sig-Value for EC keys, PKCS#1 v1.5 or RSASSA-PSS for RSA. It is the
+// same as `openssl dgst -sign` over the document. VerifyRaw checks it.
+func SignRaw(ctx context.Context, digest []byte, signer crypto.Signer, cert *x509.Certificate, opts RawOptions) ([]byte, error) {
+	if err := checkSigner(signer, cert); err != nil {
+		return nil, err
+	}
+	alg, err := resolve(cert.PublicKey, opts.Hash, opts.PSS)
+	if err != nil {
+		return nil, err
+	}
+	if len(digest) != alg.hash.Size() {
+		return nil, fmt.Errorf("cms: digest is %d bytes, %v needs %d", len(digest), alg.hash, alg.hash.Size())
+	}
+	return sign(ctx, digest, signer, cert, alg)
+}
+
+// VerifyRaw checks a raw signature made by SignRaw over content with the
+// key of cert. It checks no chain: the caller decides whether cert is
+// trusted. A changed document yields ErrBadSignature.
+func VerifyRaw(sig, content []byte, cert *x509.Certificate, opts RawOptions) error {
+	if cert == nil {
+		return errors.New("cms: nil certificate")
+	}
+	alg, err := resolve(cert.PublicKey, opts.Hash, opts.PSS)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	h := alg.hash.New()
+	h.Write(content)
+	return alg.verify(cert.PublicKey, h.Sum(nil), sig)
+}

@@ -1,0 +1,240 @@
+package cms
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tekenid/teken/internal/testenv"
+)
+
+// countingSigner records every call, standing in for a PIV token that must
+// be asked once per document.
+type countingSigner struct {
+	crypto.Signer
+	digests [][]byte
+	opts    []crypto.SignerOpts
+}
+
+func (c *countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	c.digests = append(c.digests, bytes.Clone(digest))
+	c.opts = append(c.opts, opts)
+	return c.Signer.Sign(r, digest, opts)
+}
+
+var signCases = []struct {
+	name    string
+	key     string
+	opts    SignOptions
+	hash    crypto.Hash
+	sigAlg  string // as openssl -print names it
+	salt    int
+	printed []string
+}{
+	{name: "p256", key: "p256", hash: crypto.SHA256, sigAlg: "ecdsa-with-SHA256"},
+	{name: "p384", key: "p384", hash: crypto.SHA384, sigAlg: "ecdsa-with-SHA384"},
+	{name: "p256-sha384", key: "p256", opts: SignOptions{Hash: crypto.SHA384}, hash: crypto.SHA384, sigAlg: "ecdsa-with-SHA384"},
+	{name: "p521", key: "p521", hash: crypto.SHA512, sigAlg: "ecdsa-with-SHA512"},
+	{name: "rsa-pkcs1", key: "rsa", hash: crypto.SHA256, sigAlg: "sha256WithRSAEncryption"},
+	{name: "rsa-pss", key: "rsa", opts: SignOptions{PSS: true}, hash: crypto.SHA256, sigAlg: "rsassaPss", salt: 32,
+		printed: []string{"cont [ 0 ] SEQUENCE OBJECT :sha256 NULL", "OBJECT :mgf1 SEQUENCE OBJECT :sha256 NULL", "cont [ 2 ] INTEGER :20"}},
+}
+
+var asn1parseHeader = regexp.MustCompile(`\d+:d=\d+\s+hl=\d+\s+l=\s*\d+\s+(cons|prim):`)
+
+func runOpenSSL(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	bin := testenv.LookPath(t, "openssl")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	return string(out), err
+}
+
+func TestSignVerifiesWithOpenSSL(t *testing.T) {
+	pki := newPKI(t)
+	doc := []byte("%PDF-1.7\nSurat Keputusan Gubernur nomor 800/123/2026\n")
+	for _, tc := range signCases {
+		t.Run(tc.name, func(t *testing.T) {
+			key, cert := pki.issue(t, tc.key, signingUsage)
+			signer := &countingSigner{Signer: key}
+			opts := tc.opts
+			opts.Chain = []*x509.Certificate{pki.inter}
+			opts.SigningTime = time.Date(2026, 11, 26, 8, 30, 15, 999, time.FixedZone("WITA", 8*3600))
+			sig, err := Sign(t.Context(), bytes.NewReader(doc), signer, cert, opts)
+			if err != nil {
+				t.Fatalf("Sign: %v", err)
+			}
+
+			// One call, over the digest of exactly the signed attributes.
+			if len(signer.digests) != 1 {
+				t.Fatalf("signer called %d times, want 1", len(signer.digests))
+			}
+			sd, err := parse(sig)
+			if err != nil {
+				t.Fatalf("parse own output: %v", err)
+			}
+			h := tc.hash.New()
+			h.Write(sd.signer.attrs)
+			if !bytes.Equal(h.Sum(nil), signer.digests[0]) {
+				t.Errorf("signer was not given the digest of the signed attributes")
+			}
+			if pss, ok := signer.opts[0].(*rsa.PSSOptions); ok != opts.PSS || ok && pss.SaltLength != tc.salt {
+				t.Errorf("signer opts %#v, want PSS=%v salt %d", signer.opts[0], opts.PSS, tc.salt)
+			}
+
+			dir := t.TempDir()
+			sigFile, docFile := filepath.Join(dir, "sig.p7s"), filepath.Join(dir, "doc.pdf")
+			for f, b := range map[string][]byte{sigFile: sig, docFile: doc} {
+				if err := os.WriteFile(f, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := runOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile,
+				"-content", docFile, "-CAfile", pki.caFile(), "-purpose", "any")
+			if err != nil || !strings.Contains(out, "Verification successful") {
+				t.Fatalf("openssl cms -verify: %v\n%s", err, out)
+			}
+
+			printed, err := runOpenSSL(t, "cms", "-cmsout", "-print", "-inform", "DER", "-in", sigFile)
+			if err != nil {
+				t.Fatalf("openssl cms -print: %v\n%s", err, printed)
+			}
+			// Drop asn1parse offsets so nested parameters read as one line.
+			flat := strings.Join(strings.Fields(asn1parseHeader.ReplaceAllString(printed, "")), " ")
+			for _, want := range append([]string{
+				"object: contentType", "object: messageDigest", "object: signingTime",
+				"object: id-smime-aa-signingCertificateV2", "UTCTIME:Nov 26 00:30:15 2026 GMT",
+				"algorithm: " + tc.sigAlg, "version: 1", "eContent: <ABSENT>",
+			}, tc.printed...) {
+				if !strings.Contains(flat, strings.Join(strings.Fields(want), " ")) {
+					t.Errorf("openssl -print lacks %q:\n%s", want, printed)
+				}
+			}
+
+			got, err := Verify(sig, doc, VerifyOptions{Roots: pki.roots()})
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if !got.Signer.Equal(cert) || got.DigestAlgorithm != tc.hash ||
+				!got.SigningTime.Equal(opts.SigningTime.Truncate(time.Second)) || len(got.Chain) != 3 {
+				t.Errorf("Verify = %+v", got)
+			}
+
+			// The same check must fail for another document, or the
+			// success above proves nothing.
+			if err := os.WriteFile(docFile, append(doc, ' '), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := runOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile,
+				"-content", docFile, "-CAfile", pki.caFile(), "-purpose", "any"); err == nil {
+				t.Errorf("openssl accepted a changed document:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestVerifyOpenSSLSignature checks interoperability the other way: a
+// CAdES signature made by openssl itself verifies here.
+func TestVerifyOpenSSLSignature(t *testing.T) {
+	pki := newPKI(t)
+	key, cert := pki.issue(t, "p256", signingUsage)
+	dir := t.TempDir()
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"key.der": keyDER, "doc.txt": []byte("surat keluar\n")}
+	for n, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePEM(t, filepath.Join(dir, "cert.pem"), cert.Raw)
+	writePEM(t, filepath.Join(dir, "inter.pem"), pki.inter.Raw)
+	sigFile := filepath.Join(dir, "sig.der")
+	out, err := runOpenSSL(t, "cms", "-sign", "-binary", "-cades", "-nosmimecap", "-md", "sha256",
+		"-in", filepath.Join(dir, "doc.txt"), "-signer", filepath.Join(dir, "cert.pem"),
+		"-inkey", filepath.Join(dir, "key.der"), "-keyform", "DER", "-certfile", filepath.Join(dir, "inter.pem"),
+		"-outform", "DER", "-out", sigFile)
+	if err != nil {
+		t.Fatalf("openssl cms -sign: %v\n%s", err, out)
+	}
+	sig, err := os.ReadFile(sigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Verify(sig, files["doc.txt"], VerifyOptions{Roots: pki.roots()})
+	if err != nil {
+		t.Fatalf("Verify openssl signature: %v", err)
+	}
+	if !got.Signer.Equal(cert) {
+		t.Errorf("signer %v", got.Signer.Subject)
+	}
+	if _, err := Verify(sig, []byte("surat palsu\n"), VerifyOptions{}); err != ErrDigestMismatch {
+		t.Errorf("changed content: %v, want ErrDigestMismatch", err)
+	}
+}
+
+func TestSignRejectsBadInput(t *testing.T) {
+	pki := newPKI(t)
+	ecKey, ecCert := pki.issue(t, "p256", signingUsage)
+	otherKey, _ := pki.issue(t, "p256", signingUsage)
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, tc := range []struct {
+		name   string
+		ctx    context.Context
+		signer crypto.Signer
+		cert   *x509.Certificate
+		opts   SignOptions
+	}{
+		{"nil signer", t.Context(), nil, ecCert, SignOptions{}},
+		{"nil cert", t.Context(), ecKey, nil, SignOptions{}},
+		{"key does not match cert", t.Context(), otherKey, ecCert, SignOptions{}},
+		{"pss with ecdsa", t.Context(), ecKey, ecCert, SignOptions{PSS: true}},
+		{"sha1", t.Context(), ecKey, ecCert, SignOptions{Hash: crypto.SHA1}},
+		{"nil chain entry", t.Context(), ecKey, ecCert, SignOptions{Chain: []*x509.Certificate{nil}}},
+		{"cancelled", cancelled, ecKey, ecCert, SignOptions{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			counting := &countingSigner{Signer: tc.signer}
+			var s crypto.Signer = counting
+			if tc.signer == nil {
+				s = nil
+			}
+			if _, err := Sign(tc.ctx, strings.NewReader("x"), s, tc.cert, tc.opts); err == nil {
+				t.Fatal("Sign succeeded")
+			}
+			if len(counting.digests) != 0 {
+				t.Errorf("signer was called before the input was checked")
+			}
+		})
+	}
+	if _, err := SignDigest(t.Context(), make([]byte, 20), ecKey, ecCert, SignOptions{}); err == nil {
+		t.Error("SignDigest accepted a 20-byte digest for SHA-256")
+	}
+}
+
+func BenchmarkSignP256(b *testing.B) {
+	pki := newPKI(b)
+	key, cert := pki.issue(b, "p256", signingUsage)
+	digest := make([]byte, 32)
+	opts := SignOptions{Chain: []*x509.Certificate{pki.inter}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := SignDigest(b.Context(), digest, key, cert, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
