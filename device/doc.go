@@ -2,4 +2,68 @@
 // and removal), certificates, PIN retries, PIN verification and signing, and
 // the typed errors callers decide on. It is the only package that imports
 // piv-go.
+//
+// # Use
+//
+// Open returns a Tokens, which watches every reader and offers card
+// operations. Info reads a token without a PIN. Session opens a token
+// exclusively, runs a function with a *Session (VerifyPIN, Sign, Signer,
+// SlotPINPolicy), then closes the card and resets it. Close stops it all.
+//
+// # Presence
+//
+// One goroutine waits in SCardGetStatusChange with an infinite timeout on
+// every reader plus the \\?PnP?\Notification pseudo-reader, which changes
+// when a reader is plugged in or out. The call blocks in pcscd's socket, so
+// an idle terminal costs no wake-ups in this process; pcscd itself learns of
+// a tap from the reader driver, and pcsc-lite's event thread reports the
+// change to waiting clients at once. Close interrupts the wait with
+// SCardCancel. When pcscd goes away the wait fails: the watcher reports
+// every present token Left, reconnects with capped backoff (50 ms to 1 s),
+// and reports the tokens it then finds Arrived.
+//
+// piv-go does not expose SCardGetStatusChange. The alternative, polling
+// piv.Cards and opening each reader, costs wake-ups while idle, takes the
+// card exclusively away from other applications, and still adds up to a
+// polling period of latency. github.com/ebfe/scard would be the binding of
+// choice but is not served by the module proxy this project builds from, so
+// pcsc.go binds the five calls needed against the same libpcsclite that
+// piv-go links (cgo, pkg-config libpcsclite): no new dependency at all.
+//
+// Measured on the reference machine (2 cores), through piv-go → libpcsclite
+// → pcscd 1.9.9 → vpcd → pivsim, see docs/BENCHMARKS.md "device":
+// presence latency PRESENCE_LATENCY (BenchmarkPresenceLatency), and idle
+// CPU of this process IDLE_CPU over 10 s with a token present
+// (BenchmarkIdleCPU, getrusage).
+//
+// # Card access
+//
+// All card access is serialised by one lock in Tokens (as
+// FiloSottile/yubikey-agent does). A card is held exclusively only from
+// open to close of one operation, so ykman or yubico-piv-tool can use the
+// token between jobs. When another application holds it
+// (SCARD_E_SHARING_VIOLATION) the operation retries with backoff for up to
+// Options.BusyWait and then fails with ErrCardBusy.
+//
+// # PIN safety
+//
+// A wrong PIN is never retried. VerifyPIN refuses with ErrLastAttempt,
+// without touching the card's counter, when one retry is left unless the
+// caller confirms the last attempt. No default PIN is ever tried: signing
+// passes piv.PINPolicyNever to piv-go so that it never looks for a PIN
+// itself, and VerifyPIN is the only path for a PIN. PINs are []byte owned by
+// the caller and are not kept or logged. After every Session the card is
+// reset (SCARD_RESET_CARD), because piv-go's Close leaves the card as it is
+// and the PIN would stay verified for the next user of the token. piv-go
+// closes its connection before the reset can connect, so another process
+// that connects in that instant of a few hundred microseconds would find the
+// PIN verified; pcsc-lite offers no way to reset through piv-go's handle.
+//
+// # Errors
+//
+// Errors from piv-go and PC/SC are mapped once (classify, in errors.go) to
+// the sentinels ErrNoReader, ErrNoToken, ErrTokenRemoved, ErrPINBlocked,
+// ErrPUKBlocked, ErrLastAttempt, ErrPINRequired, ErrCardBusy,
+// ErrPCSCUnavailable, ErrUnsupported and ErrSlotEmpty, and *PINError for a
+// wrong PIN or PUK; the original error stays in the chain.
 package device
