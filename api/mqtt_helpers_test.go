@@ -1,0 +1,319 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tekenid/teken/internal/testenv"
+)
+
+// memTerminal is the terminal side of the tests: the daemon's role with the
+// store in memory. It verifies envelopes with the real Verifier.
+type memTerminal struct {
+	v    *Verifier
+	term atomic.Pointer[Terminal]
+	// gate, when set, holds HandleJob until it is closed.
+	gate chan struct{}
+	// dropAcks counts ResultAcks to ignore, as if they were lost.
+	dropAcks atomic.Int32
+
+	mu        sync.Mutex
+	stored    map[string]int // job id → times stored (must stay 1)
+	order     []string       // job ids in the order stored
+	dups      int
+	refused   []Receipt
+	outbox    map[string]*Result // results awaiting a ResultAck
+	delivered map[string]bool
+	cancelled map[string]bool
+	connects  int
+}
+
+var _ TerminalHandler = (*memTerminal)(nil)
+
+func newMemTerminal(v *Verifier) *memTerminal {
+	return &memTerminal{v: v, stored: map[string]int{}, outbox: map[string]*Result{}, delivered: map[string]bool{}, cancelled: map[string]bool{}}
+}
+
+func (m *memTerminal) HandleJob(ctx context.Context, raw []byte) (Receipt, error) {
+	if m.gate != nil {
+		select {
+		case <-m.gate:
+		case <-ctx.Done():
+			return Receipt{}, ctx.Err()
+		}
+	}
+	r := Receipt{EnvelopeSHA256: EnvelopeSHA256(raw), At: time.Now().UTC()}
+	j, err := m.v.VerifyJob(raw)
+	if err != nil {
+		r.Status, r.Reason, r.Detail = ReceiptRefused, Reason(err), err.Error()
+		m.mu.Lock()
+		m.refused = append(m.refused, r)
+		m.mu.Unlock()
+		return r, nil
+	}
+	r.JobID = j.JobID
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stored[j.JobID] > 0 {
+		m.dups++
+		r.Status = ReceiptDuplicate
+		return r, nil
+	}
+	m.stored[j.JobID]++
+	m.order = append(m.order, j.JobID)
+	r.Status = ReceiptStored
+	return r, nil
+}
+
+func (m *memTerminal) HandleControl(_ context.Context, raw []byte) error {
+	typ, err := ControlType(raw)
+	if err != nil {
+		return nil // logged and dropped by a real daemon
+	}
+	switch typ {
+	case TypeResultAck:
+		a, err := m.v.VerifyResultAck(raw)
+		if err != nil {
+			return nil
+		}
+		if m.dropAcks.Add(-1) >= 0 {
+			return nil
+		}
+		m.mu.Lock()
+		delete(m.outbox, a.JobID)
+		m.delivered[a.JobID] = true
+		m.mu.Unlock()
+	case TypeCancel:
+		c, err := m.v.VerifyCancel(raw)
+		if err != nil {
+			return nil
+		}
+		m.mu.Lock()
+		m.cancelled[c.JobID] = true
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+func (m *memTerminal) SyncState(context.Context) (Sync, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var s Sync
+	for _, id := range m.order {
+		if _, done := m.outbox[id]; !done && !m.delivered[id] {
+			s.JobsWaiting = append(s.JobsWaiting, id)
+		}
+	}
+	for id := range m.outbox {
+		s.ResultsUndelivered = append(s.ResultsUndelivered, id)
+	}
+	if len(s.JobsWaiting) > MaxSyncIDs {
+		s.JobsWaiting = s.JobsWaiting[:MaxSyncIDs]
+	}
+	return s, nil
+}
+
+// Connected re-sends the outbox, as the daemon does after every connect.
+func (m *memTerminal) Connected(ctx context.Context) {
+	m.mu.Lock()
+	m.connects++
+	pending := make([]*Result, 0, len(m.outbox))
+	for _, r := range m.outbox {
+		pending = append(pending, r)
+	}
+	m.mu.Unlock()
+	t := m.term.Load()
+	if t == nil {
+		return
+	}
+	for _, r := range pending {
+		if err := t.PublishResult(ctx, r); err != nil {
+			return
+		}
+	}
+}
+
+// finish ends a stored job with a result in the outbox and publishes it.
+func (m *memTerminal) finish(ctx context.Context, jobID string) error {
+	r := &Result{V: Version, JobID: jobID, Outcome: OutcomeRejected, Reason: ReasonRejectedBySigner, CompletedAt: time.Now().UTC()}
+	m.mu.Lock()
+	m.outbox[jobID] = r
+	m.mu.Unlock()
+	return m.term.Load().PublishResult(ctx, r)
+}
+
+func (m *memTerminal) storedCount() (jobs, maxTimes int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range m.stored {
+		maxTimes = max(maxTimes, n)
+	}
+	return len(m.stored), maxTimes
+}
+
+func (m *memTerminal) isDelivered(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.delivered[id]
+}
+
+func newPKI(t testing.TB) (*Signer, *Verifier) {
+	t.Helper()
+	key, err := GenerateKey(AlgES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := KeySet(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &Verifier{Keys: ks, Terminal: testTerminal}
+}
+
+const testTerminal = "kendari-setda-01"
+
+func newUUID(t testing.TB) string {
+	t.Helper()
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func newJob(t testing.TB, id string) *Job {
+	now := time.Now().UTC().Truncate(time.Second)
+	return &Job{
+		V: Version, JobID: id, Terminal: testTerminal,
+		IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+		Signer:    Signatory{CertSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Name: "Kepala Bagian Umum"},
+		Title:     "Undangan rapat koordinasi",
+		Number:    "005/123/SETDA",
+		Sender:    "Sekretariat Daerah",
+		Documents: []Document{NewDocument("d1", "undangan.pdf", "application/pdf", []byte("%PDF-1.7 "+id))},
+	}
+}
+
+// rig is a broker, a dispatcher and a terminal wired together.
+type rig struct {
+	m       *testenv.Mosquitto
+	signer  *Signer
+	v       *Verifier
+	term    *memTerminal
+	t       *Terminal
+	d       *Dispatcher
+	results chan *Result
+	recv    chan *Receipt
+	status  chan *Status
+	nResult atomic.Int32
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newRig(t testing.TB, m *testenv.Mosquitto, conn Connection) *rig {
+	t.Helper()
+	r := &rig{m: m, results: make(chan *Result, 100000), recv: make(chan *Receipt, 100000), status: make(chan *Status, 1000)}
+	r.signer, r.v = newPKI(t)
+	conn.Brokers = []string{m.URL}
+	conn.Logger = testLogger(t)
+	conn.MaxReconnectInterval = time.Second
+	dc := conn
+	dc.ClientID = "central-" + newUUID(t)[:8]
+	var err error
+	r.d, err = OpenDispatcher(DispatcherConfig{
+		Connection: dc, Signer: r.signer,
+		OnResult: func(_ context.Context, res *Result) error {
+			r.nResult.Add(1)
+			r.results <- res
+			return nil
+		},
+		OnReceipt: func(_ context.Context, rc *Receipt) { r.recv <- rc },
+		OnStatus: func(_ context.Context, s *Status) {
+			select {
+			case r.status <- s:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeCtx(t, r.d.Close) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.d.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.term = newMemTerminal(r.v)
+	r.openTerminal(t, conn)
+	return r
+}
+
+func (r *rig) openTerminal(t testing.TB, conn Connection) {
+	t.Helper()
+	conn.Brokers = []string{r.m.URL}
+	conn.Logger = testLogger(t)
+	conn.MaxReconnectInterval = time.Second
+	conn.ClientID = "teken-" + testTerminal
+	tt, err := OpenTerminal(TerminalConfig{
+		Connection: conn, TerminalID: testTerminal, Handler: r.term,
+		Status: func() Status { return Status{Version: "test"} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.t = tt
+	r.term.term.Store(tt)
+	t.Cleanup(func() { closeCtx(t, tt.Close) })
+	waitFor(t, 10*time.Second, func() error {
+		if !tt.Connected() {
+			return fmt.Errorf("terminal not connected (last error: %v)", tt.Err())
+		}
+		r.term.mu.Lock()
+		defer r.term.mu.Unlock()
+		if r.term.connects == 0 {
+			return errors.New("connect hook not run")
+		}
+		return nil
+	})
+}
+
+func closeCtx(t testing.TB, close func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := close(ctx); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	if err := testenv.WaitFor(context.Background(), timeout, cond); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
