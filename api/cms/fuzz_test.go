@@ -1,0 +1,112 @@
+package cms
+
+import (
+	"bytes"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var writeSeeds = flag.Bool("write-seeds", false, "rewrite the committed fuzz seeds under testdata/fuzz")
+
+// seedSignatures signs doc with every supported algorithm under pki.
+func seedSignatures(t testing.TB, pki *testPKI, doc []byte) [][]byte {
+	var out [][]byte
+	for _, tc := range signCases {
+		key, cert := pki.issue(t, tc.key, signingUsage)
+		opts := tc.opts
+		opts.Chain = []*x509.Certificate{pki.inter}
+		sig, err := SignDigest(t.Context(), digestOf(tc.hash, doc), key, cert, opts)
+		if err != nil {
+			t.Fatalf("seed %s: %v", tc.name, err)
+		}
+		out = append(out, sig)
+	}
+	return out
+}
+
+const fuzzDoc = "Surat Masuk 001/2026"
+
+// TestWriteFuzzSeeds regenerates the committed seeds when run with
+// -write-seeds; otherwise it checks they are still there.
+func TestWriteFuzzSeeds(t *testing.T) {
+	dirs := []string{filepath.Join("testdata", "fuzz", "FuzzParse"), filepath.Join("testdata", "fuzz", "FuzzVerify")}
+	if !*writeSeeds {
+		for _, d := range dirs {
+			if entries, err := os.ReadDir(d); err != nil || len(entries) < 2 {
+				t.Errorf("committed seeds in %s: %d files, %v", d, len(entries), err)
+			}
+		}
+		return
+	}
+	pki := newPKI(t)
+	for i, sig := range seedSignatures(t, pki, []byte(fuzzDoc)) {
+		name := signCases[i].name
+		write(t, filepath.Join(dirs[0], name), fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", sig))
+		write(t, filepath.Join(dirs[1], name), fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n[]byte(%q)\n", sig, fuzzDoc))
+	}
+}
+
+func write(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	pki := newPKI(f)
+	for _, sig := range seedSignatures(f, pki, []byte(fuzzDoc)) {
+		f.Add(sig)
+		f.Add(sig[:len(sig)/2])
+	}
+	f.Fuzz(func(t *testing.T, der []byte) {
+		sd, err := parse(der)
+		if err != nil {
+			if sd != nil {
+				t.Fatal("parse returned data with an error")
+			}
+			return
+		}
+		si := sd.signer
+		if len(si.attrs) == 0 || si.attrs[0] != 0x31 || si.serial == nil ||
+			len(si.messageDigest) != si.alg.hash.Size() || si.essCert.hash == 0 {
+			t.Fatalf("parse accepted an incomplete signer info: %+v", si)
+		}
+	})
+}
+
+func FuzzVerify(f *testing.F) {
+	pki := newPKI(f)
+	for _, sig := range seedSignatures(f, pki, []byte(fuzzDoc)) {
+		f.Add(sig, []byte(fuzzDoc))
+		f.Add(sig, []byte(fuzzDoc+"."))
+	}
+	roots := pki.roots()
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, sig, content []byte) {
+		got, err := Verify(sig, content, VerifyOptions{})
+		if err != nil {
+			if got != nil {
+				t.Fatal("Verify returned a result with an error")
+			}
+			return
+		}
+		if got.Signer == nil || got.DigestAlgorithm == 0 {
+			t.Fatalf("Verify accepted without a signer: %+v", got)
+		}
+		// Anything that verifies must cover content: a changed document
+		// must fail.
+		if _, err := Verify(sig, append(bytes.Clone(content), 0), VerifyOptions{}); err == nil {
+			t.Fatal("signature verifies for two different contents")
+		}
+		_, _ = Verify(sig, content, VerifyOptions{Roots: roots, CurrentTime: now})
+	})
+}
