@@ -249,8 +249,8 @@ func (v *Verifier) checkAddress(terminal string, issued, expires time.Time) erro
 	if terminal != v.Terminal {
 		return refuse(ReasonWrongTerminal, "addressed to %q, this is %q", truncate(terminal), v.Terminal)
 	}
-	if issued.IsZero() || expires.IsZero() {
-		return refuse(ReasonMalformed, "issued_at and expires_at are required")
+	if err := checkWindow(issued, expires); err != nil {
+		return err
 	}
 	now := v.now()
 	if now.Add(v.Skew).Before(issued) {
