@@ -10,10 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/internal/version"
 )
 
@@ -55,8 +57,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "tekend", version.String())
 		return 0
 	}
-	_ = ctx
-	_ = configPath
-	fmt.Fprintln(stderr, "tekend: the daemon is not built yet")
-	return 1
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	switch cmd := fs.Arg(0); cmd {
+	case "check-config":
+		cfg, err := daemon.LoadConfig(*configPath)
+		if err != nil {
+			fmt.Fprintln(stderr, "tekend:", err)
+			return 1
+		}
+		if err := cfg.WriteTOML(stdout); err != nil {
+			fmt.Fprintln(stderr, "tekend:", err)
+			return 1
+		}
+		return 0
+	case "", "run":
+		cfg, err := daemon.LoadConfig(*configPath)
+		if err != nil {
+			fmt.Fprintln(stderr, "tekend:", err)
+			return 1
+		}
+		if err := daemon.Run(ctx, cfg, daemon.Options{Logger: log}); err != nil {
+			log.Error("tekend failed", "err", err)
+			return 1
+		}
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tekend: unknown command %q\n", cmd)
+		printUsage(stderr)
+		return 2
+	}
 }

@@ -1,0 +1,244 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/queue"
+)
+
+// jobMeta is what the terminal keeps beside a stored envelope so that lists
+// render without decoding documents. It is opaque to the store.
+type jobMeta struct {
+	Title      string    `json:"title"`
+	Number     string    `json:"number,omitempty"`
+	Sender     string    `json:"sender,omitempty"`
+	SignerName string    `json:"signer_name,omitempty"`
+	SignerNIP  string    `json:"signer_nip,omitempty"`
+	KID        string    `json:"kid,omitempty"`
+	IssuedAt   time.Time `json:"issued_at"`
+	Docs       []docMeta `json:"docs"`
+}
+
+type docMeta struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name,omitempty"`
+	MediaType string     `json:"media_type"`
+	Size      int64      `json:"size"`
+	Format    api.Format `json:"format"`
+	Available bool       `json:"available"`
+}
+
+// HandleJob verifies one job envelope and stores it, and only then lets the
+// transport acknowledge it. A refused envelope is recorded in the audit log
+// (never stored as a job) before its receipt goes out.
+func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, error) {
+	now := d.now()
+	rc := api.Receipt{V: 1, Terminal: d.cfg.TerminalID, At: now}
+	job, err := d.verifier.VerifyJob(envelope)
+	if err != nil {
+		reason := api.Reason(err)
+		rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, reason, err.Error()
+		rc.JobID = peekJobID(envelope)
+		d.metrics.jobsReceived.WithLabelValues("refused", string(reason)).Inc()
+		d.log.Warn("job refused", "job", rc.JobID, "reason", reason, "detail", err.Error(), "envelope_sha256", api.EnvelopeSHA256(envelope))
+		entry := queue.AuditEntry{JobID: rc.JobID, Event: eventRefused, Reason: string(reason)}
+		if _, err := d.store.AppendAudit(ctx, entry); err != nil {
+			return api.Receipt{}, fmt.Errorf("record refusal: %w", err)
+		}
+		return rc, nil
+	}
+	rc.JobID = job.JobID
+	stored, created, err := d.store.Insert(ctx, d.queueJob(job, envelope, now))
+	if errors.Is(err, queue.ErrFull) {
+		d.metrics.jobsReceived.WithLabelValues("refused", string(api.ReasonStoreFull)).Inc()
+		d.setLastError("store full")
+		// Not acknowledged: the broker keeps it until there is room.
+		return api.Receipt{}, fmt.Errorf("store job %s: %w", job.JobID, err)
+	}
+	if err != nil {
+		return api.Receipt{}, fmt.Errorf("store job %s: %w", job.JobID, err)
+	}
+	if !created {
+		d.metrics.jobsReceived.WithLabelValues("duplicate", "").Inc()
+		rc.Status = api.ReceiptDuplicate
+		if stored.State == queue.Received {
+			// A crash between insert and ready: finish the step now.
+			if _, err := d.store.Transition(ctx, job.JobID, queue.Change{To: queue.Ready}); err != nil {
+				return api.Receipt{}, fmt.Errorf("ready job %s: %w", job.JobID, err)
+			}
+		}
+		return rc, nil
+	}
+	if _, err := d.store.Transition(ctx, job.JobID, queue.Change{To: queue.Ready}); err != nil {
+		return api.Receipt{}, fmt.Errorf("ready job %s: %w", job.JobID, err)
+	}
+	d.metrics.jobsReceived.WithLabelValues("accepted", "").Inc()
+	d.log.Info("job stored", "job", job.JobID, "documents", len(job.Documents), "expires", job.ExpiresAt)
+	rc.Status = api.ReceiptStored
+	d.flow.jobsChanged(job.Signer.CertSHA256)
+	d.statusChanged()
+	return rc, nil
+}
+
+// eventRefused is the audit event of an envelope refused at the door.
+const eventRefused queue.Event = "job.refused"
+
+func (d *Daemon) queueJob(job *api.Job, envelope []byte, now time.Time) queue.Job {
+	meta := jobMeta{
+		Title: job.Title, Number: job.Number, Sender: job.Sender,
+		SignerName: job.Signer.Name, SignerNIP: job.Signer.NIP, IssuedAt: job.IssuedAt,
+	}
+	meta.KID, _ = api.EnvelopeKID(envelope)
+	digests := make([]queue.Digest, len(job.Documents))
+	for i, doc := range job.Documents {
+		size := doc.Size
+		if len(doc.Content) > 0 {
+			size = int64(len(doc.Content))
+			digests[i] = sha256.Sum256(doc.Content)
+		} else {
+			_, _ = hex.Decode(digests[i][:], []byte(doc.SHA256))
+		}
+		meta.Docs = append(meta.Docs, docMeta{
+			ID: doc.ID, Name: doc.Name, MediaType: doc.MediaType, Size: size,
+			Format: doc.SignatureFormat(), Available: len(doc.Content) > 0,
+		})
+	}
+	rawMeta, _ := json.Marshal(meta)
+	return queue.Job{
+		ID: job.JobID, Terminal: job.Terminal, Signer: job.Signer.CertSHA256,
+		Meta: rawMeta, Envelope: envelope, Digests: digests,
+		ReceivedAt: now, ExpiresAt: job.ExpiresAt,
+	}
+}
+
+// peekJobID names a refused envelope in its receipt when its payload can be
+// read at all; the id is not trusted, only echoed.
+func peekJobID(envelope []byte) string {
+	id, err := api.UnverifiedJobID(envelope)
+	if err != nil || api.ValidJobID(id) != nil {
+		return ""
+	}
+	return id
+}
+
+// storedJob re-verifies a stored envelope as it was verified on arrival, so
+// the documents shown and signed are exactly the ones the dispatcher signed.
+func (d *Daemon) storedJob(j queue.Job) (*api.Job, error) {
+	v := *d.verifier
+	v.Now = func() time.Time { return j.ReceivedAt }
+	job, err := v.VerifyJob(j.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("re-verify stored job %s: %w", j.ID, err)
+	}
+	return job, nil
+}
+
+// HandleControl acts on a Cancel or a ResultAck.
+func (d *Daemon) HandleControl(ctx context.Context, envelope []byte) error {
+	typ, err := api.ControlType(envelope)
+	if err != nil {
+		d.log.Warn("control message refused", "err", err)
+		return nil
+	}
+	switch typ {
+	case api.TypeCancel:
+		c, err := d.verifier.VerifyCancel(envelope)
+		if err != nil {
+			d.log.Warn("cancel refused", "reason", api.Reason(err), "detail", err.Error())
+			return nil
+		}
+		return d.cancel(ctx, c)
+	case api.TypeResultAck:
+		a, err := d.verifier.VerifyResultAck(envelope)
+		if err != nil {
+			d.log.Warn("result acknowledgement refused", "reason", api.Reason(err), "detail", err.Error())
+			return nil
+		}
+		return d.resultAcked(ctx, a.JobID)
+	}
+	d.log.Warn("control message of unknown type", "typ", typ)
+	return nil
+}
+
+func (d *Daemon) cancel(ctx context.Context, c *api.Cancel) error {
+	j, err := d.store.Get(ctx, c.JobID)
+	if errors.Is(err, queue.ErrNotFound) {
+		d.log.Info("cancel for an unknown job", "job", c.JobID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cancel %s: %w", c.JobID, err)
+	}
+	if j.State != queue.Ready && j.State != queue.Received {
+		// Signing or done already: the job's own outcome stands.
+		d.log.Info("cancel too late", "job", c.JobID, "state", j.State.String())
+		return nil
+	}
+	if err := d.finish(ctx, j, queue.Cancelled, api.ReasonCancelled, c.Reason); err != nil {
+		return fmt.Errorf("cancel %s: %w", c.JobID, err)
+	}
+	d.flow.jobsChanged(j.Signer)
+	return nil
+}
+
+func (d *Daemon) resultAcked(ctx context.Context, jobID string) error {
+	j, err := d.store.Get(ctx, jobID)
+	if errors.Is(err, queue.ErrNotFound) {
+		return nil // pruned long ago, or never ours
+	}
+	if err != nil {
+		return fmt.Errorf("result ack %s: %w", jobID, err)
+	}
+	if j.ResultSeq == 0 {
+		return nil
+	}
+	if err := d.store.MarkDelivered(ctx, j.ResultSeq); err != nil {
+		return fmt.Errorf("result ack %s: %w", jobID, err)
+	}
+	d.metrics.lastDelivery.SetToCurrentTime()
+	d.statusChanged()
+	return nil
+}
+
+// SyncState lists what the terminal holds, published after every connect.
+func (d *Daemon) SyncState(ctx context.Context) (api.Sync, error) {
+	s := api.Sync{V: 1, Terminal: d.cfg.TerminalID, At: d.now(), JobsWaiting: []string{}, ResultsUndelivered: []string{}}
+	for _, st := range []queue.State{queue.Received, queue.Ready, queue.Signing} {
+		jobs, err := d.store.ByState(ctx, st, 0)
+		if err != nil {
+			return api.Sync{}, fmt.Errorf("sync: %w", err)
+		}
+		for _, j := range jobs {
+			s.JobsWaiting = append(s.JobsWaiting, j.ID)
+		}
+	}
+	for after := uint64(0); ; {
+		results, err := d.store.Undelivered(ctx, after, 500)
+		if err != nil {
+			return api.Sync{}, fmt.Errorf("sync: %w", err)
+		}
+		if len(results) == 0 {
+			return s, nil
+		}
+		for _, r := range results {
+			s.ResultsUndelivered = append(s.ResultsUndelivered, r.JobID)
+		}
+		after = results[len(results)-1].Seq
+	}
+}
+
+// Connected re-sends, after every connect, each result not yet acknowledged.
+func (d *Daemon) Connected(ctx context.Context) {
+	d.metrics.reconnects.Inc()
+	d.outbox.resendAll()
+	d.statusChanged()
+}
+
+var _ api.TerminalHandler = (*Daemon)(nil)

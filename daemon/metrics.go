@@ -1,0 +1,96 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tekenid/teken/device"
+	"github.com/tekenid/teken/internal/version"
+)
+
+// metrics are tekend's Prometheus metrics, namespace teken_, base units,
+// and labels of low cardinality only: never a job id or a person.
+type metrics struct {
+	reg           *prometheus.Registry
+	jobsReceived  *prometheus.CounterVec
+	jobsCompleted *prometheus.CounterVec
+	waitTime      prometheus.Histogram
+	cardSign      prometheus.Histogram
+	signBatch     prometheus.Histogram
+	pinFailures   prometheus.Counter
+	tokenPresent  prometheus.Gauge
+	pinRetries    prometheus.Gauge
+	certNotAfter  prometheus.Gauge
+	reconnects    prometheus.Counter
+	lastDelivery  prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	const ns = "teken"
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		jobsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "jobs_received_total",
+			Help: "Job envelopes received, by result (accepted, duplicate, refused) and refusal reason.",
+		}, []string{"result", "reason"}),
+		jobsCompleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "jobs_completed_total",
+			Help: "Jobs completed, by outcome.",
+		}, []string{"outcome"}),
+		waitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "job_wait_seconds",
+			Help:    "Time from a job's arrival to its signature.",
+			Buckets: []float64{60, 300, 900, 3600, 4 * 3600, 8 * 3600, 86400, 3 * 86400, 7 * 86400},
+		}),
+		cardSign: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "card_sign_seconds",
+			Help:    "Time to sign one document, most of it inside the token.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 10),
+		}),
+		signBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "sign_batch_seconds",
+			Help:    "Time of one signing batch, PIN verification included.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 10),
+		}),
+		pinFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "pin_failures_total",
+			Help: "PIN entries the token refused.",
+		}),
+		tokenPresent: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "token_present",
+			Help: "1 while a token is on a reader.",
+		}),
+		pinRetries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "token_pin_retries",
+			Help: "PIN retries left on the present token; -1 when none is present.",
+		}),
+		certNotAfter: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "signer_certificate_not_after_timestamp_seconds",
+			Help: "Expiry of the present signer's certificate, Unix time; 0 when none.",
+		}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "broker_connects_total",
+			Help: "Connections made to the broker, the first included.",
+		}),
+		lastDelivery: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "last_result_delivery_timestamp_seconds",
+			Help: "When the central side last acknowledged a result, Unix time.",
+		}),
+	}
+	m.pinRetries.Set(-1)
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: ns, Name: "build_info", Help: "Version of tekend; always 1.",
+	}, []string{"version"})
+	buildInfo.WithLabelValues(version.String()).Set(1)
+	m.reg.MustRegister(m.jobsReceived, m.jobsCompleted, m.waitTime, m.cardSign, m.signBatch,
+		m.pinFailures, m.tokenPresent, m.pinRetries, m.certNotAfter, m.reconnects, m.lastDelivery, buildInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: ns}))
+	return m
+}
+
+func (m *metrics) observeToken(info device.Info) {
+	m.pinRetries.Set(float64(info.PINRetries))
+	if info.SignCert != nil {
+		m.certNotAfter.Set(float64(info.SignCert.NotAfter.Unix()))
+	}
+}

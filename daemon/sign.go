@@ -1,0 +1,81 @@
+package daemon
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/api/cms"
+	"github.com/tekenid/teken/device"
+)
+
+// signDocument signs one document in its requested format and checks the
+// signature against the certificate before it is kept: a card that signs
+// with another key than its certificate names must never yield a result.
+func signDocument(ctx context.Context, s *device.Session, cert *x509.Certificate, doc api.Document, now time.Time) (api.SignedDocument, error) {
+	signer, err := s.Signer(device.SlotSignature)
+	if err != nil {
+		return api.SignedDocument{}, err
+	}
+	h, err := cms.DefaultHash(cert.PublicKey)
+	if err != nil {
+		return api.SignedDocument{}, fmt.Errorf("document %s: %w", doc.ID, err)
+	}
+	content := doc.Content
+	hashOnly := len(content) == 0
+	if hashOnly {
+		// Only the dispatcher's SHA-256 is known (allow_hash_only).
+		h = crypto.SHA256
+	}
+	digest, err := documentDigest(doc, h)
+	if err != nil {
+		return api.SignedDocument{}, err
+	}
+	out := api.SignedDocument{ID: doc.ID, SHA256: doc.SHA256, Format: doc.SignatureFormat(), SignedAt: now}
+	switch out.Format {
+	case api.FormatCMS:
+		out.Signature, err = cms.SignDigest(ctx, digest, signer, cert, cms.SignOptions{Hash: h, SigningTime: now})
+		if err != nil {
+			return api.SignedDocument{}, fmt.Errorf("sign document %s: %w", doc.ID, err)
+		}
+		if !hashOnly {
+			if _, err := cms.Verify(out.Signature, content, cms.VerifyOptions{CurrentTime: now}); err != nil {
+				return api.SignedDocument{}, fmt.Errorf("check signature of document %s: %w", doc.ID, err)
+			}
+		}
+	case api.FormatRaw:
+		out.Signature, err = cms.SignRaw(ctx, digest, signer, cert, cms.RawOptions{Hash: h})
+		if err != nil {
+			return api.SignedDocument{}, fmt.Errorf("sign document %s: %w", doc.ID, err)
+		}
+		if !hashOnly {
+			if err := cms.VerifyRaw(out.Signature, content, cert, cms.RawOptions{Hash: h}); err != nil {
+				return api.SignedDocument{}, fmt.Errorf("check signature of document %s: %w", doc.ID, err)
+			}
+		}
+	default:
+		return api.SignedDocument{}, fmt.Errorf("document %s: format %q: %w", doc.ID, out.Format, device.ErrUnsupported)
+	}
+	return out, nil
+}
+
+// documentDigest hashes the document bytes the terminal holds, which are the
+// bytes the official could open; the declared hash is used only for a
+// hash-only job.
+func documentDigest(doc api.Document, h crypto.Hash) ([]byte, error) {
+	if len(doc.Content) == 0 {
+		d, err := hex.DecodeString(doc.SHA256)
+		if err != nil || len(d) != sha256.Size {
+			return nil, fmt.Errorf("document %s: bad sha256 %q", doc.ID, doc.SHA256)
+		}
+		return d, nil
+	}
+	w := h.New()
+	w.Write(doc.Content)
+	return w.Sum(nil), nil
+}
