@@ -1,0 +1,113 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// benchJob is a job with a 1 KiB envelope, like a small signed job.
+func benchJob(id string) Job {
+	return Job{ID: id, Signer: signerA, Meta: []byte(`{"title":"Nota Dinas","number":"800/1/2026"}`),
+		Envelope: make([]byte, 1024), Digests: []Digest{{1}}}
+}
+
+func benchStore(b *testing.B) *Store {
+	b.Helper()
+	s, err := Open(filepath.Join(b.TempDir(), "q.db"), Options{Logger: quiet, TerminalID: "bench", SweepInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+// BenchmarkInsertSerial measures durable inserts per second from one writer.
+func BenchmarkInsertSerial(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := s.Insert(ctx, benchJob(fmt.Sprintf("%016d", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "inserts/s")
+}
+
+// BenchmarkInsertParallel64 measures durable inserts per second from 64
+// concurrent writers sharing group commits.
+func BenchmarkInsertParallel64(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				if _, _, err := s.Insert(ctx, benchJob(fmt.Sprintf("%016d", i))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "inserts/s")
+	b.ReportMetric(float64(s.commits.Load())/float64(b.N), "commits/insert")
+}
+
+// BenchmarkOutboxDrain measures how fast a publisher reads the backlog of
+// undelivered 1 KiB results in pages of 256.
+func BenchmarkOutboxDrain(b *testing.B) {
+	s := benchStore(b)
+	const backlog = 20000
+	payload := make([]byte, 1024)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var d delta
+		for i := range backlog {
+			r := Result{JobID: fmt.Sprintf("%016d", i), Outcome: Signed, Payload: payload, CreatedAt: time.Now()}
+			if _, err := s.putResult(tx, &d, &r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	read := 0
+	var after uint64
+	for read < b.N {
+		page, err := s.Undelivered(ctx, after, 256)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(page) == 0 {
+			after = 0 // wrap around the backlog
+			continue
+		}
+		after = page[len(page)-1].Seq
+		read += len(page)
+	}
+	b.ReportMetric(float64(read)/time.Since(start).Seconds(), "results/s")
+}
