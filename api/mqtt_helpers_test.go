@@ -22,6 +22,8 @@ type memTerminal struct {
 	term atomic.Pointer[Terminal]
 	// gate, when set, holds HandleJob until it is closed.
 	gate chan struct{}
+	// failJobs counts HandleJob calls to fail, as a full store would.
+	failJobs atomic.Int32
 	// dropAcks counts ResultAcks to ignore, as if they were lost.
 	dropAcks atomic.Int32
 
@@ -49,6 +51,9 @@ func (m *memTerminal) HandleJob(ctx context.Context, raw []byte) (Receipt, error
 		case <-ctx.Done():
 			return Receipt{}, ctx.Err()
 		}
+	}
+	if m.failJobs.Add(-1) >= 0 {
+		return Receipt{}, errors.New("store full")
 	}
 	r := Receipt{EnvelopeSHA256: EnvelopeSHA256(raw), At: time.Now().UTC()}
 	j, err := m.v.VerifyJob(raw)
