@@ -238,3 +238,67 @@ func BenchmarkSignP256(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncode isolates the CMS construction (attributes, hashing,
+// DER) from the key operations that BenchmarkSignP256 includes.
+func BenchmarkEncode(b *testing.B) {
+	pki := newPKI(b)
+	_, cert := pki.issue(b, "p256", signingUsage)
+	alg := algorithm{kind: keyEC, hash: crypto.SHA256}
+	digest, sig := make([]byte, 32), make([]byte, 72)
+	t := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		attrs, err := signedAttributes(digest, t, cert)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := alg.hash.New()
+		h.Write(attrs)
+		h.Sum(nil)
+		if _, err := encodeSignedData(cert, []*x509.Certificate{pki.inter}, alg, attrs, sig); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestSigningTimeEncoding(t *testing.T) {
+	pki := newPKI(t)
+	key, cert := pki.issue(t, "p256", signingUsage)
+	for _, tc := range []struct {
+		when time.Time
+		tag  byte
+	}{
+		{time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC), 0x17},
+		{time.Date(2049, 12, 31, 23, 59, 59, 0, time.UTC), 0x17},
+		{time.Date(2050, 1, 1, 0, 0, 0, 0, time.UTC), 0x18},
+		{time.Date(1949, 12, 31, 23, 59, 59, 0, time.UTC), 0x18},
+	} {
+		t.Run(tc.when.Format(time.RFC3339), func(t *testing.T) {
+			sig, err := Sign(t.Context(), strings.NewReader("x"), key, cert, SignOptions{SigningTime: tc.when})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// RFC 5652 §11.3: UTCTime (0x17) through 2049, else
+			// GeneralizedTime (0x18).
+			sd, err := parse(sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stamp := tc.when.Format("060102150405Z")
+			if tc.tag == 0x18 {
+				stamp = tc.when.Format("20060102150405Z")
+			}
+			if !bytes.Contains(sd.signer.attrs, append([]byte{tc.tag, byte(len(stamp))}, stamp...)) {
+				t.Errorf("signing time not encoded as tag %#x %s", tc.tag, stamp)
+			}
+			got, err := Verify(sig, []byte("x"), VerifyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.SigningTime.Equal(tc.when) {
+				t.Errorf("signing time %v, want %v", got.SigningTime, tc.when)
+			}
+		})
+	}
+}
