@@ -87,6 +87,9 @@ func FuzzVerifyJob(f *testing.F) {
 	v := testVerifier(f)
 	v.MaxContentBytes = 1 << 16
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if id, err := UnverifiedJobID(data); err == nil && ValidJobID(id) != nil {
+			t.Fatalf("UnverifiedJobID returned invalid id %q", id)
+		}
 		if j, err := v.VerifyJob(data); err == nil {
 			if _, err := Encode(j); err != nil {
 				t.Fatalf("verified an invalid job: %v", err)

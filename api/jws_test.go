@@ -267,3 +267,18 @@ func TestSignerRefusesInvalid(t *testing.T) {
 		t.Error("nil signer signed")
 	}
 }
+
+func TestUnverifiedJobID(t *testing.T) {
+	env, err := loadSigner(t, "p256-other").SignJob(sampleJob())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := UnverifiedJobID(env); err != nil || id != sampleJobID {
+		t.Errorf("UnverifiedJobID(untrusted envelope) = %q, %v", id, err)
+	}
+	for _, bad := range [][]byte{nil, []byte("a.b.c"), []byte(`{"payload":"e30","signatures":[]}`)} {
+		if id, err := UnverifiedJobID(bad); err == nil {
+			t.Errorf("UnverifiedJobID(%q) = %q", bad, id)
+		}
+	}
+}

@@ -14,7 +14,7 @@ func UnverifiedJobID(raw []byte) (string, error) {
 	if len(raw) > envelopeLimit(hardMaxContent*2) {
 		return "", refuse(ReasonTooLarge, "%d bytes", len(raw))
 	}
-	sig, err := jose.ParseSigned(string(raw), allowedAlgs)
+	sig, err := jose.ParseSignedCompact(string(raw), allowedAlgs)
 	if err != nil {
 		return "", refuse(ReasonMalformed, "not a compact JWS: %v", err)
 	}
