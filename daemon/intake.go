@@ -40,7 +40,7 @@ type docMeta struct {
 // (never stored as a job) before its receipt goes out.
 func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, error) {
 	now := d.now()
-	rc := api.Receipt{V: 1, Terminal: d.cfg.TerminalID, At: now}
+	rc := api.Receipt{V: api.Version, Terminal: d.cfg.TerminalID, At: now, EnvelopeSHA256: api.EnvelopeSHA256(envelope)}
 	job, err := d.verifier.VerifyJob(envelope)
 	if err != nil {
 		reason := api.Reason(err)
