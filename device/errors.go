@@ -95,24 +95,25 @@ const (
 
 // pivMessages maps piv-go's PC/SC error texts back to their codes. piv-go's
 // error type for PC/SC codes is unexported (piv/pcsc.go scErr), and its text
-// is the one stable handle on the code; TestPIVMessages pins these texts.
+// is the one stable handle on the code. The tests that meet these codes
+// through the real stack (busy, empty and unknown reader, pcscd down) pin them.
 var pivMessages = map[string]uint32{
-	"the smart card cannot be accessed because of other connections outstanding":                    codeSharingViolation,
-	"the operation requires a Smart Card, but no Smart Card is currently in the device":             codeNoSmartcard,
-	"the specified reader name is not recognized":                                                   codeUnknownReader,
-	"the specified reader is not currently available for use":                                       codeReaderUnavailable,
-	"cannot find a smart card reader":                                                               codeNoReaders,
-	"the Smart card resource manager is not running":                                                codeNoService,
-	"the Smart card resource manager has shut down":                                                 codeServiceStopped,
-	"an internal communications error has been detected":                                            codeCommError,
-	"the supplied handle was invalid":                                                               codeInvalidHandle,
-	"an attempt was made to end a non-existent transaction":                                         codeNotTransacted,
-	"the smart card is not responding to a reset":                                                   codeUnresponsive,
-	"power has been removed from the smart card, so that further communication is not possible":     codeUnpowered,
-	"the smart card has been reset, so any shared state information is invalid":                     codeReset,
-	"the smart card has been removed, so further communication is not possible":                     codeRemoved,
-	"the action was cancelled by an SCardCancel request":                                            codeCancelled,
-	"the user-specified timeout value has expired":                                                  codeTimeout,
+	"the smart card cannot be accessed because of other connections outstanding":                codeSharingViolation,
+	"the operation requires a Smart Card, but no Smart Card is currently in the device":         codeNoSmartcard,
+	"the specified reader name is not recognized":                                               codeUnknownReader,
+	"the specified reader is not currently available for use":                                   codeReaderUnavailable,
+	"cannot find a smart card reader":                                                           codeNoReaders,
+	"the Smart card resource manager is not running":                                            codeNoService,
+	"the Smart card resource manager has shut down":                                             codeServiceStopped,
+	"an internal communications error has been detected":                                        codeCommError,
+	"the supplied handle was invalid":                                                           codeInvalidHandle,
+	"an attempt was made to end a non-existent transaction":                                     codeNotTransacted,
+	"the smart card is not responding to a reset":                                               codeUnresponsive,
+	"power has been removed from the smart card, so that further communication is not possible": codeUnpowered,
+	"the smart card has been reset, so any shared state information is invalid":                 codeReset,
+	"the smart card has been removed, so further communication is not possible":                 codeRemoved,
+	"the action was cancelled by an SCardCancel request":                                        codeCancelled,
+	"the user-specified timeout value has expired":                                              codeTimeout,
 }
 
 // pcscCode finds the PC/SC return code in err's chain, from this package's

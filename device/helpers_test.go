@@ -30,7 +30,7 @@ type env struct {
 	tokens *Tokens
 }
 
-func newEnv(t *testing.T, opts Options) *env {
+func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	d := testenv.StartPCSCD(t)
 	if opts.Logger == nil {
@@ -51,7 +51,7 @@ func newEnv(t *testing.T, opts Options) *env {
 }
 
 // testWriter sends log lines to t.Log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -61,7 +61,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // newCard makes a software token with a key in slot 9c (and a P-256 key in
 // 9a), each with a certificate from a throwaway CA.
-func newCard(t *testing.T, alg pivsim.Algorithm, pp pivsim.PINPolicy) (*pivsim.Card, *x509.Certificate) {
+func newCard(t testing.TB, alg pivsim.Algorithm, pp pivsim.PINPolicy) (*pivsim.Card, *x509.Certificate) {
 	t.Helper()
 	card, err := pivsim.New(pivsim.Config{Serial: 4242, Version: [3]byte{5, 7, 1}})
 	if err != nil {
@@ -108,7 +108,7 @@ func newCard(t *testing.T, alg pivsim.Algorithm, pp pivsim.PINPolicy) (*pivsim.C
 }
 
 // insert puts card into virtual reader i and waits for the Arrived event.
-func (e *env) insert(t *testing.T, card *pivsim.Card, i int) time.Duration {
+func (e *env) insert(t testing.TB, card *pivsim.Card, i int) time.Duration {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -124,7 +124,7 @@ func (e *env) insert(t *testing.T, card *pivsim.Card, i int) time.Duration {
 }
 
 // remove takes card out and waits for the Left event.
-func (e *env) remove(t *testing.T, card *pivsim.Card, i int) time.Duration {
+func (e *env) remove(t testing.TB, card *pivsim.Card, i int) time.Duration {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

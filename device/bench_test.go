@@ -1,0 +1,83 @@
+package device
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tekenid/teken/device/pivsim"
+)
+
+// BenchmarkPresenceLatency inserts and removes a token through vpcd and
+// reports the time from the Insert or Remove call to the event, and from
+// pcscd seeing the card (Insert returns once pcscd asked for the ATR) to the
+// event. pcscd polls readers whose driver cannot signal card events (vpcd
+// among them) every 400 ms, so each insert and removal starts at a random
+// point of that period, as a person's tap does.
+func BenchmarkPresenceLatency(b *testing.B) {
+	e := newEnv(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	card, _ := newCard(b, pivsim.AlgECCP256, pivsim.PINPolicyOnce)
+	var arrival, afterPCSCD, removal time.Duration
+	n := 0
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		dephase()
+		start := time.Now()
+		if err := card.Insert(ctx, e.pcscd.VPCDAddr(0)); err != nil {
+			b.Fatal(err)
+		}
+		seen := time.Now()
+		ev := e.next(b, ctx)
+		if ev.Kind != Arrived {
+			b.Fatalf("event %v, want arrived", ev.Kind)
+		}
+		arrival += ev.At.Sub(start)
+		afterPCSCD += ev.At.Sub(seen)
+		dephase()
+		removal += e.remove(b, card, 0)
+		cancel()
+		n++
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(n) / float64(time.Millisecond) }
+	b.ReportMetric(ms(arrival), "ms/arrival")
+	b.ReportMetric(ms(afterPCSCD), "ms/arrival-after-pcscd")
+	b.ReportMetric(ms(removal), "ms/removal")
+	b.ReportMetric(0, "ns/op")
+}
+
+// dephase waits a random part of pcscd's 400 ms presence poll.
+func dephase() {
+	t := time.NewTimer(rand.N(400 * time.Millisecond))
+	<-t.C
+}
+
+// BenchmarkIdleCPU measures this process's CPU time (getrusage) over 10 s
+// of idle watching, with a token present, and reports it per second.
+func BenchmarkIdleCPU(b *testing.B) {
+	e := newEnv(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	card, _ := newCard(b, pivsim.AlgECCP256, pivsim.PINPolicyOnce)
+	e.insert(b, card, 0)
+	const idle = 10 * time.Second
+	var cpu time.Duration
+	n := 0
+	for b.Loop() {
+		before := rusage(b)
+		t := time.NewTimer(idle)
+		<-t.C
+		cpu += rusage(b) - before
+		n++
+	}
+	b.ReportMetric(float64(cpu)/float64(n)/float64(idle/time.Second)/float64(time.Millisecond), "cpu-ms/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func rusage(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
