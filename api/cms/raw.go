@@ -23,15 +23,9 @@ type RawOptions struct {
 // ECDSA-Sig-Value for EC keys, PKCS#1 v1.5 or RSASSA-PSS for RSA. It is the
 // same as `openssl dgst -sign` over the document. VerifyRaw checks it.
 func SignRaw(ctx context.Context, digest []byte, signer crypto.Signer, cert *x509.Certificate, opts RawOptions) ([]byte, error) {
-	if err := checkSigner(signer, cert); err != nil {
-		return nil, err
-	}
-	alg, err := resolve(cert.PublicKey, opts.Hash, opts.PSS)
+	alg, err := prepareDigest(signer, cert, opts.Hash, opts.PSS, digest)
 	if err != nil {
 		return nil, err
-	}
-	if len(digest) != alg.hash.Size() {
-		return nil, fmt.Errorf("cms: digest is %d bytes, %v needs %d", len(digest), alg.hash, alg.hash.Size())
 	}
 	return sign(ctx, digest, signer, cert, alg)
 }

@@ -32,10 +32,7 @@ type SignOptions struct {
 // signed by signer, whose certificate is cert. signer is called exactly
 // once, with the digest of the DER-encoded signed attributes.
 func Sign(ctx context.Context, content io.Reader, signer crypto.Signer, cert *x509.Certificate, opts SignOptions) ([]byte, error) {
-	if err := checkSigner(signer, cert); err != nil {
-		return nil, err
-	}
-	alg, err := resolve(cert.PublicKey, opts.Hash, opts.PSS)
+	alg, err := prepare(signer, cert, opts.Hash, opts.PSS)
 	if err != nil {
 		return nil, err
 	}
@@ -50,15 +47,9 @@ func Sign(ctx context.Context, content io.Reader, signer crypto.Signer, cert *x5
 // opts.Hash, or DefaultHash of the key when that is zero), so a document
 // hashed once can be signed by many officials.
 func SignDigest(ctx context.Context, digest []byte, signer crypto.Signer, cert *x509.Certificate, opts SignOptions) ([]byte, error) {
-	if err := checkSigner(signer, cert); err != nil {
-		return nil, err
-	}
-	alg, err := resolve(cert.PublicKey, opts.Hash, opts.PSS)
+	alg, err := prepareDigest(signer, cert, opts.Hash, opts.PSS, digest)
 	if err != nil {
 		return nil, err
-	}
-	if len(digest) != alg.hash.Size() {
-		return nil, fmt.Errorf("cms: digest is %d bytes, %v needs %d", len(digest), alg.hash, alg.hash.Size())
 	}
 	return signDigest(ctx, digest, signer, cert, alg, opts)
 }
@@ -89,20 +80,34 @@ func Digest(ctx context.Context, content io.Reader, h crypto.Hash) ([]byte, erro
 	}
 }
 
-func checkSigner(signer crypto.Signer, cert *x509.Certificate) error {
+// prepare checks the signer against its certificate and resolves the
+// algorithm.
+func prepare(signer crypto.Signer, cert *x509.Certificate, h crypto.Hash, pss bool) (algorithm, error) {
 	if signer == nil {
-		return errors.New("cms: nil signer")
+		return algorithm{}, errors.New("cms: nil signer")
 	}
 	if cert == nil {
-		return errors.New("cms: nil certificate")
+		return algorithm{}, errors.New("cms: nil certificate")
 	}
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
 		// A PIV token holds several slots; a signature by the wrong one
 		// would only be noticed by the central system.
-		return errors.New("cms: signer key does not match the certificate")
+		return algorithm{}, errors.New("cms: signer key does not match the certificate")
 	}
-	return nil
+	return resolve(cert.PublicKey, h, pss)
+}
+
+// prepareDigest is prepare for a document digest computed by the caller.
+func prepareDigest(signer crypto.Signer, cert *x509.Certificate, h crypto.Hash, pss bool, digest []byte) (algorithm, error) {
+	alg, err := prepare(signer, cert, h, pss)
+	if err != nil {
+		return algorithm{}, err
+	}
+	if len(digest) != alg.hash.Size() {
+		return algorithm{}, fmt.Errorf("cms: digest is %d bytes, %v needs %d", len(digest), alg.hash, alg.hash.Size())
+	}
+	return alg, nil
 }
 
 // sign calls the signer once over digest and checks the result against the

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -181,7 +182,7 @@ func TestVerifyOpenSSLSignature(t *testing.T) {
 	if !got.Signer.Equal(cert) {
 		t.Errorf("signer %v", got.Signer.Subject)
 	}
-	if _, err := Verify(sig, []byte("surat palsu\n"), VerifyOptions{}); err != ErrDigestMismatch {
+	if _, err := Verify(sig, []byte("surat palsu\n"), VerifyOptions{}); !errors.Is(err, ErrDigestMismatch) {
 		t.Errorf("changed content: %v, want ErrDigestMismatch", err)
 	}
 }
