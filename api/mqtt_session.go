@@ -327,9 +327,10 @@ func (s *session) err() error {
 // stop disconnects and waits for the goroutines.
 func (s *session) stop(ctx context.Context) error {
 	s.cancel()
-	if s.client.IsConnected() {
-		s.client.Disconnect(250)
-	}
+	// Unconditionally: paho's Disconnect also ends a connect attempt that
+	// is still in flight (status.go Disconnecting), which IsConnected
+	// does not report.
+	s.client.Disconnect(250)
 	s.open.Store(false)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
