@@ -124,7 +124,7 @@ func parseTLV(b []byte) (t tlv, rest []byte, err error) {
 	i++
 	if b[0]&0x1F == 0x1F {
 		for {
-			if i >= len(b) || i > 3 {
+			if i >= len(b) || i >= 3 {
 				return tlv{}, nil, errTLV
 			}
 			tag = tag<<8 | uint32(b[i])
