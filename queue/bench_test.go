@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -18,9 +19,23 @@ func benchJob(id string) Job {
 		Envelope: make([]byte, 1024), Digests: []Digest{{1}}}
 }
 
+// benchDir is where benchmark files live: TEKEN_BENCH_DIR if set (to
+// compare disks, e.g. /dev/shm to take fsync latency out), else a temp dir.
+func benchDir(b *testing.B) string {
+	if d := os.Getenv("TEKEN_BENCH_DIR"); d != "" {
+		dir, err := os.MkdirTemp(d, "queue-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+		return dir
+	}
+	return b.TempDir()
+}
+
 func benchStore(b *testing.B) *Store {
 	b.Helper()
-	s, err := Open(filepath.Join(b.TempDir(), "q.db"), Options{Logger: quiet, TerminalID: "bench", SweepInterval: time.Hour})
+	s, err := Open(filepath.Join(benchDir(b), "q.db"), Options{Logger: quiet, TerminalID: "bench", SweepInterval: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,4 +125,30 @@ func BenchmarkOutboxDrain(b *testing.B) {
 		read += len(page)
 	}
 	b.ReportMetric(float64(read)/time.Since(start).Seconds(), "results/s")
+}
+
+// BenchmarkBaselineBoltUpdate is the reference point: one bbolt Update
+// (two fdatasyncs) per 1 KiB record, no store logic. It shows what the
+// disk allows before group commit.
+func BenchmarkBaselineBoltUpdate(b *testing.B) {
+	db, err := bolt.Open(filepath.Join(benchDir(b), "raw.db"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	val := make([]byte, 1024)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if err := db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists([]byte("b"))
+			if err != nil {
+				return err
+			}
+			return bk.Put([]byte(fmt.Sprintf("%016d", i)), val)
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
 }

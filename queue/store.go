@@ -86,7 +86,8 @@ type Store struct {
 	queue   []*op
 	closed  bool
 	wake    chan struct{}
-	stop    chan struct{}
+	ctx     context.Context // ends when Close starts; stops the sweeper
+	cancel  context.CancelFunc
 	done    sync.WaitGroup
 	closeMu sync.Mutex
 	dbGone  bool
@@ -102,12 +103,15 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, path: path, opts: opts, log: opts.Logger.With("db", path),
-		wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		wake: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.prepare(); err != nil {
+		s.cancel()
 		_ = db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, mapBoltErr(err))
 	}
 	if err := s.loadCounts(); err != nil {
+		s.cancel()
 		_ = db.Close()
 		return nil, err
 	}
@@ -173,7 +177,7 @@ func (s *Store) Close(ctx context.Context) error {
 		s.mu.Lock()
 		if !s.closed {
 			s.closed = true
-			close(s.stop)
+			s.cancel()
 			s.signal()
 		}
 		s.mu.Unlock()

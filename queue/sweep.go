@@ -17,12 +17,10 @@ func (s *Store) sweepLoop() {
 	defer s.done.Done()
 	t := time.NewTicker(s.opts.SweepInterval)
 	defer t.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { <-s.stop; cancel() }()
+	ctx := s.ctx
 	for {
 		select {
-		case <-s.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
