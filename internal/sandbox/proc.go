@@ -1,4 +1,4 @@
-package testenv
+package sandbox
 
 import (
 	"errors"
@@ -7,12 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
-	"testing"
 	"time"
 )
 
-// proc is a child process owned by a test: its output goes to a log file
-// that is printed when the test fails, and stop ends it and reaps it.
+// proc is a child process owned by a sandbox component: its output goes to
+// a log file, and stop ends it and reaps it.
 type proc struct {
 	cmd     *exec.Cmd
 	logPath string
@@ -20,8 +19,7 @@ type proc struct {
 	err     error // valid after exited is closed
 }
 
-func startProc(t testing.TB, logDir, name string, argv ...string) (*proc, error) {
-	t.Helper()
+func startProc(logDir, name string, argv ...string) (*proc, error) {
 	logPath := filepath.Join(logDir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -31,7 +29,7 @@ func startProc(t testing.TB, logDir, name string, argv ...string) (*proc, error)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group, so stop can end anything it spawned, and
-	// Pdeathsig so a crashed test binary does not leave it behind.
+	// Pdeathsig so a crashed parent does not leave it behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -54,8 +52,11 @@ func (p *proc) running() error {
 	}
 }
 
-func (p *proc) log() string {
-	b, err := os.ReadFile(p.logPath)
+func (p *proc) log() string { return tail(p.logPath) }
+
+// tail returns the last 8 KiB of a log file.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}

@@ -1,4 +1,4 @@
-package testenv
+package sandbox
 
 import (
 	"bufio"
@@ -9,24 +9,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now. The
-// caller must tolerate losing a race for it; the starters below retry.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ports, err := freePorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ports
-}
-
-// freePorts finds n consecutive free ports and returns the first one. vpcd
-// listens on one port per virtual reader, starting at its configured port.
-func freePorts(n int) (int, error) {
+// FreePorts finds n consecutive free TCP ports and returns the first one.
+// vpcd listens on one port per virtual reader, from its configured port on.
+// The caller must tolerate losing a race for them; the starters here retry.
+func FreePorts(n int) (int, error) {
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -88,10 +77,10 @@ func WaitFor(ctx context.Context, timeout time.Duration, cond func() error) erro
 	}
 }
 
-// tcpListening reports whether some socket in this network namespace listens
+// TCPListening reports whether some socket in this network namespace listens
 // on port. It reads /proc instead of connecting, because a connection to a
 // vpcd port is taken by the driver as a card being inserted.
-func tcpListening(port int) (bool, error) {
+func TCPListening(port int) (bool, error) {
 	want := fmt.Sprintf(":%04X", port)
 	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		f, err := os.Open(name)
