@@ -30,7 +30,9 @@ type SignOptions struct {
 
 // Sign hashes content and returns a detached CMS SignedData (DER) over it,
 // signed by signer, whose certificate is cert. signer is called exactly
-// once, with the digest of the DER-encoded signed attributes.
+// once, with the digest of the DER-encoded signed attributes. ctx is
+// checked while hashing and before the signer is asked; crypto.Signer
+// offers no way to stop a signature already in progress on a token.
 func Sign(ctx context.Context, content io.Reader, signer crypto.Signer, cert *x509.Certificate, opts SignOptions) ([]byte, error) {
 	alg, err := prepare(signer, cert, opts.Hash, opts.PSS)
 	if err != nil {

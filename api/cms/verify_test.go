@@ -24,7 +24,7 @@ func TestVerifyRejects(t *testing.T) {
 	other := newPKI(t)
 	doc := []byte("Nota Dinas 005/77/2026")
 	signingTime := time.Date(2026, 11, 26, 1, 2, 3, 0, time.UTC)
-	sign := func(t *testing.T, alg string, usage x509.KeyUsage, opts SignOptions) ([]byte, *x509.Certificate) {
+	signDoc := func(t *testing.T, alg string, usage x509.KeyUsage, opts SignOptions) ([]byte, *x509.Certificate) {
 		t.Helper()
 		key, cert := pki.issue(t, alg, usage)
 		opts.SigningTime = signingTime
@@ -50,40 +50,40 @@ func TestVerifyRejects(t *testing.T) {
 		want error // nil means the signature must verify
 	}{
 		{"valid", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p256", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
 			return sig, doc
 		}, trusted, nil},
 		{"valid without chain check", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p256", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
 			return sig, doc
 		}, VerifyOptions{}, nil},
 		{"intermediate given by caller", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p384", signingUsage, SignOptions{Chain: []*x509.Certificate{}})
+			sig, _ := signDoc(t, "p384", signingUsage, SignOptions{Chain: []*x509.Certificate{}})
 			return sig, doc
 		}, VerifyOptions{Roots: pki.roots(), Intermediates: poolOf(pki.inter)}, nil},
 		{"intermediate missing", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p384", signingUsage, SignOptions{Chain: []*x509.Certificate{}})
+			sig, _ := signDoc(t, "p384", signingUsage, SignOptions{Chain: []*x509.Certificate{}})
 			return sig, doc
 		}, trusted, ErrUntrusted},
 		{"changed document", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p256", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
 			return sig, append(bytes.Clone(doc), '.')
 		}, VerifyOptions{}, ErrDigestMismatch},
 		{"changed signature value", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "rsa", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "rsa", signingUsage, SignOptions{})
 			sig[len(sig)-1] ^= 1
 			return sig, doc
 		}, VerifyOptions{}, ErrBadSignature},
 		{"changed signing time", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p256", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
 			return replaceOnce(t, sig, []byte("261126010203Z"), []byte("261126010204Z")), doc
 		}, VerifyOptions{}, ErrBadSignature},
 		{"changed PSS salt length", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "rsa", signingUsage, SignOptions{PSS: true})
+			sig, _ := signDoc(t, "rsa", signingUsage, SignOptions{PSS: true})
 			return replaceOnce(t, sig, []byte{0xa2, 3, 2, 1, 0x20}, []byte{0xa2, 3, 2, 1, 0x1f}), doc
 		}, VerifyOptions{}, ErrBadSignature},
 		{"PSS salt length zero", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "rsa", signingUsage, SignOptions{PSS: true})
+			sig, _ := signDoc(t, "rsa", signingUsage, SignOptions{PSS: true})
 			return replaceOnce(t, sig, []byte{0xa2, 3, 2, 1, 0x20}, []byte{0xa2, 3, 2, 1, 0}), doc
 		}, VerifyOptions{}, ErrUnsupported},
 		{"signing certificate names another certificate", func(t *testing.T) ([]byte, []byte) {
@@ -103,28 +103,53 @@ func TestVerifyRejects(t *testing.T) {
 			}
 			return s, doc
 		}, VerifyOptions{}, ErrSignerMismatch},
+		{"signer certificate not included", func(t *testing.T) ([]byte, []byte) {
+			key, cert := pki.issue(t, "p256", signingUsage)
+			alg, err := resolve(cert.PublicKey, 0, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			attrs, err := signedAttributes(digestOf(crypto.SHA256, doc), signingTime, cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The SignerInfo names cert, but only the CA is embedded.
+			stripped := *cert
+			stripped.Raw = pki.inter.Raw
+			h := alg.hash.New()
+			h.Write(attrs)
+			s, err := sign(t.Context(), h.Sum(nil), key, cert, alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err = encodeSignedData(&stripped, nil, alg, attrs, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, doc
+		}, VerifyOptions{}, ErrMalformed},
 		{"untrusted root", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p256", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
 			return sig, doc
 		}, VerifyOptions{Roots: other.roots()}, ErrUntrusted},
 		{"expired at verification time", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p256", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
 			return sig, doc
 		}, VerifyOptions{Roots: pki.roots(), CurrentTime: time.Now().Add(48 * time.Hour)}, ErrUntrusted},
 		{"key not for signing", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "rsa", x509.KeyUsageKeyEncipherment, SignOptions{})
+			sig, _ := signDoc(t, "rsa", x509.KeyUsageKeyEncipherment, SignOptions{})
 			return sig, doc
 		}, trusted, ErrUntrusted},
 		{"no extended key usage allows any", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p256", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
 			return sig, doc
 		}, VerifyOptions{Roots: pki.roots(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}, nil},
 		{"truncated", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p256", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
 			return sig[:len(sig)-1], doc
 		}, VerifyOptions{}, ErrMalformed},
 		{"trailing data", func(t *testing.T) ([]byte, []byte) {
-			sig, _ := sign(t, "p256", signingUsage, SignOptions{})
+			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
 			return append(sig, 0), doc
 		}, VerifyOptions{}, ErrMalformed},
 		{"empty", func(t *testing.T) ([]byte, []byte) { return nil, doc }, VerifyOptions{}, ErrMalformed},
@@ -150,6 +175,7 @@ func TestVerifyRejects(t *testing.T) {
 			if got != nil {
 				t.Errorf("Verify returned %+v with an error", got)
 			}
+			t.Logf("error: %v", err)
 		})
 	}
 }
