@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/device/pivsim"
+	"github.com/tekenid/teken/internal/testenv"
 )
 
 func TestPresenceEvents(t *testing.T) {
@@ -477,4 +478,66 @@ func TestPCSCDRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.remove(t, card, 0)
+}
+
+// TestPINPolicyAlways verifies again before each signature, as the daemon
+// does for a key whose policy is 'always'.
+func TestPINPolicyAlways(t *testing.T) {
+	e := newEnv(t, Options{})
+	card, cert := newCard(t, pivsim.AlgECCP256, pivsim.PINPolicyAlways)
+	e.insert(t, card, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := e.tokens.Session(ctx, e.pcscd.Readers[0], func(s *Session) error {
+		p, err := s.SlotPINPolicy(SlotSignature)
+		if err != nil || p != PINPolicyAlways {
+			t.Fatalf("pin policy %v, %v; want always", p, err)
+		}
+		pin := []byte(testPIN)
+		defer clear(pin)
+		for i := range 3 {
+			sum := sha256.Sum256([]byte{byte(i)})
+			if err := s.VerifyPIN(pin, false); err != nil {
+				return err
+			}
+			sig, err := s.Sign(ctx, SlotSignature, sum[:], crypto.SHA256)
+			if err != nil {
+				return err
+			}
+			if err := verify(cert, sum[:], sig, crypto.SHA256); err != nil {
+				return err
+			}
+			if _, err := s.Sign(ctx, SlotSignature, sum[:], crypto.SHA256); !errors.Is(err, ErrPINRequired) {
+				t.Errorf("second signature on one verify: %v, want ErrPINRequired", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseStopsWatcher(t *testing.T) {
+	d := testenv.StartPCSCD(t)
+	before := runtime.NumGoroutine()
+	for _, down := range []bool{false, true} {
+		tk, err := Open(context.Background(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if down {
+			d.Stop()
+		}
+		// Let the watcher reach its wait (or its backoff) before closing.
+		if _, err := tk.Readers(context.Background()); err != nil && !down {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := tk.Close(ctx); err != nil {
+			t.Fatalf("close (pcscd down %v): %v", down, err)
+		}
+		cancel()
+		waitGoroutines(t, before)
+	}
 }

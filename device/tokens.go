@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -307,8 +308,7 @@ func (t *Tokens) retryBusy(ctx context.Context, f func() error) error {
 // goneWait for pcscd's next presence poll to notice a removal.
 func (t *Tokens) diagnose(reader string, err error) error {
 	m := classify(err, phaseCard)
-	var sw statusWord
-	if sentinelOf(m) != nil || errors.As(err, &sw) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if sentinelOf(m) != nil || !transportFailure(err) {
 		return m
 	}
 	c, cerr := establish()
@@ -331,6 +331,17 @@ func (t *Tokens) diagnose(reader string, err error) error {
 		return fmt.Errorf("%w: %w", ErrTokenRemoved, err)
 	}
 	return m
+}
+
+// transportFailure reports whether err says the exchange with the card
+// failed, rather than the card answering: a PC/SC code, or piv-go's text for
+// an empty response (piv/pcsc_unix.go transmit), which is all it reports
+// when vpcd loses the card mid-command.
+func transportFailure(err error) bool {
+	if _, ok := pcscCode(err); ok {
+		return true
+	}
+	return strings.Contains(err.Error(), "scard response too short")
 }
 
 // goneWait bounds how long diagnose waits for pcscd to notice a removal; it
