@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/tekenid/teken/internal/testenv"
@@ -221,6 +222,11 @@ func TestSignRejectsBadInput(t *testing.T) {
 				t.Errorf("signer was called before the input was checked")
 			}
 		})
+	}
+	readErr := errors.New("disk gone")
+	counting := &countingSigner{Signer: ecKey}
+	if _, err := Sign(t.Context(), io.MultiReader(strings.NewReader("x"), iotest.ErrReader(readErr)), counting, ecCert, SignOptions{}); !errors.Is(err, readErr) || len(counting.digests) != 0 {
+		t.Errorf("Sign with failing reader: %v, signer calls %d", err, len(counting.digests))
 	}
 	if _, err := SignDigest(t.Context(), make([]byte, 20), ecKey, ecCert, SignOptions{}); err == nil {
 		t.Error("SignDigest accepted a 20-byte digest for SHA-256")
