@@ -210,14 +210,16 @@ func TestSchemasValidateGolden(t *testing.T) {
 		input.WriteString(schemaPath(g.schema) + " " + p + "\n")
 		want[p] = "valid"
 	}
-	for i, bad := range invalidMessages() {
+	example, _ := filepath.Abs(filepath.Join("..", "examples", "job.json"))
+	input.WriteString(schemaPath("job") + " " + example + "\n")
+	want[example] = "valid"
+	for _, bad := range invalidMessages() {
 		p := filepath.Join(dir, "invalid-"+bad.name+".json")
 		if err := os.WriteFile(p, []byte(bad.json), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		input.WriteString(schemaPath(bad.schema) + " " + p + "\n")
 		want[p] = "invalid"
-		_ = i
 	}
 	cmd := exec.Command(py, "-c", validateScript)
 	cmd.Stdin = strings.NewReader(input.String())
