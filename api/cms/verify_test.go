@@ -89,44 +89,14 @@ func TestVerifyRejects(t *testing.T) {
 		{"signing certificate names another certificate", func(t *testing.T) ([]byte, []byte) {
 			key, cert := pki.issue(t, "p256", signingUsage)
 			_, otherCert := pki.issue(t, "p256", signingUsage)
-			alg, err := resolve(cert.PublicKey, 0, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			attrs, err := signedAttributes(digestOf(crypto.SHA256, doc), signingTime, otherCert)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := signOnce(t, key, cert, alg, attrs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s, doc
+			return handSigned(t, key, cert, otherCert, cert, doc, signingTime), doc
 		}, VerifyOptions{}, ErrSignerMismatch},
 		{"signer certificate not included", func(t *testing.T) ([]byte, []byte) {
 			key, cert := pki.issue(t, "p256", signingUsage)
-			alg, err := resolve(cert.PublicKey, 0, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			attrs, err := signedAttributes(digestOf(crypto.SHA256, doc), signingTime, cert)
-			if err != nil {
-				t.Fatal(err)
-			}
 			// The SignerInfo names cert, but only the CA is embedded.
 			stripped := *cert
 			stripped.Raw = pki.inter.Raw
-			h := alg.hash.New()
-			h.Write(attrs)
-			s, err := sign(t.Context(), h.Sum(nil), key, cert, alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err = encodeSignedData(&stripped, nil, alg, attrs, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s, doc
+			return handSigned(t, key, cert, cert, &stripped, doc, signingTime), doc
 		}, VerifyOptions{}, ErrMalformed},
 		{"untrusted root", func(t *testing.T) ([]byte, []byte) {
 			sig, _ := signDoc(t, "p256", signingUsage, SignOptions{})
@@ -194,15 +164,25 @@ func poolOf(certs ...*x509.Certificate) *x509.CertPool {
 	return p
 }
 
-// signOnce finishes a SignedData over hand-made attributes, for tests that
-// need a signature Sign would refuse to make.
-func signOnce(t *testing.T, key crypto.Signer, cert *x509.Certificate, alg algorithm, attrs []byte) ([]byte, error) {
+// handSigned makes a P-256 SignedData that Sign would refuse to make: its
+// signing-certificate-v2 names essCert, and embedded supplies the
+// certificate bytes and signer identifier, while key and cert sign.
+func handSigned(t *testing.T, key crypto.Signer, cert, essCert, embedded *x509.Certificate, doc []byte, when time.Time) []byte {
 	t.Helper()
+	alg := algorithm{kind: keyEC, hash: crypto.SHA256}
+	attrs, err := signedAttributes(digestOf(alg.hash, doc), when, essCert)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := alg.hash.New()
 	h.Write(attrs)
 	sig, err := sign(t.Context(), h.Sum(nil), key, cert, alg)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return encodeSignedData(cert, nil, alg, attrs, sig)
+	out, err := encodeSignedData(embedded, nil, alg, attrs, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
