@@ -27,7 +27,7 @@
 // card exclusively away from other applications, and still adds up to a
 // polling period of latency. github.com/ebfe/scard would be the binding of
 // choice but is not served by the module proxy this project builds from, so
-// pcsc.go binds the five calls needed against the same libpcsclite that
+// pcsc.go binds the seven calls needed against the same libpcsclite that
 // piv-go links (cgo, pkg-config libpcsclite): no new dependency at all.
 //
 // Measured on the reference machine (2 cores) through piv-go → libpcsclite

@@ -55,8 +55,8 @@ const (
 )
 
 // Session is exclusive access to one token, from Tokens.Session. It is valid
-// only inside the function given to Tokens.Session; its methods are safe for
-// use by one goroutine at a time and are serialised.
+// only inside the function given to Tokens.Session; its methods are
+// serialised, so a Signer may be used from another goroutine.
 type Session struct {
 	t      *Tokens
 	ctx    context.Context
@@ -74,6 +74,8 @@ type Session struct {
 // token next. Other applications (ykman, yubico-piv-tool) can use the token
 // between sessions. The reset happens even when fn fails or ctx is cancelled;
 // if it fails while the token is still present, Session returns that error.
+// fn should not wait for the user: while it runs, the token is held
+// exclusively and all other card access waits.
 func (t *Tokens) Session(ctx context.Context, reader string, fn func(*Session) error) (err error) {
 	unlock, err := t.lock(ctx)
 	if err != nil {
