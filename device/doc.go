@@ -47,7 +47,10 @@
 // open to close of one operation, so ykman or yubico-piv-tool can use the
 // token between jobs. When another application holds it
 // (SCARD_E_SHARING_VIOLATION) the operation retries with backoff for up to
-// Options.BusyWait and then fails with ErrCardBusy.
+// Options.BusyWait and then fails with ErrCardBusy. Every operation
+// establishes its own PC/SC context (piv-go does so in piv.Open), so while
+// pcscd is down operations fail with ErrPCSCUnavailable and the first one
+// after it is back works, with no reconnect state to go stale.
 //
 // # PIN safety
 //
@@ -60,8 +63,8 @@
 // reset (SCARD_RESET_CARD), because piv-go's Close leaves the card as it is
 // and the PIN would stay verified for the next user of the token. piv-go
 // closes its connection before the reset can connect, so another process
-// that connects in that instant of a few hundred microseconds would find the
-// PIN verified; pcsc-lite offers no way to reset through piv-go's handle.
+// that connects in exactly that instant would find the PIN verified;
+// piv-go keeps its card handle private, so the reset cannot use it.
 //
 // # Errors
 //

@@ -54,6 +54,7 @@ type PINError struct {
 	PUK bool
 }
 
+// Error says which secret was wrong and how many retries are left.
 func (e *PINError) Error() string {
 	what := "pin"
 	if e.PUK {

@@ -19,6 +19,7 @@ const (
 	Left
 )
 
+// String names the kind for logs.
 func (k EventKind) String() string {
 	switch k {
 	case Arrived:
