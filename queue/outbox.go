@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -81,7 +82,7 @@ func (s *Store) MarkDelivered(ctx context.Context, seq uint64) error {
 	err := s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
 		key := u64(seq)
 		r, err := getResult(tx, key)
-		if err == ErrNotFound {
+		if errors.Is(err, ErrNotFound) {
 			last, err := getUint(tx.Bucket(bucketMeta), keyOutboxSeq)
 			if err != nil || seq == 0 || seq > last {
 				return ErrNotFound

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -131,7 +132,7 @@ func (s *Store) pruneOne(tx *bolt.Tx, d *delta, dk []byte, p *PruneStats) error 
 	}
 	key := dk[8:]
 	r, err := getResult(tx, key)
-	if err == ErrNotFound {
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
