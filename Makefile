@@ -43,9 +43,10 @@ build:
 test: deps
 	$(GO) test -count=1 -timeout 25m ./...
 
+# The demo starts its own broker and pcscd (in a private mount namespace,
+# hence root), a software token, tekend and three sample letters.
 demo: deps build
-	@echo "The demo runs once tekend exists: a broker, a software token for a sample"
-	@echo "official, tekend and three sample letters, with the kiosk URL and PIN printed."
+	$(SUDO) $(BIN)/tekenctl demo --tekend $(BIN)/tekend
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
