@@ -49,6 +49,7 @@ type RefusalError struct {
 	Detail string
 }
 
+// Error returns the reason code and the detail.
 func (e *RefusalError) Error() string {
 	if e.Detail == "" {
 		return "refused: " + string(e.Reason)
