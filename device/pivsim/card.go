@@ -231,8 +231,8 @@ func padPIN(p []byte) ([]byte, error) {
 func (c *Card) defaultObjects() {
 	var guid [16]byte
 	_, _ = rand.Read(guid[:])
-	// FASC-N of all nines-free test values (SP 800-73-4 Part 1 3.1.2 allows
-	// a non-federal issuer to use the pattern YubiKey writes).
+	// The FASC-N yubico-piv-tool's set-chuid writes (agency code 9999, a
+	// non-federal issuer; SP 800-73-4 Part 1 3.1.2), with a random GUID.
 	fascn, _ := hex.DecodeString("d4e739da739ced39ce739d836858210842108421c84210c3eb")
 	var chuid []byte
 	chuid = appendTLV(chuid, 0x30, fascn)

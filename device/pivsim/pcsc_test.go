@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -406,5 +407,55 @@ func TestSaveLoadThroughPCSC(t *testing.T) {
 	}
 	if c2.PINRetries() != 3 {
 		t.Fatalf("retries after right PIN = %d", c2.PINRetries())
+	}
+}
+
+func TestPIVGoImportAttest(t *testing.T) {
+	c := newCard(t)
+	_, reader := inserted(t, c)
+	yk := open(t, reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yk.SetPrivateKeyInsecure(piv.DefaultManagementKey, piv.SlotCardAuthentication, key, piv.Key{PINPolicy: piv.PINPolicyNever, TouchPolicy: piv.TouchPolicyNever}); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	info, err := yk.KeyInfo(piv.SlotCardAuthentication)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Origin != piv.OriginImported || info.PINPolicy != piv.PINPolicyNever || !key.PublicKey.Equal(info.PublicKey) {
+		t.Fatalf("KeyInfo = %+v", info)
+	}
+	priv, err := yk.PrivateKey(piv.SlotCardAuthentication, &key.PublicKey, piv.KeyAuth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte("card authentication"))
+	sig, err := priv.(crypto.Signer).Sign(rand.Reader, h[:], crypto.SHA256)
+	if err != nil || !ecdsa.VerifyASN1(&key.PublicKey, h[:], sig) {
+		t.Fatalf("sign with the imported key: %v", err)
+	}
+	if _, err := yk.Attest(piv.SlotCardAuthentication); !errors.Is(err, piv.ErrNotFound) {
+		t.Fatalf("attest an imported key: %v, want ErrNotFound", err)
+	}
+	pub, err := yk.GenerateKey(piv.DefaultManagementKey, piv.SlotAuthentication, piv.Key{Algorithm: piv.AlgorithmEC384, PINPolicy: piv.PINPolicyOnce, TouchPolicy: piv.TouchPolicyCached})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := yk.Attest(piv.SlotAuthentication)
+	if err != nil {
+		t.Fatalf("Attest: %v", err)
+	}
+	if !pub.(*ecdsa.PublicKey).Equal(att.PublicKey) {
+		t.Fatal("attestation certifies another key")
+	}
+	ca, err := yk.AttestationCertificate()
+	if err != nil {
+		t.Fatalf("AttestationCertificate: %v", err)
+	}
+	if err := att.CheckSignatureFrom(ca); err != nil {
+		t.Fatalf("attestation not signed by the card's attestation key: %v", err)
 	}
 }

@@ -25,13 +25,9 @@ func (c *Card) verify(s *session, cmd command) ([]byte, error) {
 	if cmd.p1 != 0x00 {
 		return nil, swIncorrectP1P2
 	}
-	switch cmd.p2 {
-	case refPIN:
-	case refPUK:
-		// The PUK is only ever presented with RESET RETRY COUNTER or
-		// CHANGE REFERENCE DATA on a YubiKey.
-		return nil, swRefNotFound
-	default:
+	if cmd.p2 != refPIN {
+		// A YubiKey takes the PUK only in RESET RETRY COUNTER and CHANGE
+		// REFERENCE DATA, and has no global PIN.
 		return nil, swRefNotFound
 	}
 	if len(cmd.data) == 0 {

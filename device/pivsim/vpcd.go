@@ -13,10 +13,10 @@ import (
 	"time"
 )
 
-// ATR is the answer to reset the card gives, that of a YubiKey 5 NFC:
+// atr is the answer to reset the card gives, that of a YubiKey 5 NFC:
 // T=1, and historical bytes with the card capabilities (extended length)
 // and "YubiKey".
-var ATR = []byte{0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0,
+var atr = []byte{0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0,
 	0x57, 0x59, 0x75, 0x62, 0x69, 0x4B, 0x65, 0x79, 0x40}
 
 // Control messages of the vpcd protocol (vsmartcard virtualsmartcard/src/
@@ -176,11 +176,12 @@ func (c *Card) serve(in *insertion) {
 		if len(msg) == 1 {
 			switch msg[0] {
 			case vpcdPowerOff, vpcdPowerOn, vpcdReset:
+				slog.Debug("pivsim vpcd control", "msg", msg[0])
 				// A power cycle or warm reset wipes the volatile state:
 				// the next official cannot sign on this one's PIN.
 				s.reset()
 			case vpcdGetATR:
-				resp = ATR
+				resp = atr
 				in.atrOnce.Do(func() { close(in.atrAsked) })
 			}
 			if resp == nil {

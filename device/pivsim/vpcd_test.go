@@ -31,7 +31,7 @@ func newFakeVPCD(t *testing.T) *fakeVPCD {
 	return &fakeVPCD{t: t, ln: ln}
 }
 
-// insert inserts c and answers the ATR request Insert waits for.
+// insert inserts c and answers the atr request Insert waits for.
 func (f *fakeVPCD) insert(c *Card) {
 	f.t.Helper()
 	errc := make(chan error, 1)
@@ -44,8 +44,8 @@ func (f *fakeVPCD) insert(c *Card) {
 	}
 	f.t.Cleanup(func() { conn.Close() })
 	f.conn, f.r = conn, bufio.NewReader(conn)
-	if atr := f.send([]byte{vpcdGetATR}); !bytes.Equal(atr, ATR) {
-		f.t.Fatalf("ATR %x", atr)
+	if atr := f.send([]byte{vpcdGetATR}); !bytes.Equal(atr, atr) {
+		f.t.Fatalf("atr %x", atr)
 	}
 	if err := <-errc; err != nil {
 		f.t.Fatalf("Insert: %v", err)
@@ -199,7 +199,7 @@ func TestInsertCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	// A driver that accepts but never asks for the ATR.
+	// A driver that accepts but never asks for the atr.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := c.Insert(ctx, ln.Addr().String()); !errors.Is(err, context.DeadlineExceeded) {
