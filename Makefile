@@ -15,7 +15,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 # Debian packages the build, the tests and the demo use.
 DEB_PACKAGES := ca-certificates gcc git libpcsclite-dev pkg-config pcscd \
 	vsmartcard-vpcd mosquitto mosquitto-clients yubico-piv-tool opensc \
-	chromium openssl util-linux procps
+	chromium openssl util-linux procps python3-jsonschema prometheus \
+	poppler-utils qpdf libnss3-tools
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

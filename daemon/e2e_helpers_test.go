@@ -135,7 +135,7 @@ func (s *syncBuffer) Bytes() []byte {
 	return bytes.Clone(s.b.Bytes())
 }
 
-func startTerminal(t *testing.T, ca *signerCA) *terminal {
+func startTerminal(t *testing.T, ca *signerCA, adjust ...func(*daemon.Config)) *terminal {
 	t.Helper()
 	tm := &terminal{t: t, id: "kendari-setda-01", logs: &syncBuffer{}, wire: &syncBuffer{},
 		results: make(chan *api.Result, 100), receipts: make(chan *api.Receipt, 100)}
@@ -168,6 +168,9 @@ func startTerminal(t *testing.T, ca *signerCA) *terminal {
 	cfg.Status.MinInterval = daemon.Duration(time.Second)
 	if ca != nil {
 		cfg.Signing.SignerCAFiles = []string{ca.pemPath}
+	}
+	for _, f := range adjust {
+		f(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan [2]string, 1)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -28,6 +29,7 @@ func startProc(logDir, name string, argv ...string) (*proc, error) {
 	defer logFile.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = childEnv()
 	// Its own process group, so stop can end anything it spawned, and
 	// Pdeathsig so a crashed parent does not leave it behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -93,4 +95,18 @@ func (p *proc) stop(grace time.Duration) error {
 func (p *proc) kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
+}
+
+// childEnv is this process's environment without the systemd notification
+// variables: a sandboxed pcscd or broker must not speak to the service
+// manager of the process that started it (pcscd sends READY=1 on its own).
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "WATCHDOG_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
