@@ -3,8 +3,13 @@ package pivsim
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/des"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/hex"
+	"math/big"
 	"strings"
 	"testing"
 )
@@ -286,5 +291,54 @@ func TestSessionReset(t *testing.T) {
 	}
 	if _, sw := tx(t, c, &s, "00 47 00 9A 05 AC 03 80 01 11"); sw != 0x6982 {
 		t.Fatalf("generate after reset: %04X, want 6982", sw)
+	}
+}
+
+func TestImportRSA(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.Precompute()
+	var data []byte
+	for i, v := range []*big.Int{key.Primes[0], key.Primes[1], key.Precomputed.Dp, key.Precomputed.Dq, key.Precomputed.Qinv} {
+		data = appendTLV(data, uint32(i+1), v.FillBytes(make([]byte, 128)))
+	}
+	data = appendTLV(data, 0xAA, []byte{byte(PINPolicyNever)})
+	c, _ := New(Config{})
+	var s session
+	tx(t, c, &s, selectPIV)
+	authMgmt(t, c, &s)
+	n := len(data)
+	apdu := hex.EncodeToString(append([]byte{0x00, 0xFE, 0x07, 0x9D, 0x00, byte(n >> 8), byte(n)}, data...))
+	if _, sw := tx(t, c, &s, apdu); sw != 0x9000 {
+		t.Fatalf("import: %04X", sw)
+	}
+	h := sha256.Sum256([]byte("nota dinas"))
+	// The host pads (PKCS#1 v1.5 with the SHA-256 DigestInfo); the card
+	// only exponentiates.
+	prefix, _ := hex.DecodeString("3031300d060960864801650304020105000420")
+	block := append([]byte{0x00, 0x01}, bytes.Repeat([]byte{0xFF}, 256-3-len(prefix)-32)...)
+	block = append(append(append(block, 0x00), prefix...), h[:]...)
+	tpl := appendTLV(nil, 0x7C, appendTLV([]byte{0x82, 0x00}, 0x81, block))
+	resp, sw := tx(t, c, &s, hex.EncodeToString(append([]byte{0x00, 0x87, 0x07, 0x9D, 0x00, byte(len(tpl) >> 8), byte(len(tpl))}, tpl...)))
+	if sw != 0x9000 {
+		t.Fatalf("sign: %04X", sw)
+	}
+	outer, _, err := parseTLV(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, _, err := parseTLV(outer.value)
+	if err != nil || sig.tag != 0x82 {
+		t.Fatalf("response %x: %v", resp, err)
+	}
+	if err := rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, h[:], sig.value); err != nil {
+		t.Fatalf("signature: %v", err)
+	}
+	// A block not smaller than the modulus is refused.
+	tpl = appendTLV(nil, 0x7C, appendTLV([]byte{0x82, 0x00}, 0x81, bytes.Repeat([]byte{0xFF}, 256)))
+	if _, sw := tx(t, c, &s, hex.EncodeToString(append([]byte{0x00, 0x87, 0x07, 0x9D, 0x00, byte(len(tpl) >> 8), byte(len(tpl))}, tpl...))); sw != 0x6A80 {
+		t.Fatalf("oversized block: %04X, want 6A80", sw)
 	}
 }
