@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tekenid/teken/internal/ctl"
+	"github.com/tekenid/teken/queue"
+)
+
+func init() {
+	commands["audit"] = command{"export or verify a tekend database's audit log", runAudit}
+}
+
+const auditHelp = `Usage: tekenctl audit export|verify --db FILE [--timeout D]
+
+Reads a tekend database read-only. 'export' writes the audit log to stdout
+as JSON Lines; 'verify' walks its hash chain and names the first broken
+link (exit 1). A database that a running tekend holds cannot be opened:
+copy it first, or stop tekend.
+
+Examples:
+  cp /var/lib/teken/teken.db /tmp/teken-copy.db
+  tekenctl audit verify --db /tmp/teken-copy.db
+  tekenctl audit export --db /tmp/teken-copy.db > audit.jsonl
+`
+
+func runAudit(ctx context.Context, e env, args []string) int {
+	if len(args) == 0 || (args[0] != "export" && args[0] != "verify") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fmt.Fprint(e.stdout, auditHelp)
+			return exitOK
+		}
+		return usageErr(e, "audit", "want 'export' or 'verify'")
+	}
+	verb := args[0]
+	fs := flags(e, "audit "+verb, auditHelp)
+	db := fs.String("db", "", "the tekend database `FILE`")
+	timeout := fs.Duration("timeout", 2*time.Second, "wait at most `DURATION` for the file's lock")
+	if code, ok := parse(e, fs, args[1:]); !ok {
+		return code
+	}
+	if *db == "" || fs.NArg() > 0 {
+		return usageErr(e, "audit", "want --db FILE and no arguments")
+	}
+	if verb == "export" {
+		if _, err := ctl.AuditExport(ctx, *db, *timeout, e.stdout); err != nil {
+			return fail(e, "audit export", err)
+		}
+		return exitOK
+	}
+	n, err := ctl.AuditVerify(ctx, *db, *timeout)
+	var chain *queue.ChainError
+	if errors.As(err, &chain) {
+		fmt.Fprintf(e.stdout, "BROKEN at entry %d: %s (%d entries before it are intact)\n", chain.Seq, chain.Reason, n)
+		return exitFailure
+	}
+	if err != nil {
+		return fail(e, "audit verify", err)
+	}
+	fmt.Fprintf(e.stdout, "OK: %d entries, hash chain intact\n", n)
+	return exitOK
+}

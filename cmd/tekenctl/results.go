@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tekenid/teken/internal/ctl"
+)
+
+func init() {
+	commands["results"] = command{"print (and save) results as they arrive", runResults}
+}
+
+const resultsHelp = `Usage: tekenctl results [--follow] [--json] [--out DIR] [flags]
+
+Prints the results terminals send — a table, or JSON Lines with --json —
+and acknowledges each once it is printed (and, with --out, written: each
+signature as JOBID-DOCID.p7s for CMS or .sig for raw, and JOBID.json).
+Duplicates are dropped. Without --follow it prints what arrives within
+--timeout and exits. The broker keeps the session under --client-id, so
+results sent while tekenctl is not running wait for the next run.
+
+Examples:
+  tekenctl results --follow
+  tekenctl results --follow --json --out ./signed | jq .outcome
+  tekenctl results --timeout 30s --out ./signed
+` + envHelp
+
+func runResults(ctx context.Context, e env, args []string) int {
+	fs := flags(e, "results", resultsHelp)
+	sf := addSettingsFlags(fs, true)
+	follow := fs.Bool("follow", false, "keep printing until Ctrl-C")
+	asJSON := fs.Bool("json", false, "print JSON Lines, one result per line")
+	outDir := fs.String("out", "", "write signatures and result JSON to `DIR`")
+	timeout := fs.Duration("timeout", 5*time.Second, "without --follow, print what arrives within `DURATION`")
+	clientID := fs.String("client-id", ctl.DefaultResultsClientID, "stable MQTT client `ID` the broker keeps the session under")
+	if code, ok := parse(e, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageErr(e, "results", "unexpected argument %q", fs.Arg(0))
+	}
+	if *timeout <= 0 {
+		return usageErr(e, "results", "--timeout must be positive")
+	}
+	st, err := sf.load(e)
+	if err != nil {
+		return fail(e, "results", err)
+	}
+	p := ctl.StartProgress(e.stderr, isTerminal(e.stderr), "connecting to the broker")
+	n, err := ctl.Results(ctx, ctl.ResultsOptions{Settings: st, ClientID: *clientID, Follow: *follow,
+		Timeout: *timeout, OutDir: *outDir, JSON: *asJSON, Connected: p.Stop}, e.stdout)
+	p.Stop()
+	if err != nil {
+		return fail(e, "results", err)
+	}
+	if !*asJSON && n == 0 {
+		fmt.Fprintln(e.stderr, "no results")
+	}
+	return exitOK
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+
+	"github.com/tekenid/teken/device/pivsim"
+	"github.com/tekenid/teken/internal/ctl"
+)
+
+func init() {
+	commands["token"] = command{"run a software token for demos (token sim)", runToken}
+}
+
+const tokenHelp = `Usage: tekenctl token sim --state DIR [--name NAME --nip NIP] [--reader-addr HOST:PORT | --pcscd]
+
+Runs a software PIV token. On the first run it makes one in DIR for the
+official named by --name and --nip, with a demo CA; later runs load it.
+Prints the reader, serial, certificate SHA-256 and the files (give the
+certificate to 'tekenctl dispatch --signer', the CA to tekend's
+signer_ca_files), then inserts the token into the vpcd reader (the system
+vpcd listens on 127.0.0.1:35963). Enter removes it, Enter again taps it;
+Ctrl-C stops. --pcscd starts a private pcscd instead (root only).
+
+Examples:
+  tekenctl token sim --state ~/teken-token --name "Siti Rahmawati" --nip 198703152010012003
+  tekenctl token sim --state ~/teken-token --reader-addr 127.0.0.1:35964
+  sudo tekenctl token sim --state /tmp/token --pcscd --name "Budi" --nip 197501012000031001
+`
+
+func runToken(ctx context.Context, e env, args []string) int {
+	if len(args) == 0 || args[0] != "sim" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fs := flags(e, "token sim", tokenHelp)
+			_, _ = parse(e, fs, args)
+			return exitOK
+		}
+		return usageErr(e, "token", "want 'sim'")
+	}
+	fs := flags(e, "token sim", tokenHelp)
+	state := fs.String("state", "", "keep the token in `DIR`")
+	name := fs.String("name", "", "the official's `NAME` (certificate CN), for a new token")
+	nip := fs.String("nip", "", "the official's `NIP` (certificate serialNumber), for a new token")
+	addr := fs.String("reader-addr", ctl.DefaultVPCDAddr, "the vpcd reader's `HOST:PORT`")
+	private := fs.Bool("pcscd", false, "start a private pcscd with vpcd readers (root only)")
+	if code, ok := parse(e, fs, args[1:]); !ok {
+		return code
+	}
+	if *state == "" || fs.NArg() > 0 {
+		return usageErr(e, "token sim", "want --state DIR and no arguments")
+	}
+	err := ctl.RunToken(ctx, ctl.TokenOptions{State: *state, Official: pivsim.Official{Name: *name, NIP: *nip},
+		ReaderAddr: *addr, PCSCD: *private, In: e.stdin, Out: e.stdout})
+	if err != nil {
+		return fail(e, "token sim", err)
+	}
+	return exitOK
+}

@@ -1,0 +1,218 @@
+package ctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tekenid/teken/api"
+)
+
+// DefaultResultsClientID is the stable client id under which the broker
+// keeps the results session (and the results that arrive while tekenctl is
+// not running).
+const DefaultResultsClientID = "tekenctl-results"
+
+// ResultsOptions configure Results.
+type ResultsOptions struct {
+	Settings
+	ClientID string
+	// Follow keeps printing until ctx ends; otherwise Results returns
+	// Timeout after it connected.
+	Follow  bool
+	Timeout time.Duration
+	// OutDir, when set, receives each signature and the result JSON.
+	OutDir string
+	JSON   bool
+	// Connected, when set, is called once the session is up.
+	Connected func()
+}
+
+// Results prints the results that arrive, writes them to OutDir and lets
+// the dispatcher acknowledge each only after it was printed and written. It
+// returns how many new results it took.
+func Results(ctx context.Context, o ResultsOptions, out io.Writer) (int, error) {
+	signer, err := LoadDispatcherKey(o.DispatcherKey)
+	if err != nil {
+		return 0, fmt.Errorf("results are acknowledged with the dispatcher key: %w", err)
+	}
+	if o.ClientID == "" {
+		o.ClientID = DefaultResultsClientID
+	}
+	conn, err := o.Connection(o.ClientID)
+	if err != nil {
+		return 0, err
+	}
+	if o.OutDir != "" {
+		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+			return 0, fmt.Errorf("results: %w", err)
+		}
+	}
+	p := &ResultPrinter{W: out, JSON: o.JSON, OutDir: o.OutDir}
+	d, err := api.OpenDispatcher(api.DispatcherConfig{
+		Connection: conn, Root: o.TopicRoot(), Signer: signer,
+		OnResult: p.Take,
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = d.Close(cctx)
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = d.WaitConnected(wctx)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	if o.Connected != nil {
+		o.Connected()
+	}
+	if o.Follow {
+		<-ctx.Done()
+		return p.Count(), nil
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	t := time.NewTimer(o.Timeout)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return p.Count(), nil
+}
+
+// ResultPrinter prints results as a table or JSON Lines and writes them to
+// a directory; it drops a result already written there.
+type ResultPrinter struct {
+	W      io.Writer
+	JSON   bool
+	OutDir string
+
+	mu      sync.Mutex
+	n       int
+	started bool
+}
+
+// Count returns how many new results were taken.
+func (p *ResultPrinter) Count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// Take handles one result; an error leaves it unacknowledged, so the
+// terminal sends it again.
+func (p *ResultPrinter) Take(_ context.Context, r *api.Result) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.OutDir != "" {
+		jsonPath := filepath.Join(p.OutDir, ResultFileName(r))
+		if _, err := os.Stat(jsonPath); err == nil {
+			return nil // taken by an earlier run whose ack was lost
+		}
+		if err := WriteResult(p.OutDir, r); err != nil {
+			return err
+		}
+	}
+	if p.JSON {
+		line, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(p.W, "%s\n", line); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(p.W, 0, 4, 2, ' ', 0)
+		if !p.started {
+			fmt.Fprintln(tw, "COMPLETED\tTERMINAL\tJOB\tOUTCOME\tDOCUMENTS\tREASON")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.CompletedAt.Local().Format("2006-01-02 15:04:05"),
+			r.Terminal, r.JobID, r.Outcome, len(r.Documents), reasonText(r.Reason, r.Detail))
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	p.started = true
+	p.n++
+	return nil
+}
+
+func reasonText(reason api.ReasonCode, detail string) string {
+	s := string(reason)
+	if detail != "" {
+		s = strings.TrimSpace(s + " " + detail)
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ResultFileName is the name of a result's JSON file: the job id.
+func ResultFileName(r *api.Result) string { return r.JobID + ".json" }
+
+// SignatureFileName is the name of one document's signature file: job id
+// and document id, .p7s for CMS and .sig for a raw signature.
+func SignatureFileName(jobID string, d api.SignedDocument) string {
+	ext := ".sig"
+	if d.Format == api.FormatCMS {
+		ext = ".p7s"
+	}
+	return filepath.Base(jobID + "-" + d.ID + ext)
+}
+
+// WriteResult writes a result's signatures and then its JSON (last, so a
+// JSON file means the whole result is on disk).
+func WriteResult(dir string, r *api.Result) error {
+	if err := api.ValidJobID(r.JobID); err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	for _, d := range r.Documents {
+		if err := writeFileSync(filepath.Join(dir, SignatureFileName(r.JobID, d)), d.Signature); err != nil {
+			return err
+		}
+	}
+	raw, err := api.Encode(r)
+	if err != nil {
+		return fmt.Errorf("write result %s: %w", r.JobID, err)
+	}
+	return writeFileSync(filepath.Join(dir, ResultFileName(r)), raw)
+}
+
+// writeFileSync writes through a temporary file and renames it, so a crash
+// leaves the old file or the whole new one.
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
