@@ -1,0 +1,220 @@
+package pades
+
+import (
+	"bytes"
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	qrcode "github.com/skip2/go-qrcode"
+)
+
+// Appearance asks for a visible signature block.
+type Appearance struct {
+	// Page is 1-based; 0 means the last page.
+	Page int
+	// Rect is the block in the page's default user space, in points
+	// (x0, y0, x1, y1); the zero value puts a DefaultWidth × DefaultHeight
+	// block in the bottom right corner, Margin points from the edges.
+	Rect [4]float64
+	// Name and NIP are shown under the caption; empty means the
+	// certificate's Subject CN and serialNumber.
+	Name, NIP string
+	// VerifyURL, when set, is drawn as a QR code on the left of the block.
+	VerifyURL string
+}
+
+// Size of the default block and its distance from the page edges, in
+// points.
+const (
+	DefaultWidth  = 240.0
+	DefaultHeight = 80.0
+	Margin        = 36.0
+)
+
+// Caption is the first line of the visible block.
+const Caption = "Ditandatangani secara elektronik oleh"
+
+// BlockRect returns the 1-based page and the rectangle (x0, y0, x1, y1,
+// PDF points in the page's user space) where Sign would draw the visible
+// block for a, so the kiosk can overlay it on a preview.
+func BlockRect(pdf []byte, a Appearance) (int, [4]float64, error) {
+	d, err := parse(pdf)
+	if err != nil {
+		return 0, [4]float64{}, err
+	}
+	pages, err := d.pages()
+	if err != nil {
+		return 0, [4]float64{}, err
+	}
+	n, pg, err := pick(pages, a.Page)
+	if err != nil {
+		return 0, [4]float64{}, err
+	}
+	return n, blockRect(pg, a), nil
+}
+
+// pick returns the 1-based number and the page for want (0 = last).
+func pick(pages []page, want int) (int, page, error) {
+	if want == 0 {
+		want = len(pages)
+	}
+	if want < 1 || want > len(pages) {
+		return 0, page{}, fmt.Errorf("%w: page %d of %d", ErrPage, want, len(pages))
+	}
+	return want, pages[want-1], nil
+}
+
+func blockRect(pg page, a Appearance) [4]float64 {
+	if a.Rect != ([4]float64{}) {
+		r := a.Rect
+		if r[0] > r[2] {
+			r[0], r[2] = r[2], r[0]
+		}
+		if r[1] > r[3] {
+			r[1], r[3] = r[3], r[1]
+		}
+		return r
+	}
+	mb := pg.mediaBox
+	// A page smaller than the block plus margins gets a smaller block.
+	w := min(DefaultWidth, mb[2]-mb[0]-2*Margin)
+	h := min(DefaultHeight, mb[3]-mb[1]-2*Margin)
+	m := Margin
+	if w < 20 || h < 10 {
+		w, h, m = mb[2]-mb[0], mb[3]-mb[1], 0
+	}
+	return [4]float64{mb[2] - m - w, mb[1] + m, mb[2] - m, mb[1] + m + h}
+}
+
+// bulan are the Indonesian month names.
+var bulan = [...]string{"Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober", "November", "Desember"}
+
+// FormatTime writes t in loc the Indonesian way, for example
+// "26 November 2026 14:05 WITA". A zone without a letter abbreviation is
+// written as its UTC offset.
+func FormatTime(t time.Time, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	t = t.In(loc)
+	zone, off := t.Zone()
+	if zone == "" || zone[0] == '+' || zone[0] == '-' {
+		zone = "UTC" + fmt.Sprintf("%+03d:%02d", off/3600, abs(off%3600)/60)
+	}
+	return fmt.Sprintf("%d %s %d %02d:%02d %s", t.Day(), bulan[t.Month()-1], t.Year(), t.Hour(), t.Minute(), zone)
+}
+
+// appearanceStream draws the block in a form XObject of size w × h.
+func appearanceStream(w, h float64, a Appearance, cert *x509.Certificate, when string) ([]byte, error) {
+	name, nip := a.Name, a.NIP
+	if name == "" {
+		name = cert.Subject.CommonName
+	}
+	if nip == "" {
+		nip = cert.Subject.SerialNumber
+	}
+	var b bytes.Buffer
+	pad := min(6, h/10)
+	fmt.Fprintf(&b, "q 1 g 0 0 %s %s re f 0.4 G 0.5 w 0.25 0.25 %s %s re S Q\n", formatReal(w), formatReal(h), formatReal(w-0.5), formatReal(h-0.5))
+	textX := pad
+	if a.VerifyURL != "" {
+		q, err := qrcode.New(a.VerifyURL, qrcode.Medium)
+		if err != nil {
+			return nil, fmt.Errorf("pades: qr code: %w", err)
+		}
+		q.DisableBorder = true
+		bm := q.Bitmap()
+		side := min(h-2*pad, w/2)
+		drawQR(&b, bm, pad, (h-side)/2, side)
+		textX = pad + side + pad
+	}
+	lines := []struct {
+		font string
+		size float64
+		text string
+	}{
+		{"F1", 7, Caption},
+		{"F2", 9, name},
+		{"F1", 8, "NIP. " + nip},
+		{"F1", 7, when},
+	}
+	if nip == "" {
+		lines[2].text = ""
+	}
+	avail := w - textX - pad
+	step := (h - 2*pad) / float64(len(lines))
+	b.WriteString("BT 0 g\n")
+	for i, l := range lines {
+		text := winAnsi(l.text)
+		size := l.size
+		if tw := textWidth(text, l.font == "F2") / 1000; tw*size > avail && tw > 0 {
+			size = max(3, avail/tw)
+		}
+		size = min(size, step*0.9)
+		y := h - pad - step*float64(i) - step*0.75
+		fmt.Fprintf(&b, "/%s %s Tf 1 0 0 1 %s %s Tm (%s) Tj\n", l.font, formatReal(size), formatReal(textX), formatReal(y), escapeLiteral(text))
+	}
+	b.WriteString("ET\n")
+	return b.Bytes(), nil
+}
+
+// drawQR fills the dark modules as rectangles, one per horizontal run, in
+// a side × side square at (x, y).
+func drawQR(b *bytes.Buffer, bm [][]bool, x, y, side float64) {
+	n := len(bm)
+	if n == 0 {
+		return
+	}
+	s := side / float64(n)
+	fmt.Fprintf(b, "q 0 g %s 0 0 %s %s %s cm\n", formatReal(s), formatReal(s), formatReal(x), formatReal(y))
+	for row, line := range bm {
+		for col := 0; col < len(line); {
+			if !line[col] {
+				col++
+				continue
+			}
+			start := col
+			for col < len(line) && line[col] {
+				col++
+			}
+			fmt.Fprintf(b, "%d %d %d 1 re\n", start, n-1-row, col-start)
+		}
+	}
+	b.WriteString("f Q\n")
+}
+
+// appearanceResources names the standard 14 fonts the stream uses; they
+// need no embedding (ISO 32000-1 §9.6.2.2).
+func appearanceResources() dict {
+	font := func(base string) dict {
+		return dict{"Type": name("Font"), "Subtype": name("Type1"), "BaseFont": name(base), "Encoding": name("WinAnsiEncoding")}
+	}
+	return dict{"Font": dict{"F1": font("Helvetica"), "F2": font("Helvetica-Bold")}}
+}
+
+// winAnsi maps text to WinAnsiEncoding bytes; Latin-1 letters keep their
+// code, anything else becomes '?'.
+func winAnsi(s string) []byte {
+	var out []byte
+	for _, r := range s {
+		switch {
+		case r >= 0x20 && r < 0x7f, r >= 0xa0 && r <= 0xff:
+			out = append(out, byte(r))
+		default:
+			out = append(out, '?')
+		}
+	}
+	return out
+}
+
+func escapeLiteral(b []byte) string {
+	var out bytes.Buffer
+	for _, c := range b {
+		if c == '(' || c == ')' || c == '\\' {
+			out.WriteByte('\\')
+		}
+		out.WriteByte(c)
+	}
+	return out.String()
+}

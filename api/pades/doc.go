@@ -1,0 +1,37 @@
+// Package pades signs PDF letters on the terminal with PAdES baseline
+// signatures (ETSI EN 319 142-1): level B-B, and B-T when a timestamp
+// authority answers.
+//
+// The signature is added as an incremental update (ISO 32000-1 §7.5.6):
+// the bytes the official was shown are kept unchanged at the start of the
+// output, so signatures already in the document stay valid. The update
+// holds a signature dictionary with SubFilter ETSI.CAdES.detached and the
+// signing time in /M, a signature field whose widget sits on a page (with
+// a visible appearance on request), the catalog's AcroForm with
+// SigFlags 3, and a new cross-reference section of the same kind as the
+// document's last one (table or stream) pointing back with /Prev.
+//
+// The CMS inside /Contents is a detached SignedData whose signed
+// attributes are content-type, message-digest and signing-certificate-v2
+// only: EN 319 142-1 §5.2.2 forbids a signing-time attribute, which
+// api/cms always writes, so this package encodes its own SignerInfo. The
+// crypto.Signer (a PIV token) is called exactly once per signature, with
+// the digest of the DER-encoded signed attributes.
+//
+// With Options.TSA set, an RFC 3161 timestamp over the signature value is
+// added as the signature-time-stamp unsigned attribute (RFC 5126 §5.11.4).
+// A timestamp authority that cannot be reached does not fail the
+// signature: the result stays B-B and Signed.Timestamped says so.
+//
+// The parser reads classic cross-reference tables, cross-reference
+// streams, hybrid files and object streams (FlateDecode with PNG
+// predictors). Encrypted documents are refused with ErrEncrypted, and
+// anything it cannot read with ErrMalformed, before the token is asked.
+//
+// github.com/digitorus/pdfsign was evaluated and not used: it writes
+// SubFilter adbe.pkcs7.detached, its pkcs7 dependency always adds a
+// signing-time attribute and an adbe-revocationInfoArchival attribute,
+// a failing timestamp authority fails the whole signature, its HTTP
+// client takes no context, and its visible appearance is an image or a
+// single line of text, with no way to draw a QR code.
+package pades

@@ -1,0 +1,284 @@
+package pades
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Options tune Sign. The zero value makes an invisible B-B signature at
+// the current time with the key's default digest (cms.DefaultHash).
+type Options struct {
+	// Chain holds intermediates to embed beside the signer certificate.
+	Chain []*x509.Certificate
+	// Hash is SHA-256, SHA-384 or SHA-512; zero follows the key.
+	Hash crypto.Hash
+	// Time is the signing time written to /M and shown in the block;
+	// zero means now.
+	Time time.Time
+	// Location is the zone the time is shown in (Asia/Makassar for
+	// WITA); nil means UTC.
+	Location *time.Location
+	// Reason and ContactInfo go into the signature dictionary.
+	Reason, ContactInfo string
+	// Visible, when set, draws a signature block on a page.
+	Visible *Appearance
+	// TSA, when set, asks for an RFC 3161 timestamp (PAdES B-T).
+	TSA *TSAOptions
+}
+
+// Signed is a signed PDF.
+type Signed struct {
+	// PDF is the input followed by the incremental update.
+	PDF []byte
+	// Timestamped reports a signature-time-stamp in the signature.
+	Timestamped bool
+	// TimestampError says why a requested timestamp is missing; it
+	// matches ErrTimestamp. The signature is then B-B.
+	TimestampError error
+}
+
+// reserve is room in /Contents beyond the certificates: SignedData
+// structure, attributes and a signature value (4096-bit RSA fits).
+const (
+	reserveBase = 4096
+	reserveTSA  = 16384
+)
+
+// Check parses pdf as Sign would and reports ErrEncrypted or ErrMalformed
+// without touching a token, so a job can be refused up front.
+func Check(pdf []byte) error {
+	d, err := parse(pdf)
+	if err != nil {
+		return err
+	}
+	_, err = d.pages()
+	return err
+}
+
+// Sign adds a PAdES signature by signer, whose certificate is cert, to pdf
+// as an incremental update. signer is called exactly once, with the
+// digest of the signed attributes. A timestamp authority that fails does
+// not fail Sign; see Signed.TimestampError.
+func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Certificate, opts Options) (*Signed, error) {
+	alg, err := resolveAlgorithm(signer, cert, opts.Hash)
+	if err != nil {
+		return nil, err
+	}
+	d, err := parse(pdf)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := d.pages()
+	if err != nil {
+		return nil, err
+	}
+	rootRef, cat, err := d.catalog()
+	if err != nil {
+		return nil, err
+	}
+	when := opts.Time
+	if when.IsZero() {
+		when = time.Now()
+	}
+	when = when.Truncate(time.Second)
+	loc := opts.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+
+	pg := pages[0]
+	rect := [4]float64{}
+	var ap []byte
+	if a := opts.Visible; a != nil {
+		if _, pg, err = pick(pages, a.Page); err != nil {
+			return nil, err
+		}
+		rect = blockRect(pg, *a)
+		if ap, err = appearanceStream(rect[2]-rect[0], rect[3]-rect[1], *a, cert, FormatTime(when, loc)); err != nil {
+			return nil, err
+		}
+	}
+
+	u := newUpdate(d)
+	sigNum, widgetNum := u.alloc(), u.alloc()
+	reserve := reserveBase + len(cert.Raw)
+	for _, c := range opts.Chain {
+		if c != nil {
+			reserve += len(c.Raw)
+		}
+	}
+	if opts.TSA != nil {
+		reserve += reserveTSA
+	}
+	br, contents := u.putSignature(sigNum, when.In(loc), opts, reserve)
+
+	widget := dict{
+		"Type": name("Annot"), "Subtype": name("Widget"), "FT": name("Sig"),
+		"V": ref{sigNum, 0}, "P": pg.ref,
+		// §12.5.3: Print (4) and Locked (128).
+		"F":    int64(132),
+		"Rect": array{rect[0], rect[1], rect[2], rect[3]},
+	}
+	if ap != nil {
+		apNum := u.alloc()
+		u.putStream(apNum, dict{
+			"Type": name("XObject"), "Subtype": name("Form"),
+			"BBox":      array{0.0, 0.0, rect[2] - rect[0], rect[3] - rect[1]},
+			"Resources": appearanceResources(),
+		}, ap)
+		widget["AP"] = dict{"N": ref{apNum, 0}}
+	}
+	if err := u.addField(rootRef, cat, pg, widgetNum, widget); err != nil {
+		return nil, err
+	}
+	out := u.finish()
+
+	byteRange := [4]int{0, contents[0], contents[1], len(out) - contents[1]}
+	copy(out[br:], fmt.Sprintf("[0 %010d %010d %010d]", byteRange[1], byteRange[2], byteRange[3]))
+	h := alg.hash.New()
+	h.Write(out[:byteRange[1]])
+	h.Write(out[byteRange[2]:])
+	attrs, err := signedAttributes(h.Sum(nil), cert)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := signAttributes(ctx, signer, cert, alg, attrs)
+	if err != nil {
+		return nil, err
+	}
+	res := &Signed{}
+	var token []byte
+	if opts.TSA != nil {
+		token, err = fetchTimestamp(ctx, opts.TSA, alg.hash, sig)
+		if err != nil {
+			slog.WarnContext(ctx, "pades: signature stays B-B without timestamp", "tsa", opts.TSA.URL, "err", err)
+			res.TimestampError = err
+		}
+		res.Timestamped = token != nil
+	}
+	der, err := encodeSignedData(cert, opts.Chain, alg, attrs, sig, token)
+	if err != nil {
+		return nil, err
+	}
+	room := (contents[1] - contents[0] - 2) / 2
+	if len(der) > room {
+		return nil, fmt.Errorf("%w: %d bytes, %d reserved", ErrTooLarge, len(der), room)
+	}
+	hex.Encode(out[contents[0]+1:], der)
+	res.PDF = out
+	return res, nil
+}
+
+// putSignature writes the signature dictionary (§12.8.1, EN 319 142-1
+// §5.3) with placeholders; it returns the offset of the /ByteRange array
+// and the offsets of the /Contents hex string's '<' and just past its '>'.
+func (u *update) putSignature(num int, when time.Time, opts Options, reserve int) (int, [2]int) {
+	u.begin(num, 0)
+	b := &u.buf
+	b.WriteString("<</Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached\n")
+	_, off := when.Zone()
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	fmt.Fprintf(b, "/M (D:%s%c%02d'%02d')\n", when.Format("20060102150405"), sign, off/3600, off%3600/60)
+	if opts.Reason != "" {
+		b.WriteString("/Reason ")
+		writeObj(b, pdfString(utf16BE(opts.Reason)))
+		b.WriteByte('\n')
+	}
+	if opts.ContactInfo != "" {
+		b.WriteString("/ContactInfo ")
+		writeObj(b, pdfString(utf16BE(opts.ContactInfo)))
+		b.WriteByte('\n')
+	}
+	b.WriteString("/ByteRange ")
+	br := b.Len()
+	b.WriteString("[0 0000000000 0000000000 0000000000]\n/Contents ")
+	start := b.Len()
+	b.WriteByte('<')
+	b.Write(bytes.Repeat([]byte("0"), 2*reserve))
+	b.WriteByte('>')
+	end := b.Len()
+	b.WriteString(">>")
+	u.end()
+	return br, [2]int{start, end}
+}
+
+// utf16BE encodes a text string (§7.9.2.2) with its byte order mark.
+func utf16BE(s string) []byte {
+	out := []byte{0xfe, 0xff}
+	for _, r := range s {
+		if r > 0xffff {
+			r -= 0x10000
+			hi, lo := 0xd800+(r>>10), 0xdc00+(r&0x3ff)
+			out = append(out, byte(hi>>8), byte(hi), byte(lo>>8), byte(lo))
+			continue
+		}
+		out = append(out, byte(r>>8), byte(r))
+	}
+	return out
+}
+
+// addField writes the widget, the page with the widget in /Annots, and
+// the AcroForm with the field in /Fields and SigFlags 3 (§12.7.2:
+// SignaturesExist | AppendOnly).
+func (u *update) addField(rootRef ref, cat dict, pg page, widgetNum int, widget dict) error {
+	d := u.d
+	annots, err := d.arrayOf(pg.dict["Annots"], "page /Annots")
+	if err != nil {
+		return err
+	}
+	var acro dict
+	acroRef, acroIndirect := cat["AcroForm"].(ref)
+	if cat["AcroForm"] != nil {
+		if acro, err = d.dictOf(cat["AcroForm"], "AcroForm"); err != nil {
+			return err
+		}
+	}
+	var fields array
+	if acro != nil {
+		if fields, err = d.arrayOf(acro["Fields"], "AcroForm /Fields"); err != nil {
+			return err
+		}
+	}
+	taken := map[string]bool{}
+	for _, f := range fields {
+		if fd, err := d.dictOf(f, "field"); err == nil {
+			if t, ok := fd["T"].(pdfString); ok {
+				taken[string(t)] = true
+			}
+		}
+	}
+	field := "Signature1"
+	for i := 2; taken[field]; i++ {
+		field = "Signature" + itoa(i)
+	}
+	widget["T"] = pdfString(field)
+	u.put(widgetNum, 0, widget)
+
+	np := clone(pg.dict)
+	np["Annots"] = append(append(array{}, annots...), ref{widgetNum, 0})
+	u.put(pg.ref.num, pg.ref.gen, np)
+
+	na := dict{}
+	if acro != nil {
+		na = clone(acro)
+	}
+	na["Fields"] = append(append(array{}, fields...), ref{widgetNum, 0})
+	na["SigFlags"] = int64(3)
+	if acroIndirect {
+		u.put(acroRef.num, acroRef.gen, na)
+		return nil
+	}
+	nc := clone(cat)
+	nc["AcroForm"] = na
+	u.put(rootRef.num, rootRef.gen, nc)
+	return nil
+}
