@@ -20,7 +20,7 @@ DEB_PACKAGES := ca-certificates gcc git libpcsclite-dev pkg-config pcscd \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test demo bench lint deb clean
+.PHONY: all deps build test demo bench lint deb clean vendor-pdfjs
 
 all: build
 
@@ -62,3 +62,15 @@ deb: build
 
 clean:
 	rm -rf $(BIN) dist
+
+# The kiosk renders PDFs with pdf.js, served from the binary (no network at
+# run time). This refreshes the vendored copy from the npm registry.
+PDFJS_VERSION := 4.10.38
+vendor-pdfjs:
+	rm -rf /tmp/teken-pdfjs && mkdir -p /tmp/teken-pdfjs
+	cd /tmp/teken-pdfjs && npm pack pdfjs-dist@$(PDFJS_VERSION) >/dev/null && tar xzf pdfjs-dist-$(PDFJS_VERSION).tgz
+	d=daemon/kiosk/web/vendor/pdfjs; rm -rf $$d && mkdir -p $$d/standard_fonts && \
+	cp /tmp/teken-pdfjs/package/build/pdf.min.mjs /tmp/teken-pdfjs/package/build/pdf.worker.min.mjs /tmp/teken-pdfjs/package/LICENSE $$d/ && \
+	cp /tmp/teken-pdfjs/package/standard_fonts/* $$d/standard_fonts/ && \
+	echo "pdfjs-dist $(PDFJS_VERSION) (npm), files build/pdf.min.mjs, build/pdf.worker.min.mjs, standard_fonts/; refreshed by make vendor-pdfjs" > $$d/VERSION && \
+	(cd $$d && sha256sum pdf.min.mjs pdf.worker.min.mjs > SHA256SUMS)

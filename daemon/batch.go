@@ -33,13 +33,14 @@ func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast b
 	ctx, cancel := f.d.signingContext(ctx)
 	defer cancel()
 
-	f.setProgress(0, len(jobs))
 	signed := 0
 	started := time.Now()
 	err = f.d.tokens.Session(ctx, reader, func(s *device.Session) error {
 		if err := s.VerifyPIN(pin, confirmLast); err != nil {
 			return err
 		}
+		// The page leaves the PIN screen only once the PIN is right.
+		f.setProgress(0, len(jobs))
 		policy, err := s.SlotPINPolicy(device.SlotSignature)
 		if err != nil {
 			return err

@@ -32,6 +32,7 @@ import (
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/device/pivsim"
+	"github.com/tekenid/teken/internal/demo"
 	"github.com/tekenid/teken/internal/testenv"
 )
 
@@ -248,7 +249,8 @@ func (tm *terminal) tapWire() {
 // letter is a PDF-like document with an Indonesian letter's metadata.
 func (tm *terminal) dispatch(signer *official, title, number string) *api.Job {
 	tm.t.Helper()
-	body := []byte(fmt.Sprintf("%%PDF-1.4\n%% %s %s\n%%%%EOF\n", title, number))
+	body := demo.LetterPDF("Dinas Komunikasi dan Informatika", number, title,
+		"Dengan hormat, surat ini dibuat untuk pengujian terminal tanda tangan.")
 	sum := sha256.Sum256(body)
 	now := time.Now().UTC().Truncate(time.Second)
 	j := &api.Job{

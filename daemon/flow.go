@@ -349,7 +349,9 @@ func (f *flow) Reject(ctx context.Context, jobID, reason string) error {
 func (f *flow) release() {
 	f.mu.Lock()
 	f.busy = false
-	if f.reader == "" {
+	// A token that left mid-batch: the done screen stays, saying what was
+	// signed and that the token must come back, until the next tap.
+	if f.reader == "" && f.state != kiosk.StateDone {
 		f.resetLocked()
 	}
 	f.mu.Unlock()

@@ -54,8 +54,13 @@ var sampleLetters = []letter{
 
 // document renders the letter as the PDF the official reads and signs.
 func (l letter) document(i int) api.Document {
-	heading := []string{l.Sender, "Nomor   : " + l.Number, "Perihal : " + l.Title}
-	pdf := letterPDF(heading, l.Body)
+	pdf := LetterPDF(l.Sender, l.Number, l.Title, l.Body...)
 	name := fmt.Sprintf("surat-%d-%s.pdf", i+1, strings.ReplaceAll(strings.ToLower(strings.Fields(l.Title)[0]), "/", "-"))
 	return api.NewDocument("surat", name, "application/pdf", pdf)
+}
+
+// LetterPDF renders a short letter with the given heading lines as a PDF,
+// for tests and examples that need a real, readable document.
+func LetterPDF(sender, number, title string, body ...string) []byte {
+	return letterPDF([]string{sender, "Nomor   : " + number, "Perihal : " + title}, body)
 }

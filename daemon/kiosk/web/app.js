@@ -112,11 +112,52 @@ function renderList() {
 
 function renderDoc() {
   const { job, d } = ui.doc;
-  return el("div", { class: "docview", "data-state": "document" },
+  const url = "/api/documents/" + encodeURIComponent(job.id) + "/" + d.index;
+  const pages = el("div", { class: "pages", id: "pages" });
+  const box = el("div", { class: "docview", "data-state": "document" },
     el("div", { class: "title big" }, job.title),
     el("div", { class: "hash" }, t("col_hash") + ": " + d.sha256),
-    el("iframe", { src: "/api/documents/" + encodeURIComponent(job.id) + "/" + d.index, title: job.title }),
+    d.media_type === "application/pdf" ? pages
+      : d.media_type.startsWith("image/") ? el("img", { src: url, alt: job.title, class: "docimage" })
+      : el("iframe", { src: url, title: job.title, sandbox: "" }),
     el("div", { class: "actions" }, el("button", { type: "button", onclick: () => { ui.mode = "list"; render(); } }, t("close_document"))));
+  if (d.media_type === "application/pdf") renderPDF(url, pages);
+  return box;
+}
+
+// renderPDF draws every page with the vendored pdf.js, so the official reads
+// the very bytes that will be signed, with no plugin and no network.
+let pdfjs = null;
+async function renderPDF(url, into) {
+  try {
+    if (!pdfjs) {
+      pdfjs = await import("/static/vendor/pdfjs/pdf.min.mjs");
+      pdfjs.GlobalWorkerOptions.workerSrc = "/static/vendor/pdfjs/pdf.worker.min.mjs";
+    }
+    const res = await fetch(url, { credentials: "same-origin" });
+    if (!res.ok) throw new Error("document " + res.status);
+    const data = new Uint8Array(await res.arrayBuffer());
+    const doc = await pdfjs.getDocument({ data, isEvalSupported: false, enableXfa: false,
+      standardFontDataUrl: "/static/vendor/pdfjs/standard_fonts/" }).promise;
+    const width = Math.min(into.clientWidth || 900, 1100);
+    for (let n = 1; n <= doc.numPages; n++) {
+      if (!into.isConnected) return;
+      const page = await doc.getPage(n);
+      const base = page.getViewport({ scale: 1 });
+      const viewport = page.getViewport({ scale: (width / base.width) * (window.devicePixelRatio || 1) });
+      const canvas = el("canvas", { "data-page": String(n), "aria-label": "page " + n });
+      canvas.width = viewport.width;
+      canvas.height = viewport.height;
+      canvas.style.width = width + "px";
+      into.append(canvas);
+      await page.render({ canvasContext: canvas.getContext("2d"), viewport }).promise;
+      canvas.setAttribute("data-rendered", "");
+    }
+    into.setAttribute("data-pages", String(doc.numPages));
+  } catch (err) {
+    into.replaceChildren(errorBox({ code: "err_document" }));
+    console.error(err);
+  }
 }
 
 function renderReject() {

@@ -1,0 +1,245 @@
+package daemon_test
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/internal/testenv"
+)
+
+var updateDocs = flag.Bool("update-docs", false, "copy the kiosk screenshots used by the README into docs/img")
+
+// artifactsDir keeps the screenshots of a browser run for people to look at.
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("TEKEN_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "artifacts")
+	}
+	dir = filepath.Join(dir, "kiosk")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	bin := testenv.LookPath(t, "chromium")
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 860),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	if err := chromedp.Run(ctx); err != nil {
+		testenv.Unavailable(t, "start chromium: %v", err)
+	}
+	return ctx
+}
+
+type shooter struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+}
+
+func (s shooter) shot(name string) {
+	s.t.Helper()
+	var png []byte
+	if err := chromedp.Run(s.ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		s.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(s.dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	if *updateDocs && (name == "2-token-list" || name == "4-pin-entry") {
+		if err := os.WriteFile(filepath.Join("..", "docs", "img", "kiosk-"+name[2:]+".png"), png, 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// run runs browser actions with a bound, so a missing element fails the test
+// instead of hanging it.
+func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Run(c, actions...); err != nil {
+		var png []byte
+		var html string
+		_ = chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100), chromedp.OuterHTML("main", &html))
+		_ = os.WriteFile(filepath.Join(artifactsDir(t), "failure.png"), png, 0o644)
+		t.Fatalf("%s: %v\npage: %s", what, err, html)
+	}
+}
+
+// The official's whole flow in a real browser against a real tekend, a real
+// broker and a software token through pcscd.
+func TestKioskInChromium(t *testing.T) {
+	ca := newSignerCA(t)
+	tm := startTerminal(t, ca)
+	bctx := startBrowser(t)
+	siti := ca.newOfficial(t, "Dr. Siti Rahmawati, M.Si.", "198703152010012003", "123456", 4001)
+	budi := ca.newOfficial(t, "Budi Santoso, S.H.", "197501012000031001", "123456", 4002)
+	j1 := tm.dispatch(siti, "Undangan Rapat Koordinasi Penyusunan APBD 2027", "005/1234/SETDA/XI/2026")
+	j2 := tm.dispatch(siti, "Nota Dinas Penyesuaian Jam Pelayanan Publik", "800/567/BKD/XI/2026")
+	jb := tm.dispatch(budi, "Disposisi Kepala Bidang", "090/111/SETDA/XI/2026")
+	s := shooter{t: t, ctx: bctx, dir: artifactsDir(t)}
+
+	run(t, bctx, "open the kiosk", chromedp.Navigate(tm.kioskURL), chromedp.WaitVisible(`[data-state=idle]`))
+	var text string
+	run(t, bctx, "idle text", chromedp.Text(`main`, &text))
+	if !strings.Contains(text, "Tempelkan token Anda") {
+		t.Fatalf("idle page says %q", text)
+	}
+	s.shot("1-idle")
+
+	ctx := context.Background()
+	if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+		t.Fatal(err)
+	}
+	var nodes int
+	run(t, bctx, "letter list", chromedp.WaitVisible(`[data-job="`+j2.JobID+`"]`), chromedp.WaitVisible(`[data-job="`+j1.JobID+`"]`),
+		chromedp.Evaluate(`document.querySelectorAll('.letter').length`, &nodes), chromedp.Text(`main`, &text))
+	if nodes != 2 || strings.Contains(text, "Disposisi") {
+		t.Fatalf("Siti sees %d letters: %q", nodes, text)
+	}
+	s.shot("2-token-list")
+	var budiShown bool
+	run(t, bctx, "other signer hidden", chromedp.Evaluate(`!!document.querySelector('[data-job="`+jb.JobID+`"]')`, &budiShown))
+	if budiShown {
+		t.Fatal("Budi's letter is on Siti's page")
+	}
+
+	run(t, bctx, "open the document", chromedp.Click(`[data-open="`+j1.JobID+`/0"]`),
+		chromedp.WaitVisible(`#pages[data-pages="1"] canvas[data-rendered]`))
+	s.shot("3-document")
+	run(t, bctx, "close the document", chromedp.Click(`[data-state=document] button`), chromedp.WaitVisible(`[data-state=token]`))
+
+	// Select both, then a wrong PIN: the page says so with the tries left.
+	run(t, bctx, "select and open the PIN pad",
+		chromedp.Click(`[data-job="`+j1.JobID+`"] input[type=checkbox]`),
+		chromedp.Click(`[data-job="`+j2.JobID+`"] input[type=checkbox]`),
+		chromedp.Click(`#sign`), chromedp.WaitVisible(`#pin`))
+	s.shot("4-pin-entry")
+	run(t, bctx, "wrong PIN",
+		chromedp.SendKeys(`#pin`, "654321"), chromedp.Click(`#pin-submit`),
+		chromedp.WaitVisible(`[data-error=err_wrong_pin]`), chromedp.Text(`[data-error=err_wrong_pin]`, &text))
+	if !strings.Contains(text, "Sisa percobaan: 2") {
+		t.Fatalf("wrong PIN message %q", text)
+	}
+	s.shot("5-wrong-pin")
+
+	// The right PIN on the on-screen keypad; the card holds the first
+	// signature long enough to see the progress screen.
+	hold, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	siti.card.OnCommand(func(ins byte) {
+		if ins == 0x87 {
+			once.Do(func() { close(hold); <-release })
+		}
+	})
+	actions := []chromedp.Action{}
+	for _, d := range "123456" {
+		actions = append(actions, chromedp.Click(`[data-key="`+string(d)+`"]`))
+	}
+	actions = append(actions, chromedp.Click(`#pin-submit`))
+	run(t, bctx, "keypad PIN", actions...)
+	<-hold
+	run(t, bctx, "signing screen", chromedp.WaitVisible(`[data-state=signing]`))
+	s.shot("6-signing")
+	close(release)
+	run(t, bctx, "done", chromedp.WaitVisible(`#done-signed`), chromedp.Text(`#done-signed`, &text))
+	if !strings.Contains(text, "2 surat") {
+		t.Fatalf("done screen says %q", text)
+	}
+	s.shot("7-done")
+	siti.card.OnCommand(nil)
+	for range 2 {
+		select {
+		case r := <-tm.results:
+			doc := j1.Documents[0].Content
+			if r.JobID == j2.JobID {
+				doc = j2.Documents[0].Content
+			}
+			if r.Outcome != api.OutcomeSigned {
+				t.Fatalf("result %+v", r)
+			}
+			verifyWithOpenSSL(t, ca, r.Documents[0].Signature, doc)
+		case <-time.After(30 * time.Second):
+			t.Fatal("results not received")
+		}
+	}
+
+	// English is one tap away.
+	run(t, bctx, "back and switch language", chromedp.Click(`[data-state=done] button`), chromedp.WaitVisible(`[data-state=token]`),
+		chromedp.Click(`#lang`), chromedp.WaitVisible(`#waiting`), chromedp.Text(`#waiting`, &text))
+	if !strings.Contains(text, "No letters") {
+		t.Fatalf("English list says %q", text)
+	}
+
+	// A reject, with a reason.
+	j3 := tm.dispatch(siti, "Surat Edaran Libur Nasional", "003/789/SETDA/XI/2026")
+	run(t, bctx, "reject", chromedp.WaitVisible(`[data-reject="`+j3.JobID+`"]`), chromedp.Click(`[data-reject="`+j3.JobID+`"]`),
+		chromedp.WaitVisible(`#reject-reason`), chromedp.SendKeys(`#reject-reason`, "Tanggal salah"), chromedp.Click(`#reject-confirm`))
+	select {
+	case r := <-tm.results:
+		if r.JobID != j3.JobID || r.Outcome != api.OutcomeRejected || r.Detail != "Tanggal salah" {
+			t.Fatalf("reject result %+v", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("rejection not received")
+	}
+
+	// The token leaves in the middle of a batch of two: one is signed, the
+	// other waits, and the page says what happened.
+	j4 := tm.dispatch(siti, "Surat Tugas A", "094/001/SETDA/XI/2026")
+	j5 := tm.dispatch(siti, "Surat Tugas B", "094/002/SETDA/XI/2026")
+	signs := 0
+	siti.card.OnCommand(func(ins byte) {
+		if ins == 0x87 {
+			if signs++; signs == 2 {
+				siti.card.Remove()
+			}
+		}
+	})
+	run(t, bctx, "batch with removal", chromedp.WaitVisible(`[data-job="`+j5.JobID+`"]`),
+		chromedp.Click(`[data-job="`+j4.JobID+`"] input[type=checkbox]`),
+		chromedp.Click(`[data-job="`+j5.JobID+`"] input[type=checkbox]`),
+		chromedp.Click(`#sign`), chromedp.WaitVisible(`#pin`),
+		chromedp.SendKeys(`#pin`, "123456"), chromedp.Click(`#pin-submit`),
+		chromedp.WaitVisible(`[data-error=err_token_removed]`))
+	s.shot("8-token-removed")
+	select {
+	case r := <-tm.results:
+		if r.Outcome != api.OutcomeSigned {
+			t.Fatalf("result %+v", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the letter signed before the removal was not delivered")
+	}
+}
