@@ -198,7 +198,7 @@ func TestKioskInChromium(t *testing.T) {
 	// English is one tap away.
 	run(t, bctx, "back and switch language", chromedp.Click(`[data-state=done] button`), chromedp.WaitVisible(`[data-state=token]`),
 		chromedp.Click(`#lang`), chromedp.WaitVisible(`#waiting`), chromedp.Text(`#waiting`, &text))
-	if !strings.Contains(text, "No letters") {
+	if !strings.Contains(text, "No letters are waiting") {
 		t.Fatalf("English list says %q", text)
 	}
 

@@ -231,12 +231,13 @@ function renderSigning() {
 
 function renderDone() {
   const r = view.result || {};
+  const partial = r.left > 0;
   return el("div", { class: "center", "data-state": "done" },
-    el("div", { class: "big ok" }, t("done_title")),
-    r.signed ? el("div", { id: "done-signed" }, t("done_signed", { n: r.signed })) : null,
-    r.left ? el("div", { class: "warning" }, t("signed_partial", { signed: r.signed, left: r.left })) : null,
+    el("div", { class: partial ? "big" : "big ok" }, partial ? t("stopped_title") : t("done_title")),
+    partial ? el("div", { class: "warning", id: "done-partial" }, t("signed_partial", { signed: r.signed, left: r.left }))
+      : r.signed ? el("div", { id: "done-signed" }, t("done_signed", { n: r.signed })) : null,
     errorBox(view.error),
-    el("div", { class: "hint" }, t("done_remove")),
+    partial ? null : el("div", { class: "hint" }, t("done_remove")),
     el("button", { type: "button", onclick: () => post("/api/dismiss") }, t("back")));
 }
 
