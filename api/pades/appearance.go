@@ -123,11 +123,12 @@ func appearanceStream(w, h float64, a Appearance, cert *x509.Certificate, when s
 		if err != nil {
 			return nil, fmt.Errorf("pades: qr code: %w", err)
 		}
-		q.DisableBorder = true
+		// The bitmap keeps its four-module quiet zone (ISO/IEC 18004
+		// §6.3.8), which the white background of the block shows.
 		bm := q.Bitmap()
-		side := min(h-2*pad, w/2)
-		drawQR(&b, bm, pad, (h-side)/2, side)
-		textX = pad + side + pad
+		side := min(h-1, w/2)
+		drawQR(&b, bm, 0.5, (h-side)/2, side)
+		textX = side
 	}
 	lines := []struct {
 		font string
