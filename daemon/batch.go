@@ -35,13 +35,21 @@ func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast b
 
 	signed := 0
 	started := time.Now()
+	var fnEnd time.Time
 	err = f.d.tokens.Session(ctx, reader, func(s *device.Session) error {
-		if err := s.VerifyPIN(pin, confirmLast); err != nil {
+		f.d.metrics.tokenTime(started) // opening the card
+		defer func() { fnEnd = time.Now() }()
+		verifyStart := time.Now()
+		err := s.VerifyPIN(pin, confirmLast)
+		f.d.metrics.tokenTime(verifyStart)
+		if err != nil {
 			return err
 		}
 		// The page leaves the PIN screen only once the PIN is right.
 		f.setProgress(0, len(jobs))
+		policyStart := time.Now()
 		policy, err := s.SlotPINPolicy(device.SlotSignature)
+		f.d.metrics.tokenTime(policyStart)
 		if err != nil {
 			return err
 		}
@@ -58,6 +66,9 @@ func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast b
 		}
 		return nil
 	})
+	if !fnEnd.IsZero() {
+		f.d.metrics.tokenTime(fnEnd) // closing and resetting the card
+	}
 	f.d.metrics.signBatch.Observe(time.Since(started).Seconds())
 	return f.batchDone(ctx, reader, signed, len(jobs), err)
 }
@@ -74,14 +85,17 @@ func (d *Daemon) signJob(ctx context.Context, s *device.Session, cert *x509.Cert
 	docs := make([]api.SignedDocument, 0, len(job.Documents))
 	for _, doc := range job.Documents {
 		if !*first && reverify {
-			if err := s.VerifyPIN(pin, true); err != nil {
+			verifyStart := time.Now()
+			err := s.VerifyPIN(pin, true)
+			d.metrics.tokenTime(verifyStart)
+			if err != nil {
 				d.abandon(j.ID, err)
 				return err
 			}
 		}
 		*first = false
 		cardStart := time.Now()
-		sd, err := signDocument(ctx, s, cert, doc, d.now())
+		sd, err := signDocument(ctx, s, d.metrics, cert, doc, d.now())
 		d.metrics.cardSign.Observe(time.Since(cardStart).Seconds())
 		if err != nil {
 			d.abandon(j.ID, err)

@@ -52,7 +52,7 @@ type signerCA struct {
 	pemPath string
 }
 
-func newSignerCA(t *testing.T) *signerCA {
+func newSignerCA(t testing.TB) *signerCA {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
@@ -72,7 +72,7 @@ func newSignerCA(t *testing.T) *signerCA {
 	return &signerCA{cert: cert, key: key, pemPath: p}
 }
 
-func (ca *signerCA) newOfficial(t *testing.T, name, nip, pin string, serial uint32) *official {
+func (ca *signerCA) newOfficial(t testing.TB, name, nip, pin string, serial uint32) *official {
 	t.Helper()
 	card, err := pivsim.New(pivsim.Config{Serial: serial, PIN: pin})
 	if err != nil {
@@ -103,7 +103,7 @@ func (ca *signerCA) newOfficial(t *testing.T, name, nip, pin string, serial uint
 
 // terminal is a running tekend with its broker, pcscd and a central side.
 type terminal struct {
-	t        *testing.T
+	t        testing.TB
 	id       string
 	pcscd    *testenv.PCSCD
 	broker   *testenv.Mosquitto
@@ -136,7 +136,7 @@ func (s *syncBuffer) Bytes() []byte {
 	return bytes.Clone(s.b.Bytes())
 }
 
-func startTerminal(t *testing.T, ca *signerCA, adjust ...func(*daemon.Config)) *terminal {
+func startTerminal(t testing.TB, ca *signerCA, adjust ...func(*daemon.Config)) *terminal {
 	t.Helper()
 	tm := &terminal{t: t, id: "kendari-setda-01", logs: &syncBuffer{}, wire: &syncBuffer{},
 		results: make(chan *api.Result, 100), receipts: make(chan *api.Receipt, 100)}
@@ -301,7 +301,7 @@ func newUUID() string {
 
 // kioskClient drives the kiosk API exactly as the page does.
 type kioskClient struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	csrf  string
 	views chan kiosk.View

@@ -70,7 +70,9 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 	f.publish(ctx)
 	f.d.metrics.tokenPresent.Set(1)
 
+	infoStart := time.Now()
 	info, err := f.d.tokens.Info(ctx, reader)
+	f.d.metrics.tokenTime(infoStart)
 	f.mu.Lock()
 	if gen != f.gen || f.reader != reader {
 		f.mu.Unlock()

@@ -1,6 +1,10 @@
 package daemon
 
 import (
+	"crypto"
+	"io"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -21,6 +25,7 @@ type metrics struct {
 	tokenPresent  prometheus.Gauge
 	pinRetries    prometheus.Gauge
 	certNotAfter  prometheus.Gauge
+	tokenBusy     prometheus.Counter
 	reconnects    prometheus.Counter
 	lastDelivery  prometheus.Gauge
 }
@@ -68,6 +73,10 @@ func newMetrics() *metrics {
 			Namespace: ns, Name: "signer_certificate_not_after_timestamp_seconds",
 			Help: "Expiry of the present signer's certificate, Unix time; 0 when none.",
 		}),
+		tokenBusy: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "token_busy_seconds_total",
+			Help: "Time spent waiting on the token: PC/SC and the card itself.",
+		}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Name: "broker_connects_total",
 			Help: "Connections made to the broker, the first included.",
@@ -83,7 +92,7 @@ func newMetrics() *metrics {
 	}, []string{"version"})
 	buildInfo.WithLabelValues(version.String()).Set(1)
 	m.reg.MustRegister(m.jobsReceived, m.jobsCompleted, m.waitTime, m.cardSign, m.signBatch,
-		m.pinFailures, m.tokenPresent, m.pinRetries, m.certNotAfter, m.reconnects, m.lastDelivery, buildInfo,
+		m.pinFailures, m.tokenPresent, m.pinRetries, m.certNotAfter, m.tokenBusy, m.reconnects, m.lastDelivery, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: ns}))
 	return m
 }
@@ -93,4 +102,18 @@ func (m *metrics) observeToken(info device.Info) {
 	if info.SignCert != nil {
 		m.certNotAfter.Set(float64(info.SignCert.NotAfter.Unix()))
 	}
+}
+
+// tokenTime adds the time since start to the token-busy counter.
+func (m *metrics) tokenTime(start time.Time) { m.tokenBusy.Add(time.Since(start).Seconds()) }
+
+// timedSigner counts the time a token spends on each signature.
+type timedSigner struct {
+	crypto.Signer
+	m *metrics
+}
+
+func (s timedSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	defer s.m.tokenTime(time.Now())
+	return s.Signer.Sign(r, digest, opts)
 }

@@ -17,11 +17,14 @@ import (
 // signDocument signs one document in its requested format and checks the
 // signature against the certificate before it is kept: a card that signs
 // with another key than its certificate names must never yield a result.
-func signDocument(ctx context.Context, s *device.Session, cert *x509.Certificate, doc api.Document, now time.Time) (api.SignedDocument, error) {
-	signer, err := s.Signer(device.SlotSignature)
+func signDocument(ctx context.Context, s *device.Session, m *metrics, cert *x509.Certificate, doc api.Document, now time.Time) (api.SignedDocument, error) {
+	signerStart := time.Now()
+	card, err := s.Signer(device.SlotSignature)
+	m.tokenTime(signerStart) // reads the slot's public key from the card
 	if err != nil {
 		return api.SignedDocument{}, err
 	}
+	signer := timedSigner{Signer: card, m: m}
 	h, err := cms.DefaultHash(cert.PublicKey)
 	if err != nil {
 		return api.SignedDocument{}, fmt.Errorf("document %s: %w", doc.ID, err)
