@@ -99,5 +99,3 @@ func tokenBusy(tb testing.TB, metricsURL string) float64 {
 	tb.Fatal("teken_token_busy_seconds_total not exported")
 	return 0
 }
-
-
