@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/digitorus/timestamp"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // TSAOptions name an RFC 3161 timestamp authority.
@@ -82,7 +84,7 @@ func fetchTimestamp(ctx context.Context, o *TSAOptions, h crypto.Hash, sig []byt
 // sig and answers our nonce; the library checks the token's own CMS
 // signature.
 func checkTimestamp(body []byte, h crypto.Hash, sig []byte, nonce *big.Int) ([]byte, error) {
-	ts, err := timestamp.ParseResponse(body)
+	ts, err := parseResponse(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: parse response: %w", ErrTimestamp, err)
 	}
@@ -98,4 +100,46 @@ func checkTimestamp(body []byte, h crypto.Hash, sig []byte, nonce *big.Int) ([]b
 		return nil, fmt.Errorf("%w: empty token", ErrTimestamp)
 	}
 	return ts.RawToken, nil
+}
+
+// parseResponse hands body to the library only once it is known to be
+// strict DER all the way down: the BER reader in github.com/digitorus/pkcs7
+// (as of v0.0.0-20230713084857) indexes past the end of truncated tags and
+// lengths (mozilla-services/pkcs7#94, fixed upstream only in releases
+// needing Go 1.27), and the authority's answer is untrusted input. The
+// recover is a backstop for the same bug class (mozilla-services/pkcs7#67).
+func parseResponse(body []byte) (ts *timestamp.Timestamp, err error) {
+	if !strictDER(body, 0) {
+		return nil, errors.New("response is not DER")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ts, err = nil, fmt.Errorf("response rejected by the parser: %v", r)
+		}
+	}()
+	return timestamp.ParseResponse(body)
+}
+
+// strictDER reports whether b is exactly one DER element whose
+// constructed parts, recursively, are well-formed too.
+func strictDER(b []byte, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	s := cryptobyte.String(b)
+	var content cryptobyte.String
+	var tag cbasn1.Tag
+	if !s.ReadAnyASN1(&content, &tag) || !s.Empty() {
+		return false
+	}
+	if tag&0x20 == 0 { // primitive
+		return true
+	}
+	for !content.Empty() {
+		var elem cryptobyte.String
+		if !content.ReadAnyASN1Element(&elem, &tag) || !strictDER(elem, depth+1) {
+			return false
+		}
+	}
+	return true
 }
