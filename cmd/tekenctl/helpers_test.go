@@ -103,6 +103,8 @@ type official struct {
 	base  string
 	csrf  string
 	views chan kiosk.View
+	// close ends the page's event stream, as closing the browser does.
+	close context.CancelFunc
 }
 
 func openKiosk(t *testing.T, base string) *official {
@@ -117,9 +119,9 @@ func openKiosk(t *testing.T, base string) *official {
 	if m == nil {
 		t.Fatal("no CSRF token in the kiosk page")
 	}
-	o := &official{t: t, base: base, csrf: string(m[1]), views: make(chan kiosk.View, 64)}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	o := &official{t: t, base: base, csrf: string(m[1]), views: make(chan kiosk.View, 64), close: cancel}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/events", nil)
 	ev, err := http.DefaultClient.Do(req)
 	if err != nil {
