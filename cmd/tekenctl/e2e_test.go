@@ -233,6 +233,40 @@ func TestWholeFlow(t *testing.T) {
 		t.Errorf("fleet table: %+v", f)
 	}
 
+	// fleet --watch redraws until stopped.
+	watchOut := &buffer{}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan int, 1)
+	go func() {
+		watchDone <- run(watchCtx, env{stdin: strings.NewReader(""), stdout: watchOut, stderr: watchOut, getenv: func(k string) string { return vars[k] }},
+			[]string{"fleet", "--watch", "1", "--quiet", "100ms"})
+	}()
+	err = testenv.WaitFor(ctx, 10*time.Second, func() error {
+		if strings.Count(watchOut.String(), "TERMINAL") < 2 {
+			return context.DeadlineExceeded
+		}
+		return nil
+	})
+	stopWatch()
+	if code := <-watchDone; err != nil || code != exitOK {
+		t.Errorf("fleet --watch drew %d times, exit %d:\n%s", strings.Count(watchOut.String(), "TERMINAL"), code, watchOut.String())
+	}
+
+	// Enter on token sim removes the token, Enter again taps it.
+	for _, want := range []string{"Token removed.", "Token on the reader.\n"} {
+		if _, err := stdinW.Write([]byte("\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := testenv.WaitFor(ctx, 10*time.Second, func() error {
+			if !strings.HasSuffix(tokenOut.String(), want+"\n") && !strings.HasSuffix(tokenOut.String(), want) {
+				return context.DeadlineExceeded
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("token sim after Enter: want %q:\n%s", want, tokenOut.String())
+		}
+	}
+
 	// audit on the live database names the lock and the way out.
 	db := daemon.StorePath(cfg.DataDir)
 	if a := tekenctl(t, ctx, nil, "audit", "verify", "--db", db, "--timeout", "200ms"); a.code != exitFailure || !strings.Contains(a.stderr, "running tekend") || !strings.Contains(a.stderr, "copy") {
