@@ -15,7 +15,8 @@ type Appearance struct {
 	Page int
 	// Rect is the block in the page's default user space, in points
 	// (x0, y0, x1, y1); the zero value puts a DefaultWidth × DefaultHeight
-	// block in the bottom right corner, Margin points from the edges.
+	// block in the bottom right corner of the visible area (CropBox, else
+	// MediaBox), Margin points from its edges.
 	Rect [4]float64
 	// Name and NIP are shown under the caption; empty means the
 	// certificate's Subject CN and serialNumber.
@@ -76,7 +77,7 @@ func blockRect(pg page, a Appearance) [4]float64 {
 		}
 		return r
 	}
-	mb := pg.mediaBox
+	mb := pg.box
 	// A page smaller than the block plus margins gets a smaller block.
 	w := min(DefaultWidth, mb[2]-mb[0]-2*Margin)
 	h := min(DefaultHeight, mb[3]-mb[1]-2*Margin)

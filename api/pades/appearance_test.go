@@ -49,6 +49,8 @@ func TestBlockRect(t *testing.T) {
 		{"default last page bottom right", three, Appearance{}, 3, [4]float64{319, 36, 559, 116}, false},
 		{"explicit page and rect normalised", three, Appearance{Page: 1, Rect: [4]float64{300, 400, 100, 350}}, 1, [4]float64{100, 350, 300, 400}, false},
 		{"small page", small, Appearance{}, 1, [4]float64{36, 36, 164, 64}, false},
+		{"crop box", testPDFWith(2, "", "/CropBox [50 60 545 782]"), Appearance{}, 2, [4]float64{269, 96, 509, 176}, false},
+		{"crop box outside media box ignored", testPDFWith(1, "", "/CropBox [1000 1000 2000 2000]"), Appearance{}, 1, [4]float64{319, 36, 559, 116}, false},
 		{"page past the end", three, Appearance{Page: 4}, 0, [4]float64{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -120,6 +121,30 @@ func TestSignRefusesBadRequests(t *testing.T) {
 			}
 			if tc.signer.calls() != 0 {
 				t.Fatal("token asked to sign a refused request")
+			}
+		})
+	}
+}
+
+func TestCertifiedNoChangesIsRefused(t *testing.T) {
+	p := newPKI(t)
+	const perms = "/Perms << /DocMDP << /Type /Sig /Reference [<< /Type /SigRef /TransformMethod /DocMDP /TransformParams << /Type /TransformParams /P %d /V /1.2 >> >>] >> >>"
+	for _, tc := range []struct {
+		p    int
+		want error
+	}{{1, ErrLocked}, {2, nil}, {3, nil}} {
+		t.Run(strconv.Itoa(tc.p), func(t *testing.T) {
+			b := testPDFWith(1, fmt.Sprintf(perms, tc.p), "")
+			if err := Check(b); !errors.Is(err, tc.want) {
+				t.Fatalf("Check: %v, want %v", err, tc.want)
+			}
+			signer, cert := p.official(t, "p256")
+			_, err := Sign(context.Background(), b, signer, cert, Options{})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Sign: %v, want %v", err, tc.want)
+			}
+			if tc.want != nil && signer.calls() != 0 {
+				t.Fatal("token asked to sign a locked document")
 			}
 		})
 	}

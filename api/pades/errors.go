@@ -15,6 +15,10 @@ var (
 	// ErrPage means the requested page does not exist in the document.
 	ErrPage = errors.New("pades: no such page")
 
+	// ErrLocked means the document is certified with DocMDP permission 1:
+	// no change, not even another signature, keeps the certification.
+	ErrLocked = errors.New("pades: document is certified against any change")
+
 	// ErrTooLarge means the signature did not fit the space reserved for
 	// it in /Contents.
 	ErrTooLarge = errors.New("pades: signature larger than reserved space")

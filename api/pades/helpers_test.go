@@ -139,7 +139,11 @@ func (p *pki) official(t *testing.T, kind string) (*countingSigner, *x509.Certif
 
 // testPDF writes a small PDF with a classic cross-reference table and n
 // A4 pages, each showing its number.
-func testPDF(n int) []byte {
+func testPDF(n int) []byte { return testPDFWith(n, "", "") }
+
+// testPDFWith is testPDF with extra entries in the catalog and the root
+// of the page tree, and extra objects numbered from 4+2n on.
+func testPDFWith(n int, catalog, pages string, extra ...string) []byte {
 	var b bytes.Buffer
 	var offs []int
 	obj := func(body string) {
@@ -151,13 +155,16 @@ func testPDF(n int) []byte {
 	for i := range n {
 		kids[i] = fmt.Sprintf("%d 0 R", 4+2*i)
 	}
-	obj("<< /Type /Catalog /Pages 2 0 R >>")
-	obj(fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d /MediaBox [0 0 595 842] >>", strings.Join(kids, " "), n))
+	obj("<< /Type /Catalog /Pages 2 0 R " + catalog + " >>")
+	obj(fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d /MediaBox [0 0 595 842] %s >>", strings.Join(kids, " "), n, pages))
 	obj("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
 	for i := range n {
 		content := fmt.Sprintf("BT /F1 14 Tf 72 770 Td (Surat Keputusan Gubernur - halaman %d) Tj ET", i+1)
 		obj(fmt.Sprintf("<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>", 5+2*i))
 		obj(fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))
+	}
+	for _, e := range extra {
+		obj(e)
 	}
 	xref := b.Len()
 	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offs)+1)

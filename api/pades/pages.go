@@ -2,9 +2,11 @@ package pades
 
 // page is one leaf of the page tree.
 type page struct {
-	ref      ref
-	dict     dict
-	mediaBox [4]float64 // normalised: x0 < x1, y0 < y1
+	ref  ref
+	dict dict
+	// box is the visible area: the CropBox where there is one, else the
+	// MediaBox (§14.11.2); normalised so x0 < x1, y0 < y1.
+	box [4]float64
 }
 
 // maxPages bounds the page tree walk.
@@ -32,8 +34,8 @@ func (d *document) pages() ([]page, error) {
 	}
 	var out []page
 	seen := map[ref]bool{}
-	var walk func(r ref, box any, depth int) error
-	walk = func(r ref, box any, depth int) error {
+	var walk func(r ref, box, crop any, depth int) error
+	walk = func(r ref, box, crop any, depth int) error {
 		if depth > maxDepth || seen[r] || len(out) >= maxPages {
 			return malformed("page tree loops or is too deep")
 		}
@@ -45,13 +47,23 @@ func (d *document) pages() ([]page, error) {
 		if mb, ok := n["MediaBox"]; ok {
 			box = mb
 		}
+		if cb, ok := n["CropBox"]; ok {
+			crop = cb
+		}
 		kids, isNode := n["Kids"]
 		if n["Type"] == name("Page") || !isNode {
 			mb, err := d.rect(box)
 			if err != nil {
 				return err
 			}
-			out = append(out, page{ref: r, dict: n, mediaBox: mb})
+			if cb, err := d.rect(crop); err == nil {
+				// §14.11.2: the CropBox is clipped to the MediaBox.
+				c := [4]float64{max(cb[0], mb[0]), max(cb[1], mb[1]), min(cb[2], mb[2]), min(cb[3], mb[3])}
+				if c[2]-c[0] >= 1 && c[3]-c[1] >= 1 {
+					mb = c
+				}
+			}
+			out = append(out, page{ref: r, dict: n, box: mb})
 			return nil
 		}
 		ka, err := d.resolve(kids)
@@ -64,13 +76,13 @@ func (d *document) pages() ([]page, error) {
 			if !ok {
 				return malformed("page tree kid is not a reference")
 			}
-			if err := walk(kr, box, depth+1); err != nil {
+			if err := walk(kr, box, crop, depth+1); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := walk(root, nil, 0); err != nil {
+	if err := walk(root, nil, nil, 0); err != nil {
 		return nil, err
 	}
 	if len(out) == 0 {

@@ -57,8 +57,52 @@ func Check(pdf []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.pages()
-	return err
+	if _, err = d.pages(); err != nil {
+		return err
+	}
+	_, cat, err := d.catalog()
+	if err != nil {
+		return err
+	}
+	return d.checkLocked(cat)
+}
+
+// checkLocked refuses a certified document whose DocMDP permission is 1
+// (ISO 32000-1 §12.8.2.2, table 254): any change, a signature included,
+// would break its certification.
+func (d *document) checkLocked(cat dict) error {
+	if cat["Perms"] == nil {
+		return nil
+	}
+	perms, err := d.dictOf(cat["Perms"], "catalog /Perms")
+	if err != nil || perms["DocMDP"] == nil {
+		return err
+	}
+	sig, err := d.dictOf(perms["DocMDP"], "DocMDP signature")
+	if err != nil {
+		return err
+	}
+	refs, err := d.arrayOf(sig["Reference"], "signature /Reference")
+	if err != nil {
+		return err
+	}
+	for _, r := range refs {
+		sr, err := d.dictOf(r, "signature reference")
+		if err != nil {
+			return err
+		}
+		if sr["TransformMethod"] != name("DocMDP") {
+			continue
+		}
+		params, err := d.dictOf(sr["TransformParams"], "DocMDP parameters")
+		if err != nil {
+			return err
+		}
+		if p, ok := params["P"].(int64); ok && p == 1 {
+			return ErrLocked
+		}
+	}
+	return nil
 }
 
 // Sign adds a PAdES signature by signer, whose certificate is cert, to pdf
@@ -80,6 +124,9 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 	}
 	rootRef, cat, err := d.catalog()
 	if err != nil {
+		return nil, err
+	}
+	if err := d.checkLocked(cat); err != nil {
 		return nil, err
 	}
 	when := opts.Time
@@ -231,12 +278,15 @@ func utf16BE(s string) []byte {
 // SignaturesExist | AppendOnly).
 func (u *update) addField(rootRef ref, cat dict, pg page, widgetNum int, widget dict) error {
 	d := u.d
+	acroRef, acroIndirect := cat["AcroForm"].(ref)
+	if pg.ref == rootRef || (acroIndirect && (acroRef == rootRef || acroRef == pg.ref)) {
+		return malformed("catalog, AcroForm and page share an object")
+	}
 	annots, err := d.arrayOf(pg.dict["Annots"], "page /Annots")
 	if err != nil {
 		return err
 	}
 	var acro dict
-	acroRef, acroIndirect := cat["AcroForm"].(ref)
 	if cat["AcroForm"] != nil {
 		if acro, err = d.dictOf(cat["AcroForm"], "AcroForm"); err != nil {
 			return err

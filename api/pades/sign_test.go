@@ -110,6 +110,11 @@ func TestSecondSignatureKeepsFirstValid(t *testing.T) {
 	}{
 		{"xref table", func(*testing.T) []byte { return testPDF(2) }},
 		{"xref stream", func(t *testing.T) []byte { return xrefStreamPDF(t, 2) }},
+		// Word processors write the AcroForm as its own object, with a
+		// default appearance that must survive.
+		{"indirect acroform", func(*testing.T) []byte {
+			return testPDFWith(2, "/AcroForm 8 0 R", "", "<< /Fields [] /DA (/Helv 0 Tf 0 g) >>")
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			first, _ := sign(t, p, tc.pdf(t), "p256", Options{Visible: &Appearance{Page: 1}})
@@ -137,6 +142,26 @@ func TestSecondSignatureKeepsFirstValid(t *testing.T) {
 				t.Errorf("second signature does not cover the document:\n%s", report)
 			}
 			qpdfCheck(t, second.PDF)
+			d, err := parse(second.PDF)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, cat, err := d.catalog()
+			if err != nil {
+				t.Fatal(err)
+			}
+			af, err := d.dictOf(cat["AcroForm"], "AcroForm")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fields, err := d.arrayOf(af["Fields"], "fields")
+			if err != nil || len(fields) != 2 || af["SigFlags"] != int64(3) {
+				t.Fatalf("AcroForm %v: want two fields and SigFlags 3", af)
+			}
+			da, _ := af["DA"].(pdfString)
+			if _, indirect := cat["AcroForm"].(ref); indirect && string(da) != "/Helv 0 Tf 0 g" {
+				t.Fatalf("AcroForm lost its /DA: %v", af)
+			}
 		})
 	}
 }
