@@ -140,6 +140,15 @@ func TestWholeFlow(t *testing.T) {
 	if refused.code != exitFailure || !strings.Contains(refused.stdout, "refused unknown_kid") || strings.Count(refused.stderr, "\n") != 1 {
 		t.Errorf("dispatch with an untrusted key: %+v", refused)
 	}
+	// A job over the terminal's size limit is refused before it is parsed:
+	// the receipt names only the envelope's hash.
+	big := filepath.Join(dir, "big.pdf")
+	if err := os.WriteFile(big, make([]byte, api.DefaultMaxContentBytes+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if tl := tekenctl(t, ctx, vars, "dispatch", "--terminal", terminalID, "--signer", certPath, big); tl.code != exitFailure || !strings.Contains(tl.stdout, "refused too_large") {
+		t.Errorf("dispatch of a too large job: %+v", tl)
+	}
 	if u := tekenctl(t, ctx, vars, "dispatch", "--signer", certPath, letter); u.code != exitUsage {
 		t.Errorf("dispatch without --terminal exited %d", u.code)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -212,10 +213,13 @@ func Dispatch(ctx context.Context, o DispatchOptions) (*Dispatched, error) {
 	}
 	receipts := make(chan *api.Receipt, 4)
 	results := make(chan *api.Result, 4)
+	rec := &recordingSigner{Signer: signer}
 	d, err := api.OpenDispatcher(api.DispatcherConfig{
-		Connection: conn, Root: o.TopicRoot(), Signer: signer,
+		Connection: conn, Root: o.TopicRoot(), Signer: rec,
 		OnReceipt: func(_ context.Context, r *api.Receipt) {
-			if r.JobID == j.JobID {
+			// A refusal of an envelope too broken or too large to parse
+			// names no job, only the envelope's hash.
+			if r.JobID == j.JobID || (r.JobID == "" && r.EnvelopeSHA256 == rec.envelopeSHA256()) {
 				select {
 				case receipts <- r:
 				default:
@@ -276,6 +280,29 @@ func Dispatch(ctx context.Context, o DispatchOptions) (*Dispatched, error) {
 		return out, &NotSignedError{Result: out.Result}
 	}
 	return out, nil
+}
+
+// recordingSigner keeps the hash of the last job envelope it signed.
+type recordingSigner struct {
+	*api.Signer
+	mu   sync.Mutex
+	hash string
+}
+
+func (r *recordingSigner) SignJob(j *api.Job) ([]byte, error) {
+	env, err := r.Signer.SignJob(j)
+	if err == nil {
+		r.mu.Lock()
+		r.hash = api.EnvelopeSHA256(env)
+		r.mu.Unlock()
+	}
+	return env, err
+}
+
+func (r *recordingSigner) envelopeSHA256() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hash
 }
 
 // clearSession removes a client's persistent session from the broker: a
