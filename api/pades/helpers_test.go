@@ -56,7 +56,7 @@ type pki struct {
 	serial int64
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -81,7 +81,7 @@ func newPKI(t *testing.T) *pki {
 	return p
 }
 
-func writePEM(t *testing.T, file, typ string, der []byte) string {
+func writePEM(t testing.TB, file, typ string, der []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), file)
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
@@ -91,7 +91,7 @@ func writePEM(t *testing.T, file, typ string, der []byte) string {
 }
 
 // issue makes a certificate for key; mod adjusts the template.
-func (p *pki) issue(t *testing.T, pub crypto.PublicKey, mod func(*x509.Certificate)) *x509.Certificate {
+func (p *pki) issue(t testing.TB, pub crypto.PublicKey, mod func(*x509.Certificate)) *x509.Certificate {
 	t.Helper()
 	p.serial++
 	tmpl := &x509.Certificate{
@@ -114,7 +114,7 @@ func (p *pki) issue(t *testing.T, pub crypto.PublicKey, mod func(*x509.Certifica
 
 // official issues a signer certificate with a name and NIP like the
 // province's, for a fresh key of the given kind.
-func (p *pki) official(t *testing.T, kind string) (*countingSigner, *x509.Certificate) {
+func (p *pki) official(t testing.TB, kind string) (*countingSigner, *x509.Certificate) {
 	t.Helper()
 	var key crypto.Signer
 	var err error
