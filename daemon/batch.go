@@ -162,7 +162,6 @@ func (f *flow) batchDone(ctx context.Context, reader string, signed, total int, 
 		f.state = kiosk.StateToken
 		if pe != nil {
 			f.tries = pe.Retries
-			f.d.metrics.pinRetries.Set(float64(pe.Retries))
 		}
 		msg := tokenMessage(err)
 		if errors.Is(err, device.ErrPINBlocked) {

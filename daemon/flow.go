@@ -68,7 +68,6 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 	f.state, f.outcome, f.lastErr, f.notice, f.progress = kiosk.StateReading, nil, nil, nil, nil
 	f.mu.Unlock()
 	f.publish(ctx)
-	f.d.metrics.tokenPresent.Set(1)
 
 	infoStart := time.Now()
 	info, err := f.d.tokens.Info(ctx, reader)
@@ -92,7 +91,7 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 		if f.problem == nil && info.PINRetries == 0 {
 			f.problem = &kiosk.Message{Code: kiosk.CodePINBlocked}
 		}
-		f.d.metrics.observeToken(info)
+		f.d.certsSeen.add(f.signer, info.SignCert.NotAfter, f.d.now())
 		f.d.log.Info("token present", "reader", reader, "serial", info.Serial, "signer", f.signer)
 	}
 	f.mu.Unlock()
@@ -115,8 +114,6 @@ func (f *flow) left(reader string) {
 		f.resetLocked()
 	}
 	f.mu.Unlock()
-	f.d.metrics.tokenPresent.Set(0)
-	f.d.metrics.pinRetries.Set(-1)
 	f.publish(context.Background())
 	f.d.statusChanged()
 }
@@ -124,6 +121,20 @@ func (f *flow) left(reader string) {
 func (f *flow) resetLocked() {
 	f.state, f.cert, f.signer, f.problem, f.tries = kiosk.StateIdle, nil, "", nil, -1
 	f.progress, f.outcome, f.lastErr, f.notice = nil, nil, nil, nil
+}
+
+// tokenFacts are the present token's facts for metrics: presence, PIN
+// retries left (-1 when unknown) and its certificate's expiry.
+func (f *flow) tokenFacts() (present bool, retries int, notAfter time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.reader == "" {
+		return false, -1, time.Time{}
+	}
+	if f.cert != nil {
+		notAfter = f.cert.NotAfter
+	}
+	return true, f.tries, notAfter
 }
 
 // jobsChanged refreshes the page when a job of the present signer arrived

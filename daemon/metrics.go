@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/tekenid/teken/device"
 	"github.com/tekenid/teken/internal/version"
 )
 
@@ -22,9 +21,6 @@ type metrics struct {
 	cardSign      prometheus.Histogram
 	signBatch     prometheus.Histogram
 	pinFailures   prometheus.Counter
-	tokenPresent  prometheus.Gauge
-	pinRetries    prometheus.Gauge
-	certNotAfter  prometheus.Gauge
 	tokenBusy     prometheus.Counter
 	reconnects    prometheus.Counter
 	lastDelivery  prometheus.Gauge
@@ -61,18 +57,6 @@ func newMetrics() *metrics {
 			Namespace: ns, Name: "pin_failures_total",
 			Help: "PIN entries the token refused.",
 		}),
-		tokenPresent: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Name: "token_present",
-			Help: "1 while a token is on a reader.",
-		}),
-		pinRetries: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Name: "token_pin_retries",
-			Help: "PIN retries left on the present token; -1 when none is present.",
-		}),
-		certNotAfter: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Name: "signer_certificate_not_after_timestamp_seconds",
-			Help: "Expiry of the present signer's certificate, Unix time; 0 when none.",
-		}),
 		tokenBusy: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Name: "token_busy_seconds_total",
 			Help: "Time spent waiting on the token: PC/SC and the card itself.",
@@ -86,22 +70,14 @@ func newMetrics() *metrics {
 			Help: "When the central side last acknowledged a result, Unix time.",
 		}),
 	}
-	m.pinRetries.Set(-1)
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: ns, Name: "build_info", Help: "Version of tekend; always 1.",
 	}, []string{"version"})
 	buildInfo.WithLabelValues(version.String()).Set(1)
 	m.reg.MustRegister(m.jobsReceived, m.jobsCompleted, m.waitTime, m.cardSign, m.signBatch,
-		m.pinFailures, m.tokenPresent, m.pinRetries, m.certNotAfter, m.tokenBusy, m.reconnects, m.lastDelivery, buildInfo,
+		m.pinFailures, m.tokenBusy, m.reconnects, m.lastDelivery, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: ns}))
 	return m
-}
-
-func (m *metrics) observeToken(info device.Info) {
-	m.pinRetries.Set(float64(info.PINRetries))
-	if info.SignCert != nil {
-		m.certNotAfter.Set(float64(info.SignCert.NotAfter.Unix()))
-	}
 }
 
 // tokenTime adds the time since start to the token-busy counter.

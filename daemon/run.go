@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tekenid/teken/api"
@@ -52,6 +53,7 @@ type Daemon struct {
 	signerRoots *x509.CertPool
 	statusKick  chan struct{}
 	lastErr     atomic.Pointer[string]
+	certsSeen   certsSeen
 
 	// signCtx outlives the request of an in-flight batch; shutdown cancels
 	// it once the grace period is over.
@@ -110,6 +112,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (err error) {
 	}()
 
 	d.flow = newFlow(d)
+	d.metrics.reg.MustRegister(newStateCollector(d))
 	d.outbox = newOutbox(d.store, d.publisher, d.log)
 	kioskLn, err := net.Listen("tcp", cfg.Kiosk.Listen)
 	if err != nil {
@@ -140,15 +143,22 @@ func Run(ctx context.Context, cfg Config, opts Options) (err error) {
 	d.term.Store(term)
 
 	g, gctx := errgroup.WithContext(ctx)
-	for i, ln := range []net.Listener{kioskLn, metricsLn} {
-		srv := servers[i]
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http server on %s: %w", ln.Addr(), err)
-			}
-			return nil
-		})
-	}
+	g.Go(func() error {
+		if err := servers[0].Serve(kioskLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("kiosk server on %s: %w", kioskLn.Addr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		// TLS and basic auth for IT's endpoints, in the Prometheus
+		// exporter-toolkit web-config format, when configured.
+		webConfig := cfg.Metrics.WebConfig
+		err := web.Serve(metricsLn, servers[1], &web.FlagConfig{WebConfigFile: &webConfig}, d.log)
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("metrics server on %s: %w", metricsLn.Addr(), err)
+		}
+		return nil
+	})
 	g.Go(func() error { return d.outbox.run(gctx) })
 	g.Go(func() error { return d.mainLoop(gctx) })
 	g.Go(func() error {

@@ -1,0 +1,198 @@
+package daemon_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// volatile metrics depend on timing, the clock or the runtime: the golden
+// file keeps their names and labels, not their values. Duplicates are among
+// them: the central side may publish a job again when a Sync crosses it,
+// which at-least-once delivery allows.
+var volatile = regexp.MustCompile(`^teken_(jobs_received_total\{reason="",result="duplicate"\}|job_wait_seconds|card_sign_seconds|sign_batch_seconds|token_busy_seconds_total|` +
+	`last_result_delivery_timestamp_seconds|signer_certificate_\w+_timestamp_seconds|jobs_oldest_waiting_age_seconds|` +
+	`results_oldest_undelivered_age_seconds|store_size_bytes|build_info)`)
+
+// normalise keeps the teken_ metrics of an exposition, values of volatile
+// ones replaced, histogram buckets of volatile histograms dropped.
+func normalise(exposition []byte) string {
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(exposition))
+	for sc.Scan() {
+		line := sc.Text()
+		name := strings.TrimPrefix(strings.TrimPrefix(line, "# HELP "), "# TYPE ")
+		if !strings.HasPrefix(name, "teken_") || strings.HasPrefix(name, "teken_process_") {
+			continue
+		}
+		if strings.HasPrefix(line, "#") {
+			out = append(out, line)
+			continue
+		}
+		if volatile.MatchString(line) {
+			if strings.Contains(line, "_bucket{") {
+				continue
+			}
+			if strings.Contains(line, "_count ") {
+				out = append(out, line) // how many were observed is not volatile
+				continue
+			}
+			i := strings.LastIndexByte(line, ' ')
+			line = line[:i] + " <volatile>"
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+// The whole /metrics output after a scripted flow: one job signed, one
+// rejected, one refused (forged), one duplicate, one still waiting, a wrong
+// PIN, and the token still present.
+func TestMetricsGolden(t *testing.T) {
+	ca := newSignerCA(t)
+	tm := startTerminal(t, ca)
+	siti := ca.newOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 6001)
+	j1 := tm.dispatch(siti, "Surat Satu", "001/1")
+	j2 := tm.dispatch(siti, "Surat Dua", "001/2")
+	tm.dispatch(siti, "Surat Tiga", "001/3")
+	ctx := context.Background()
+	dup := *j1
+	if err := tm.central.Publish(ctx, &dup); err != nil {
+		t.Fatal(err)
+	}
+	tm.awaitReceipt(j1.JobID, api.ReceiptDuplicate)
+	forgeJob(t, tm)
+
+	k := tm.kiosk()
+	if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+		t.Fatal(err)
+	}
+	k.await("three letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 3 })
+	if code, _ := k.post("/api/sign", map[string]any{"job_ids": []string{j1.JobID}, "pin": "000000"}); code != 409 {
+		t.Fatalf("wrong PIN accepted: %d", code)
+	}
+	if code, out := k.post("/api/sign", map[string]any{"job_ids": []string{j1.JobID}, "pin": "123456"}); code != 200 {
+		t.Fatalf("sign: %d %v", code, out)
+	}
+	k.post("/api/dismiss", map[string]any{})
+	if code, out := k.post("/api/reject", map[string]any{"job_id": j2.JobID, "reason": "salah alamat"}); code != 200 {
+		t.Fatalf("reject: %d %v", code, out)
+	}
+	for range 2 {
+		<-tm.results
+	}
+	// Wait until both results are acknowledged and the broker link is up.
+	var body []byte
+	err := testenv.WaitFor(ctx, 20*time.Second, func() error {
+		body = get(t, tm.metrics+"/metrics")
+		if !bytes.Contains(body, []byte("teken_results_undelivered 0\n")) || !bytes.Contains(body, []byte("teken_broker_connected 1\n")) {
+			return errString("results not yet acknowledged")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+
+	got := normalise(body)
+	golden := filepath.Join("testdata", "metrics", "after-flow.golden")
+	if *update {
+		os.MkdirAll(filepath.Dir(golden), 0o755)
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("/metrics differs from %s (run with -update after checking):\n%s", golden, diffLines(string(want), got))
+	}
+
+	promtool := testenv.LookPath(t, "promtool")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	// No job id and no person ever becomes a label.
+	for _, secret := range []string{j1.JobID, j2.JobID, siti.hash, "Siti"} {
+		if bytes.Contains(body, []byte(secret)) {
+			t.Errorf("/metrics mentions %q", secret)
+		}
+	}
+}
+
+// forgeJob publishes a job signed by a key the terminal does not trust.
+func forgeJob(t *testing.T, tm *terminal) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, err := api.NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := api.OpenDispatcher(api.DispatcherConfig{
+		Connection: api.Connection{Brokers: []string{tm.broker.URL}, ClientID: "forger"},
+		Signer:     signer,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := forger.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	j := &api.Job{V: api.Version, JobID: api.NewJobID(), Terminal: tm.id, IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+		Signer: api.Signatory{CertSHA256: strings.Repeat("ab", 32)}, Title: "Palsu", Number: "0", Sender: "x",
+		Documents: []api.Document{api.NewDocument("d", "d.pdf", "application/pdf", []byte("%PDF-1.4 forged"))}}
+	if err := forger.Publish(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	tm.awaitReceipt(j.JobID, api.ReceiptRefused)
+}
+
+func diffLines(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, l := range w {
+		seen[l] = true
+	}
+	for _, l := range g {
+		if !seen[l] {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	seen = map[string]bool{}
+	for _, l := range g {
+		seen[l] = true
+	}
+	for _, l := range w {
+		if !seen[l] {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
