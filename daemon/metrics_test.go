@@ -195,4 +195,3 @@ func diffLines(want, got string) string {
 	}
 	return b.String()
 }
-
