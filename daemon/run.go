@@ -248,10 +248,11 @@ func (d *Daemon) mainLoop(ctx context.Context) error {
 		case <-d.statusKick:
 			pending = true
 		case <-statusTick.C:
-			if pending {
-				pending = false
-				lastStatus = d.publishStatus(ctx, lastStatus)
-			}
+			// A part can fail without any event (pcscd dies, the disk
+			// fills): the status is recomputed every tick and published
+			// when anything in it changed.
+			lastStatus = d.publishStatus(ctx, lastStatus, pending)
+			pending = false
 		case <-watchdog:
 			sctx, cancel := context.WithTimeout(ctx, period)
 			_, err := d.store.Stats(sctx)
@@ -273,20 +274,28 @@ func (d *Daemon) statusChanged() {
 	}
 }
 
-func (d *Daemon) publishStatus(ctx context.Context, last string) string {
-	line := d.statusLine()
+// publishStatus tells systemd and the broker what the terminal is doing,
+// when it changed since last (or force), and returns what it said.
+func (d *Daemon) publishStatus(ctx context.Context, last string, force bool) string {
+	st := d.status()
+	line := statusLine(st)
+	if line == last && !force {
+		return last
+	}
 	if line != last {
 		d.notify.Status(line)
 	}
 	if t := d.term.Load(); t != nil && t.Connected() {
-		if err := t.PublishStatus(ctx, d.status()); err != nil {
+		if err := t.PublishStatus(ctx, st); err != nil {
 			d.log.Warn("publish status", "err", err)
 		}
 	}
 	return line
 }
 
-// status is the terminal's health for the retained status message.
+// status is the terminal's health for the retained status message: the
+// same facts as /readyz and the metrics. LastError names a part that is
+// down now, else the last error seen.
 func (d *Daemon) status() api.Status {
 	st := api.Status{V: api.Version, Terminal: d.cfg.TerminalID, Version: version.String(), Since: d.now()}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -296,24 +305,34 @@ func (d *Daemon) status() api.Status {
 		st.ResultsUndelivered = s.Undelivered
 	}
 	if d.flow != nil {
-		d.flow.mu.Lock()
-		st.TokenPresent = d.flow.reader != ""
-		d.flow.mu.Unlock()
+		st.TokenPresent, _, _ = d.flow.tokenFacts()
 	}
 	if e := d.lastErr.Load(); e != nil {
 		st.LastError = *e
 	}
+	for _, p := range d.readiness(ctx) {
+		// The broker's own state travels as online/offline.
+		if !strings.HasPrefix(p, "broker:") {
+			st.LastError = p
+			break
+		}
+	}
 	return st
 }
 
-func (d *Daemon) statusLine() string {
-	st := d.status()
+func statusLine(st api.Status) string {
 	token := "no token"
 	if st.TokenPresent {
 		token = "token present"
 	}
-	return fmt.Sprintf("%d letters waiting, %d results undelivered, %s", st.JobsWaiting, st.ResultsUndelivered, token)
+	line := fmt.Sprintf("%d letters waiting, %d results undelivered, %s", st.JobsWaiting, st.ResultsUndelivered, token)
+	if st.LastError != "" {
+		line += "; " + st.LastError
+	}
+	return line
 }
+
+func (d *Daemon) statusLine() string { return statusLine(d.status()) }
 
 func (d *Daemon) setLastError(msg string) {
 	d.lastErr.Store(&msg)
