@@ -133,6 +133,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (err error) {
 		{Handler: d.kiosk, ReadHeaderTimeout: 10 * time.Second},
 		{Handler: d.metricsHandler(), ReadHeaderTimeout: 10 * time.Second},
 	}
+	servers[0].RegisterOnShutdown(d.kiosk.Close)
 
 	term, err := d.openTerminal()
 	if err != nil {

@@ -163,3 +163,20 @@ func TestShutdownAbandonsSigningInFlight(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// An open kiosk page (its event stream never ends by itself) must not hold
+// up shutdown.
+func TestShutdownWithKioskOpen(t *testing.T) {
+	tm := startTerminal(t, nil)
+	k := tm.kiosk()
+	k.await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
+	start := time.Now()
+	tm.stop()
+	t.Logf("stopped in %v with the kiosk open", time.Since(start).Round(time.Millisecond))
+	// Shutdown shares one deadline between the HTTP servers and the broker:
+	// a page holding the server open would use it up, and the offline
+	// status would fail.
+	if strings.Contains(string(tm.logs.Bytes()), "close broker connection") {
+		t.Errorf("the offline status was not published cleanly:\n%s", tm.logs.Bytes())
+	}
+}

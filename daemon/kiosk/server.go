@@ -58,6 +58,8 @@ type Server struct {
 	mu     sync.Mutex
 	latest []byte // the last published View, JSON
 	subs   map[chan []byte]struct{}
+	closed chan struct{} // ends every event stream at shutdown
+	once   sync.Once
 }
 
 // maxBody bounds every POST body; the largest is a batch of job ids.
@@ -91,6 +93,7 @@ func New(opts Options) (*Server, error) {
 		page:   page,
 		static: http.StripPrefix("/static/", http.FileServerFS(static)),
 		subs:   make(map[chan []byte]struct{}),
+		closed: make(chan struct{}),
 	}
 	for _, h := range []string{"127.0.0.1", "localhost", "[::1]"} {
 		s.hosts = append(s.hosts, h+":"+port)
@@ -185,6 +188,10 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request) {
 	s.static.ServeHTTP(w, r)
 }
 
+// Close ends every open event stream, so that http.Server.Shutdown, which
+// waits for active requests, does not wait on pages that never leave.
+func (s *Server) Close() { s.once.Do(func() { close(s.closed) }) }
+
 // Publish sends a new view to every open page.
 func (s *Server) Publish(v View) {
 	if v.Jobs == nil {
@@ -237,6 +244,8 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.closed:
 			return
 		case b := <-ch:
 			if _, err := fmt.Fprintf(w, "event: view\ndata: %s\n\n", b); err != nil {
