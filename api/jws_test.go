@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -84,6 +85,16 @@ func TestVerifyJob(t *testing.T) {
 			return env
 		}
 	}
+	// unchecked builds a payload that SignJob's own validation would stop.
+	unchecked := func(edit func(j *Job)) []byte {
+		j := sampleJob()
+		edit(j)
+		b, err := json.Marshal(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	raw := func(p []byte) func(t *testing.T) []byte {
 		return func(t *testing.T) []byte { return signRaw(t, p256, jose.ES256, kidOf(t, "p256"), TypeJob, p) }
 	}
@@ -152,7 +163,22 @@ func TestVerifyJob(t *testing.T) {
 		{"hash mismatch", raw(bytes.Replace(payload, []byte("dd2e7736"), []byte("dd2e7737"), 1)), nil, ReasonHashMismatch},
 		{"hash only refused", signJob(es, func(j *Job) { j.Documents[1].Content = nil }), nil, ReasonHashOnlyRefused},
 		{"hash only allowed", signJob(es, func(j *Job) { j.Documents[1].Content = nil }), func(v *Verifier) { v.AllowHashOnly = true }, ""},
-		{"pades reserved", raw(bytes.Replace(payload, []byte(`"format":"raw"`), []byte(`"format":"pades"`), 1)), nil, ReasonUnsupportedFormat},
+		{"pades for a PDF", raw(bytes.Replace(payload, []byte(`"format":"raw"`), []byte(`"format":"pades"`), 1)), nil, ""},
+		{"pades for text", raw(unchecked(func(j *Job) { j.Documents[0].Format = FormatPAdES })), nil, ReasonUnsupportedFormat},
+		{"pades without content", raw(unchecked(func(j *Job) { j.Documents[1].Format = FormatPAdES; j.Documents[1].Content = nil })), func(v *Verifier) { v.AllowHashOnly = true }, ReasonUnsupportedFormat},
+		{"visible needs pades", raw(unchecked(func(j *Job) { j.Documents[1].Visible = &Visible{Page: 1} })), nil, ReasonMalformed},
+		{"visible rect inverted", raw(unchecked(func(j *Job) {
+			j.Documents[1].Format = FormatPAdES
+			j.Documents[1].Visible = &Visible{Rect: []float64{300, 100, 100, 200}}
+		})), nil, ReasonMalformed},
+		{"visible verify URL not http", raw(unchecked(func(j *Job) {
+			j.Documents[1].Format = FormatPAdES
+			j.Documents[1].Visible = &Visible{VerifyURL: "javascript:alert(1)"}
+		})), nil, ReasonMalformed},
+		{"visible accepted", signJob(es, func(j *Job) {
+			j.Documents[1].Format = FormatPAdES
+			j.Documents[1].Visible = &Visible{Page: 1, Rect: []float64{350, 40, 560, 120}, VerifyURL: "https://tte.sultraprov.go.id/v/abc"}
+		}), nil, ""},
 		{"unknown field", raw(bytes.Replace(payload, []byte(`{"v":1,`), []byte(`{"v":1,"auto_sign":true,`), 1)), nil, ReasonMalformed},
 		{"field in upper case", raw(bytes.Replace(payload, []byte(`"title"`), []byte(`"TITLE"`), 1)), nil, ReasonMalformed},
 		{"duplicate key", raw(bytes.Replace(payload, []byte(`{"v":1,`), []byte(`{"v":1,"terminal":"baubau-setda-02",`), 1)), nil, ReasonMalformed},

@@ -15,7 +15,7 @@ type Format string
 const (
 	FormatCMS   Format = "cms"   // CMS SignedData, detached, CAdES-BES attributes
 	FormatRaw   Format = "raw"   // the bare signature over the document's SHA-256
-	FormatPAdES Format = "pades" // reserved for a later version
+	FormatPAdES Format = "pades" // the signed PDF itself: PAdES baseline B-B, or B-T with a timestamp
 )
 
 // Outcome is how a job ended on the terminal. Every accepted job ends in
@@ -77,6 +77,17 @@ type Document struct {
 	Size      int64  `json:"size,omitempty"`    // bytes; must equal len(Content) when both are given
 	Content   []byte `json:"content,omitempty"` // standard base64 in JSON
 	Format    Format `json:"format,omitempty"`  // requested signature format; empty means cms
+	// Visible asks for a visible signature block; pades only.
+	Visible *Visible `json:"visible,omitempty"`
+}
+
+// Visible places the visible signature block of a pades document: the
+// official's name and NIP, the date and time, "Ditandatangani secara
+// elektronik oleh" and a QR code of VerifyURL.
+type Visible struct {
+	Page      int       `json:"page,omitempty"`       // 1-based; 0 or absent means the last page
+	Rect      []float64 `json:"rect,omitempty"`       // x1, y1, x2, y2 in PDF points; absent means bottom right
+	VerifyURL string    `json:"verify_url,omitempty"` // encoded in the QR code
 }
 
 // Job asks one terminal to have one official sign one or more documents. It
@@ -132,13 +143,21 @@ type Receipt struct {
 	At             time.Time     `json:"at"`
 }
 
-// SignedDocument is the signature of one document in a Result.
+// SignedDocument is the signature of one document in a Result. For format
+// pades, Signature is the whole signed PDF: the document as sent, with the
+// signature appended as an incremental update.
 type SignedDocument struct {
 	ID        string    `json:"id"`
 	SHA256    string    `json:"sha256"`
 	Format    Format    `json:"format"`
 	Signature []byte    `json:"signature"` // standard base64 in JSON
 	SignedAt  time.Time `json:"signed_at"`
+	// Level is the PAdES baseline level reached, B-B or B-T (timestamped);
+	// pades only.
+	Level string `json:"level,omitempty"`
+	// TimestampError says why a configured timestamp authority gave no
+	// timestamp, so the signature stayed B-B; pades only.
+	TimestampError string `json:"timestamp_error,omitempty"`
 }
 
 // Result is the outcome of one job, published on the results topic until a

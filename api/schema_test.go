@@ -86,7 +86,8 @@ func compareStruct(t *testing.T, root, node schemaNode, typ reflect.Type, path s
 	}
 	props, _ := node["properties"].(schemaNode)
 	var required []string
-	for _, r := range node["required"].([]any) {
+	reqs, _ := node["required"].([]any) // absent when every field is optional
+	for _, r := range reqs {
 		required = append(required, r.(string))
 	}
 	var fields, wantRequired []string
@@ -139,6 +140,11 @@ func compareType(t *testing.T, root, p schemaNode, typ reflect.Type, path string
 		want = "integer"
 	case typ.Kind() == reflect.Bool:
 		want = "boolean"
+	case typ.Kind() == reflect.Float64:
+		want = "number"
+	case typ.Kind() == reflect.Pointer && typ.Elem().Kind() == reflect.Struct:
+		compareStruct(t, root, p, typ.Elem(), path)
+		return
 	case typ.Kind() == reflect.Slice:
 		want = "array"
 		items, ok := p["items"].(schemaNode)
@@ -256,7 +262,7 @@ func invalidMessages() []struct{ name, schema, json string } {
 		{"sync-bad-time", "sync", `{"v":1,"terminal":"kendari-setda-01","at":"5 Jan 2026","jobs_waiting":[],"results_undelivered":[]}`},
 		{"sync-bad-id", "sync", `{"v":1,"terminal":"kendari-setda-01","at":"2026-01-05T01:00:00Z","jobs_waiting":["job-1"],"results_undelivered":[]}`},
 		{"cancel-unknown-field", "cancel", `{"v":1,"job_id":"` + sampleJobID + `","terminal":"kendari-setda-01","issued_at":"2026-01-05T01:00:00Z","expires_at":"2026-01-06T01:00:00Z","force":true}`},
-		{"job-pades", "job", strings.Replace(mustEncode(sampleJob()), `"format":"raw"`, `"format":"pades"`, 1)},
+		{"job-pades-text", "job", strings.Replace(mustEncode(sampleJob()), `"media_type":"text/plain",`, `"media_type":"text/plain","format":"pades",`, 1)},
 		{"job-bad-base64", "job", strings.Replace(mustEncode(sampleJob()), `"content":"`, `"content":"*`, 1)},
 		{"job-no-documents", "job", `{"v":1,"job_id":"` + sampleJobID + `","terminal":"kendari-setda-01","issued_at":"2026-01-05T01:00:00Z","expires_at":"2026-01-06T01:00:00Z","signer":{"cert_sha256":"` + sampleCertHash + `"},"title":"t","number":"n","sender":"s","documents":[]}`},
 		{"job-control-char-title", "job", strings.Replace(mustEncode(sampleJob()), `"title":"`, `"title":"\u001b[2J`, 1)},

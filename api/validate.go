@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"regexp"
 	"time"
 	"unicode"
@@ -22,7 +23,8 @@ const (
 	MaxCertLen       = 16 << 10  // bytes of the signer certificate
 	MaxSyncIDs       = 10000     // job ids in each list of a Sync
 	MaxMessageBytes  = 1 << 20   // a Receipt, Status, Sync, Cancel or ResultAck on the wire
-	MaxResultBytes   = 8 << 20   // a Result on the wire
+	MaxResultBytes   = 48 << 20  // a Result on the wire; a pades result carries signed PDFs
+	MaxSignedPDFLen  = 32 << 20  // bytes of one signed PDF in a pades result
 	MaxVersionLen    = 64        // characters of Status.Version
 	maxDocumentIDLen = 64        //
 	maxKIDLen        = 128       //
@@ -206,10 +208,21 @@ func (d *Document) validate(i int) error {
 	}
 	switch d.Format {
 	case "", FormatCMS, FormatRaw:
+		if d.Visible != nil {
+			return refuse(ReasonMalformed, "%s.visible needs format pades", field)
+		}
 	case FormatPAdES:
-		return refuse(ReasonUnsupportedFormat, "%s.format %q is reserved", field, d.Format)
+		if d.MediaType != "application/pdf" {
+			return refuse(ReasonUnsupportedFormat, "%s.format pades needs media_type application/pdf, not %q", field, d.MediaType)
+		}
+		if d.Content == nil {
+			return refuse(ReasonUnsupportedFormat, "%s.format pades needs the document's content", field)
+		}
+		if err := d.Visible.validate(field + ".visible"); err != nil {
+			return err
+		}
 	default:
-		return refuse(ReasonUnsupportedFormat, "%s.format %q: want cms or raw", field, truncate(string(d.Format)))
+		return refuse(ReasonUnsupportedFormat, "%s.format %q: want cms, raw or pades", field, truncate(string(d.Format)))
 	}
 	if d.Size < 0 || d.Size > hardMaxContent {
 		return refuse(ReasonMalformed, "%s.size %d out of range", field, d.Size)
@@ -223,6 +236,44 @@ func (d *Document) validate(i int) error {
 	sum := sha256.Sum256(d.Content)
 	if hex.EncodeToString(sum[:]) != d.SHA256 {
 		return refuse(ReasonHashMismatch, "%s (%s): content hashes to %x, declared %s", field, d.ID, sum, d.SHA256)
+	}
+	return nil
+}
+
+// PAdES baseline levels a pades result reports.
+const (
+	LevelBB = "B-B" // signature only
+	LevelBT = "B-T" // with an RFC 3161 signature timestamp
+)
+
+const maxVerifyURLLen = 2048
+
+// validate checks a visible block request; nil means no visible block.
+func (v *Visible) validate(field string) error {
+	if v == nil {
+		return nil
+	}
+	if v.Page < 0 || v.Page > 100000 {
+		return refuse(ReasonMalformed, "%s.page %d out of range", field, v.Page)
+	}
+	if len(v.Rect) != 0 {
+		if len(v.Rect) != 4 {
+			return refuse(ReasonMalformed, "%s.rect: want 4 numbers x1, y1, x2, y2", field)
+		}
+		for _, x := range v.Rect {
+			if x < 0 || x > 14400 || x != x {
+				return refuse(ReasonMalformed, "%s.rect: %v out of range 0..14400", field, x)
+			}
+		}
+		if v.Rect[2] <= v.Rect[0] || v.Rect[3] <= v.Rect[1] {
+			return refuse(ReasonMalformed, "%s.rect: want x2 > x1 and y2 > y1", field)
+		}
+	}
+	if v.VerifyURL != "" {
+		u, err := url.Parse(v.VerifyURL)
+		if err != nil || len(v.VerifyURL) > maxVerifyURLLen || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return refuse(ReasonMalformed, "%s.verify_url: want an http(s) URL of at most %d bytes", field, maxVerifyURLLen)
+		}
 	}
 	return nil
 }
@@ -382,11 +433,25 @@ func (r *Result) Validate() error {
 		if err := checkPattern(field+".sha256", d.SHA256, sha256Pattern, "64 lower-case hex digits"); err != nil {
 			return err
 		}
-		if d.Format != FormatCMS && d.Format != FormatRaw {
-			return refuse(ReasonMalformed, "%s.format %q: want cms or raw", field, truncate(string(d.Format)))
+		limit := MaxSignatureLen
+		switch d.Format {
+		case FormatCMS, FormatRaw:
+			if d.Level != "" || d.TimestampError != "" {
+				return refuse(ReasonMalformed, "%s: level and timestamp_error are for pades only", field)
+			}
+		case FormatPAdES:
+			limit = MaxSignedPDFLen
+			if d.Level != LevelBB && d.Level != LevelBT {
+				return refuse(ReasonMalformed, "%s.level %q: want B-B or B-T", field, truncate(d.Level))
+			}
+			if err := checkText(field+".timestamp_error", d.TimestampError, false, MaxDetailLen); err != nil {
+				return err
+			}
+		default:
+			return refuse(ReasonMalformed, "%s.format %q: want cms, raw or pades", field, truncate(string(d.Format)))
 		}
-		if len(d.Signature) == 0 || len(d.Signature) > MaxSignatureLen {
-			return refuse(ReasonMalformed, "%s.signature has %d bytes, want 1 to %d", field, len(d.Signature), MaxSignatureLen)
+		if len(d.Signature) == 0 || len(d.Signature) > limit {
+			return refuse(ReasonMalformed, "%s.signature has %d bytes, want 1 to %d", field, len(d.Signature), limit)
 		}
 		if err := checkTime(field+".signed_at", d.SignedAt); err != nil {
 			return err
