@@ -39,6 +39,7 @@ const (
 	ReasonPINBlocked       ReasonCode = "pin_blocked"        // the token's PIN is blocked
 	ReasonTokenError       ReasonCode = "token_error"        // the token failed or was removed while signing
 	ReasonWrongSigner      ReasonCode = "wrong_signer"       // the token's certificate is not the job's signer
+	ReasonBadDocument      ReasonCode = "bad_document"       // a pades document is malformed, encrypted or certified against change
 	ReasonInternal         ReasonCode = "internal"           // anything else on the terminal
 )
 

@@ -95,7 +95,7 @@ func (d *Daemon) signJob(ctx context.Context, s *device.Session, cert *x509.Cert
 		}
 		*first = false
 		cardStart := time.Now()
-		sd, err := signDocument(ctx, s, d.metrics, cert, doc, d.now())
+		sd, err := d.signDocument(ctx, s, cert, doc, d.now())
 		d.metrics.cardSign.Observe(time.Since(cardStart).Seconds())
 		if err != nil {
 			d.abandon(j.ID, err)

@@ -75,7 +75,7 @@ func (s shooter) shot(name string) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		s.t.Fatal(err)
 	}
-	if *updateDocs && (name == "2-token-list" || name == "4-pin-entry") {
+	if *updateDocs && (name == "2-token-list" || name == "4-pin-entry" || name == "9-pades-preview") {
 		if err := os.WriteFile(filepath.Join("..", "docs", "img", "kiosk-"+name[2:]+".png"), png, 0o644); err != nil {
 			s.t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // time zones for signature blocks, even where the system has none
 
 	"github.com/BurntSushi/toml"
 
@@ -73,6 +74,9 @@ type SigningConfig struct {
 	SignerCAFiles []string `toml:"signer_ca_files"`
 	MaxBatch      int      `toml:"max_batch"`
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	TimeZone      string   `toml:"time_zone"`
+	TSAURL        string   `toml:"tsa_url"`
+	TSATimeout    Duration `toml:"tsa_timeout"`
 }
 
 // StoreConfig governs the bbolt store.
@@ -116,7 +120,10 @@ func DefaultConfig() Config {
 		},
 		Kiosk:   KioskConfig{Listen: "127.0.0.1:8470", Language: "id"},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:9470"},
-		Signing: SigningConfig{MaxBatch: 20, ShutdownGrace: Duration(20 * time.Second)},
+		Signing: SigningConfig{
+			MaxBatch: 20, ShutdownGrace: Duration(20 * time.Second),
+			TimeZone: "Asia/Makassar", TSATimeout: Duration(10 * time.Second),
+		},
 		Store: StoreConfig{
 			Retention:    Duration(30 * 24 * time.Hour),
 			MaxSizeBytes: 1 << 30,
@@ -231,6 +238,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Signing.ShutdownGrace < Duration(time.Second) {
 		bad("signing.shutdown_grace", time.Duration(c.Signing.ShutdownGrace), "want at least 1s")
+	}
+	if _, err := time.LoadLocation(c.Signing.TimeZone); err != nil || c.Signing.TimeZone == "" {
+		bad("signing.time_zone", c.Signing.TimeZone, "want an IANA zone such as \"Asia/Makassar\" (WITA)")
+	}
+	if c.Signing.TSAURL != "" {
+		if u, err := url.Parse(c.Signing.TSAURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("signing.tsa_url", c.Signing.TSAURL, "want an http or https URL of an RFC 3161 timestamp authority")
+		}
+	}
+	if c.Signing.TSATimeout < Duration(time.Second) || c.Signing.TSATimeout > Duration(2*time.Minute) {
+		bad("signing.tsa_timeout", time.Duration(c.Signing.TSATimeout), "want between 1s and 2m")
 	}
 	if c.Store.Retention < Duration(time.Hour) {
 		bad("store.retention", time.Duration(c.Store.Retention), "want at least 1h")

@@ -246,19 +246,24 @@ func (tm *terminal) tapWire() {
 	}
 }
 
-// letter is a PDF-like document with an Indonesian letter's metadata.
+// dispatch sends one letter, a PDF, to signer and waits for its receipt.
 func (tm *terminal) dispatch(signer *official, title, number string) *api.Job {
 	tm.t.Helper()
 	body := demo.LetterPDF("Dinas Komunikasi dan Informatika", number, title,
 		"Dengan hormat, surat ini dibuat untuk pengujian terminal tanda tangan.")
-	sum := sha256.Sum256(body)
+	return tm.dispatchDocs(signer, title, number, api.NewDocument("surat", "surat.pdf", "application/pdf", body))
+}
+
+// dispatchDocs sends a job with the given documents and waits for its
+// receipt.
+func (tm *terminal) dispatchDocs(signer *official, title, number string, docs ...api.Document) *api.Job {
+	tm.t.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
 	j := &api.Job{
-		V: api.Version, JobID: newUUID(), Terminal: tm.id, IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour),
+		V: api.Version, JobID: api.NewJobID(), Terminal: tm.id, IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour),
 		Signer: api.Signatory{CertSHA256: signer.hash, Name: signer.name},
 		Title:  title, Number: number, Sender: "Dinas Komunikasi dan Informatika",
-		Documents: []api.Document{{ID: "surat", Name: "surat.pdf", MediaType: "application/pdf",
-			SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body)), Content: body}},
+		Documents: docs,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -288,15 +293,6 @@ func (tm *terminal) awaitReceipt(jobID string, status api.ReceiptStatus) {
 			tm.t.Fatalf("no %s receipt for job %s\n%s", status, jobID, tm.logs.Bytes())
 		}
 	}
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // kioskClient drives the kiosk API exactly as the page does.

@@ -203,6 +203,7 @@ func jobView(j queue.Job) kiosk.Job {
 		}
 		v.Documents = append(v.Documents, kiosk.Document{
 			Index: i, Name: d.Name, MediaType: d.MediaType, SHA256: sum, Size: d.Size, Available: d.Available,
+			Format: string(d.Format), Block: d.Block,
 		})
 	}
 	return v

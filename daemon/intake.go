@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/api/pades"
+	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/queue"
 )
 
@@ -33,6 +35,9 @@ type docMeta struct {
 	Size      int64      `json:"size"`
 	Format    api.Format `json:"format"`
 	Available bool       `json:"available"`
+	// Block is where a pades document's visible block will stand, for
+	// the preview.
+	Block *kiosk.Block `json:"block,omitempty"`
 }
 
 // HandleJob verifies one job envelope and stores it, and only then lets the
@@ -69,22 +74,55 @@ func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, e
 		d.metrics.jobsReceived.WithLabelValues("duplicate", "").Inc()
 		rc.Status = api.ReceiptDuplicate
 		if stored.State == queue.Received {
-			// A crash between insert and ready: finish the step now.
-			if _, err := d.store.Transition(ctx, job.JobID, queue.Change{To: queue.Ready}); err != nil {
-				return api.Receipt{}, fmt.Errorf("ready job %s: %w", job.JobID, err)
+			// A crash between insert and admission: finish the step now.
+			if err := d.admit(ctx, stored, job); err != nil {
+				return api.Receipt{}, err
 			}
 		}
 		return rc, nil
 	}
-	if _, err := d.store.Transition(ctx, job.JobID, queue.Change{To: queue.Ready}); err != nil {
-		return api.Receipt{}, fmt.Errorf("ready job %s: %w", job.JobID, err)
-	}
 	d.metrics.jobsReceived.WithLabelValues("accepted", "").Inc()
+	if err := d.admit(ctx, stored, job); err != nil {
+		return api.Receipt{}, err
+	}
 	d.log.Info("job stored", "job", job.JobID, "documents", len(job.Documents), "expires", job.ExpiresAt)
 	rc.Status = api.ReceiptStored
 	d.flow.jobsChanged(job.Signer.CertSHA256)
 	d.statusChanged()
 	return rc, nil
+}
+
+// admit moves a stored job on from received: to waiting for its signer, or
+// to failed when a document cannot be signed in the format asked — stored
+// first, so the failure reaches the central side as a Result naming the
+// document, like any other outcome.
+func (d *Daemon) admit(ctx context.Context, stored queue.Job, job *api.Job) error {
+	if problem := badDocument(job); problem != nil {
+		d.log.Warn("job cannot be signed", "job", job.JobID, "err", problem)
+		return d.finish(ctx, stored, queue.Failed, api.ReasonBadDocument, problem.Error())
+	}
+	if _, err := d.store.Transition(ctx, job.JobID, queue.Change{To: queue.Ready}); err != nil {
+		return fmt.Errorf("ready job %s: %w", job.JobID, err)
+	}
+	return nil
+}
+
+// badDocument says why a pades document cannot be signed as a PDF, or nil.
+func badDocument(job *api.Job) error {
+	for _, doc := range job.Documents {
+		if doc.SignatureFormat() != api.FormatPAdES {
+			continue
+		}
+		if err := pades.Check(doc.Content); err != nil {
+			return fmt.Errorf("document %s: %w", doc.ID, err)
+		}
+		if a := appearance(doc); a != nil {
+			if _, _, err := pades.BlockRect(doc.Content, *a); err != nil {
+				return fmt.Errorf("document %s: visible block: %w", doc.ID, err)
+			}
+		}
+	}
+	return nil
 }
 
 // eventRefused is the audit event of an envelope refused at the door.
@@ -105,10 +143,16 @@ func (d *Daemon) queueJob(job *api.Job, envelope []byte, now time.Time) queue.Jo
 		} else {
 			_, _ = hex.Decode(digests[i][:], []byte(doc.SHA256))
 		}
-		meta.Docs = append(meta.Docs, docMeta{
+		dm := docMeta{
 			ID: doc.ID, Name: doc.Name, MediaType: doc.MediaType, Size: size,
 			Format: doc.SignatureFormat(), Available: len(doc.Content) > 0,
-		})
+		}
+		if a := appearance(doc); a != nil && doc.SignatureFormat() == api.FormatPAdES {
+			if page, rect, err := pades.BlockRect(doc.Content, *a); err == nil {
+				dm.Block = &kiosk.Block{Page: page, Rect: rect}
+			}
+		}
+		meta.Docs = append(meta.Docs, dm)
 	}
 	rawMeta, _ := json.Marshal(meta)
 	return queue.Job{

@@ -54,6 +54,7 @@ type Daemon struct {
 	statusKick  chan struct{}
 	lastErr     atomic.Pointer[string]
 	certsSeen   certsSeen
+	location    *time.Location // of dates in visible signature blocks
 
 	// signCtx outlives the request of an in-flight batch; shutdown cancels
 	// it once the grace period is over.
@@ -85,6 +86,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (err error) {
 
 	if err := d.loadTrust(); err != nil {
 		return err
+	}
+	if d.location, err = time.LoadLocation(cfg.Signing.TimeZone); err != nil {
+		return fmt.Errorf("signing.time_zone: %w", err)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)

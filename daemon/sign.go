@@ -11,13 +11,15 @@ import (
 
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/api/cms"
+	"github.com/tekenid/teken/api/pades"
 	"github.com/tekenid/teken/device"
 )
 
 // signDocument signs one document in its requested format and checks the
 // signature against the certificate before it is kept: a card that signs
 // with another key than its certificate names must never yield a result.
-func signDocument(ctx context.Context, s *device.Session, m *metrics, cert *x509.Certificate, doc api.Document, now time.Time) (api.SignedDocument, error) {
+func (d *Daemon) signDocument(ctx context.Context, s *device.Session, cert *x509.Certificate, doc api.Document, now time.Time) (api.SignedDocument, error) {
+	m := d.metrics
 	signerStart := time.Now()
 	card, err := s.Signer(device.SlotSignature)
 	m.tokenTime(signerStart) // reads the slot's public key from the card
@@ -61,6 +63,18 @@ func signDocument(ctx context.Context, s *device.Session, m *metrics, cert *x509
 				return api.SignedDocument{}, fmt.Errorf("check signature of document %s: %w", doc.ID, err)
 			}
 		}
+	case api.FormatPAdES:
+		signed, err := pades.Sign(ctx, content, signer, cert, d.padesOptions(doc, h, now))
+		if err != nil {
+			return api.SignedDocument{}, fmt.Errorf("sign PDF %s: %w", doc.ID, err)
+		}
+		out.Signature, out.Level = signed.PDF, api.LevelBB
+		if signed.Timestamped {
+			out.Level = api.LevelBT
+		} else if signed.TimestampError != nil {
+			out.TimestampError = signed.TimestampError.Error()
+			d.log.Warn("signed PDF without timestamp", "document", doc.ID, "err", signed.TimestampError)
+		}
 	default:
 		return api.SignedDocument{}, fmt.Errorf("document %s: format %q: %w", doc.ID, out.Format, device.ErrUnsupported)
 	}
@@ -81,4 +95,27 @@ func documentDigest(doc api.Document, h crypto.Hash) ([]byte, error) {
 	w := h.New()
 	w.Write(doc.Content)
 	return w.Sum(nil), nil
+}
+
+// padesOptions asks for the job's visible block, dated in the terminal's
+// time zone, and a timestamp when a TSA is configured.
+func (d *Daemon) padesOptions(doc api.Document, h crypto.Hash, now time.Time) pades.Options {
+	opts := pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc)}
+	if d.cfg.Signing.TSAURL != "" {
+		opts.TSA = &pades.TSAOptions{URL: d.cfg.Signing.TSAURL, Timeout: time.Duration(d.cfg.Signing.TSATimeout)}
+	}
+	return opts
+}
+
+// appearance is the visible block a pades document asks for, or nil.
+func appearance(doc api.Document) *pades.Appearance {
+	v := doc.Visible
+	if v == nil {
+		return nil
+	}
+	a := &pades.Appearance{Page: v.Page, VerifyURL: v.VerifyURL}
+	if len(v.Rect) == 4 {
+		copy(a.Rect[:], v.Rect)
+	}
+	return a
 }

@@ -64,6 +64,16 @@ type Document struct {
 	Size      int64  `json:"size"`
 	// Available says the job carries the bytes, so the page can show them.
 	Available bool `json:"available"`
+	// Format is the signature asked for: cms, raw or pades.
+	Format string `json:"format"`
+	// Block is where a signed PDF's visible signature block will stand.
+	Block *Block `json:"block,omitempty"`
+}
+
+// Block is a rectangle on a page, in PDF points from the bottom left.
+type Block struct {
+	Page int        `json:"page"` // 1-based
+	Rect [4]float64 `json:"rect"` // x1, y1, x2, y2
 }
 
 // Progress counts the signatures of the batch in flight.

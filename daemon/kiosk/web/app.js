@@ -121,14 +121,14 @@ function renderDoc() {
       : d.media_type.startsWith("image/") ? el("img", { src: url, alt: job.title, class: "docimage" })
       : el("iframe", { src: url, title: job.title, sandbox: "" }),
     el("div", { class: "actions" }, el("button", { type: "button", onclick: () => { ui.mode = "list"; render(); } }, t("close_document"))));
-  if (d.media_type === "application/pdf") renderPDF(url, pages);
+  if (d.media_type === "application/pdf") renderPDF(url, pages, d.block);
   return box;
 }
 
 // renderPDF draws every page with the vendored pdf.js, so the official reads
 // the very bytes that will be signed, with no plugin and no network.
 let pdfjs = null;
-async function renderPDF(url, into) {
+async function renderPDF(url, into, block) {
   try {
     if (!pdfjs) {
       pdfjs = await import("/static/vendor/pdfjs/pdf.min.mjs");
@@ -149,9 +149,21 @@ async function renderPDF(url, into) {
       canvas.width = viewport.width;
       canvas.height = viewport.height;
       canvas.style.width = width + "px";
-      into.append(canvas);
+      const sheet = el("div", { class: "sheet" }, canvas);
+      into.append(sheet);
       await page.render({ canvasContext: canvas.getContext("2d"), viewport }).promise;
       canvas.setAttribute("data-rendered", "");
+      if (block && block.page === n) {
+        // Where the visible signature block will stand once signed.
+        const [x1, y1, x2, y2] = viewport.convertToViewportRectangle(block.rect);
+        const k = width / viewport.width;
+        const mark = el("div", { class: "block-mark", id: "block-mark" }, t("signature_block_here"));
+        mark.style.left = Math.min(x1, x2) * k + "px";
+        mark.style.top = Math.min(y1, y2) * k + "px";
+        mark.style.width = Math.abs(x2 - x1) * k + "px";
+        mark.style.height = Math.abs(y2 - y1) * k + "px";
+        sheet.append(mark);
+      }
     }
     into.setAttribute("data-pages", String(doc.numPages));
   } catch (err) {
