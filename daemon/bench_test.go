@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/internal/tekentest"
 )
 
 // BenchmarkTapToResult measures tekend's own overhead per letter: from the
@@ -23,10 +24,10 @@ import (
 func BenchmarkTapToResult(b *testing.B) {
 	for _, batch := range []int{1, 20} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			ca := newSignerCA(b)
-			tm := startTerminal(b, ca)
-			siti := ca.newOfficial(b, "Siti Rahmawati", "198703152010012003", "123456", 5001)
-			k := tm.kiosk()
+			ca := tekentest.NewSignerCA(b)
+			tm := tekentest.Start(b, ca)
+			siti := ca.NewOfficial(b, "Siti Rahmawati", "198703152010012003", "123456", 5001)
+			k := tm.Kiosk()
 			ctx := context.Background()
 			var perLetter []time.Duration
 			var cardTotal, wallTotal time.Duration
@@ -35,34 +36,34 @@ func BenchmarkTapToResult(b *testing.B) {
 				b.StopTimer()
 				ids := make([]string, batch)
 				for n := range ids {
-					ids[n] = tm.dispatch(siti, fmt.Sprintf("Surat %d/%d", i, n), "800/"+strconv.Itoa(n)).JobID
+					ids[n] = tm.Dispatch(siti, fmt.Sprintf("Surat %d/%d", i, n), "800/"+strconv.Itoa(n)).JobID
 				}
-				busy0 := tokenBusy(b, tm.metrics)
+				busy0 := tokenBusy(b, tm.MetricsURL)
 				b.StartTimer()
-				if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+				if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
 					b.Fatal(err)
 				}
-				k.await("reading", func(v kiosk.View) bool { return v.State == kiosk.StateReading })
+				k.Await("reading", func(v kiosk.View) bool { return v.State == kiosk.StateReading })
 				t0 := time.Now()
-				k.await("letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == batch })
-				if code, out := k.post("/api/sign", map[string]any{"job_ids": ids, "pin": "123456"}); code != 200 {
+				k.Await("letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == batch })
+				if code, out := k.Post("/api/sign", map[string]any{"job_ids": ids, "pin": "123456"}); code != 200 {
 					b.Fatalf("sign: %d %v", code, out)
 				}
 				for range batch {
 					select {
-					case <-tm.results:
+					case <-tm.Results:
 					case <-time.After(30 * time.Second):
 						b.Fatal("result not received")
 					}
 				}
 				wall := time.Since(t0)
 				b.StopTimer()
-				card := time.Duration((tokenBusy(b, tm.metrics) - busy0) * float64(time.Second))
+				card := time.Duration((tokenBusy(b, tm.MetricsURL) - busy0) * float64(time.Second))
 				perLetter = append(perLetter, (wall-card)/time.Duration(batch))
 				cardTotal += card
 				wallTotal += wall
-				siti.card.Remove()
-				k.await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
+				siti.Card.Remove()
+				k.Await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
 				b.StartTimer()
 			}
 			b.StopTimer()

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
 )
 
@@ -100,17 +101,17 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 // The official's whole flow in a real browser against a real tekend, a real
 // broker and a software token through pcscd.
 func TestKioskInChromium(t *testing.T) {
-	ca := newSignerCA(t)
-	tm := startTerminal(t, ca)
+	ca := tekentest.NewSignerCA(t)
+	tm := tekentest.Start(t, ca)
 	bctx := startBrowser(t)
-	siti := ca.newOfficial(t, "Dr. Siti Rahmawati, M.Si.", "198703152010012003", "123456", 4001)
-	budi := ca.newOfficial(t, "Budi Santoso, S.H.", "197501012000031001", "123456", 4002)
-	j1 := tm.dispatch(siti, "Undangan Rapat Koordinasi Penyusunan APBD 2027", "005/1234/SETDA/XI/2026")
-	j2 := tm.dispatch(siti, "Nota Dinas Penyesuaian Jam Pelayanan Publik", "800/567/BKD/XI/2026")
-	jb := tm.dispatch(budi, "Disposisi Kepala Bidang", "090/111/SETDA/XI/2026")
+	siti := ca.NewOfficial(t, "Dr. Siti Rahmawati, M.Si.", "198703152010012003", "123456", 4001)
+	budi := ca.NewOfficial(t, "Budi Santoso, S.H.", "197501012000031001", "123456", 4002)
+	j1 := tm.Dispatch(siti, "Undangan Rapat Koordinasi Penyusunan APBD 2027", "005/1234/SETDA/XI/2026")
+	j2 := tm.Dispatch(siti, "Nota Dinas Penyesuaian Jam Pelayanan Publik", "800/567/BKD/XI/2026")
+	jb := tm.Dispatch(budi, "Disposisi Kepala Bidang", "090/111/SETDA/XI/2026")
 	s := shooter{t: t, ctx: bctx, dir: artifactsDir(t)}
 
-	run(t, bctx, "open the kiosk", chromedp.Navigate(tm.kioskURL), chromedp.WaitVisible(`[data-state=idle]`))
+	run(t, bctx, "open the kiosk", chromedp.Navigate(tm.KioskURL), chromedp.WaitVisible(`[data-state=idle]`))
 	var text string
 	run(t, bctx, "idle text", chromedp.Text(`main`, &text))
 	if !strings.Contains(text, "Tempelkan token Anda") {
@@ -119,7 +120,7 @@ func TestKioskInChromium(t *testing.T) {
 	s.shot("1-idle")
 
 	ctx := context.Background()
-	if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+	if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
 		t.Fatal(err)
 	}
 	var nodes int
@@ -158,7 +159,7 @@ func TestKioskInChromium(t *testing.T) {
 	// signature long enough to see the progress screen.
 	hold, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	siti.card.OnCommand(func(ins byte) {
+	siti.Card.OnCommand(func(ins byte) {
 		if ins == 0x87 {
 			once.Do(func() { close(hold); <-release })
 		}
@@ -178,10 +179,10 @@ func TestKioskInChromium(t *testing.T) {
 		t.Fatalf("done screen says %q", text)
 	}
 	s.shot("7-done")
-	siti.card.OnCommand(nil)
+	siti.Card.OnCommand(nil)
 	for range 2 {
 		select {
-		case r := <-tm.results:
+		case r := <-tm.Results:
 			doc := j1.Documents[0].Content
 			if r.JobID == j2.JobID {
 				doc = j2.Documents[0].Content
@@ -203,11 +204,11 @@ func TestKioskInChromium(t *testing.T) {
 	}
 
 	// A reject, with a reason.
-	j3 := tm.dispatch(siti, "Surat Edaran Libur Nasional", "003/789/SETDA/XI/2026")
+	j3 := tm.Dispatch(siti, "Surat Edaran Libur Nasional", "003/789/SETDA/XI/2026")
 	run(t, bctx, "reject", chromedp.WaitVisible(`[data-reject="`+j3.JobID+`"]`), chromedp.Click(`[data-reject="`+j3.JobID+`"]`),
 		chromedp.WaitVisible(`#reject-reason`), chromedp.SendKeys(`#reject-reason`, "Tanggal salah"), chromedp.Click(`#reject-confirm`))
 	select {
-	case r := <-tm.results:
+	case r := <-tm.Results:
 		if r.JobID != j3.JobID || r.Outcome != api.OutcomeRejected || r.Detail != "Tanggal salah" {
 			t.Fatalf("reject result %+v", r)
 		}
@@ -217,13 +218,13 @@ func TestKioskInChromium(t *testing.T) {
 
 	// The token leaves in the middle of a batch of two: one is signed, the
 	// other waits, and the page says what happened.
-	j4 := tm.dispatch(siti, "Surat Tugas A", "094/001/SETDA/XI/2026")
-	j5 := tm.dispatch(siti, "Surat Tugas B", "094/002/SETDA/XI/2026")
+	j4 := tm.Dispatch(siti, "Surat Tugas A", "094/001/SETDA/XI/2026")
+	j5 := tm.Dispatch(siti, "Surat Tugas B", "094/002/SETDA/XI/2026")
 	signs := 0
-	siti.card.OnCommand(func(ins byte) {
+	siti.Card.OnCommand(func(ins byte) {
 		if ins == 0x87 {
 			if signs++; signs == 2 {
-				siti.card.Remove()
+				siti.Card.Remove()
 			}
 		}
 	})
@@ -235,7 +236,7 @@ func TestKioskInChromium(t *testing.T) {
 		chromedp.WaitVisible(`[data-error=err_token_removed]`))
 	s.shot("8-token-removed")
 	select {
-	case r := <-tm.results:
+	case r := <-tm.Results:
 		if r.Outcome != api.OutcomeSigned {
 			t.Fatalf("result %+v", r)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
 )
 
@@ -25,31 +26,31 @@ import (
 const sentinelPIN = "Zq7Kx3Wv"
 
 func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
-	ca := newSignerCA(t)
-	tm := startTerminal(t, ca)
-	siti := ca.newOfficial(t, "Siti Rahmawati, S.Sos.", "198703152010012003", sentinelPIN, 1001)
-	budi := ca.newOfficial(t, "Budi Santoso", "197501012000031001", "12345678", 1002)
+	ca := tekentest.NewSignerCA(t)
+	tm := tekentest.Start(t, ca)
+	siti := ca.NewOfficial(t, "Siti Rahmawati, S.Sos.", "198703152010012003", sentinelPIN, 1001)
+	budi := ca.NewOfficial(t, "Budi Santoso", "197501012000031001", "12345678", 1002)
 
-	j1 := tm.dispatch(siti, "Undangan Rapat Koordinasi Anggaran 2027", "005/123/SETDA/XI/2026")
-	j2 := tm.dispatch(siti, "Nota Dinas Penyesuaian Jadwal Pelayanan", "800/456/BKD/XI/2026")
-	j3 := tm.dispatch(siti, "Surat Edaran Libur Nasional", "003/789/SETDA/XI/2026")
-	jb := tm.dispatch(budi, "Disposisi untuk Kepala Bidang", "090/111/SETDA/XI/2026")
+	j1 := tm.Dispatch(siti, "Undangan Rapat Koordinasi Anggaran 2027", "005/123/SETDA/XI/2026")
+	j2 := tm.Dispatch(siti, "Nota Dinas Penyesuaian Jadwal Pelayanan", "800/456/BKD/XI/2026")
+	j3 := tm.Dispatch(siti, "Surat Edaran Libur Nasional", "003/789/SETDA/XI/2026")
+	jb := tm.Dispatch(budi, "Disposisi untuk Kepala Bidang", "090/111/SETDA/XI/2026")
 	dup := *j1
 	ctx := context.Background()
-	if err := tm.central.Publish(ctx, &dup); err != nil {
+	if err := tm.Central.Publish(ctx, &dup); err != nil {
 		t.Fatal(err)
 	}
-	tm.awaitReceipt(j1.JobID, api.ReceiptDuplicate)
+	tm.AwaitReceipt(j1.JobID, api.ReceiptDuplicate)
 
-	k := tm.kiosk()
-	k.await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
-	if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+	k := tm.Kiosk()
+	k.Await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
+	if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
 		t.Fatal(err)
 	}
-	v := k.await("Siti's three letters", func(v kiosk.View) bool {
+	v := k.Await("Siti's three letters", func(v kiosk.View) bool {
 		return v.State == kiosk.StateToken && v.CanSign && len(v.Jobs) == 3
 	})
-	if v.Signer.Name != siti.name || v.Signer.NIP != "198703152010012003" {
+	if v.Signer.Name != siti.Name || v.Signer.NIP != "198703152010012003" {
 		t.Errorf("signer shown as %+v", v.Signer)
 	}
 	for _, j := range v.Jobs {
@@ -59,7 +60,7 @@ func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
 	}
 
 	// The page can open the document, and only Siti's.
-	res, err := http.Get(tm.kioskURL + "/api/documents/" + j1.JobID + "/0")
+	res, err := http.Get(tm.KioskURL + "/api/documents/" + j1.JobID + "/0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,43 +69,43 @@ func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
 	if res.StatusCode != 200 || !bytes.Equal(body, j1.Documents[0].Content) {
 		t.Fatalf("document view: %d %q", res.StatusCode, body)
 	}
-	res, _ = http.Get(tm.kioskURL + "/api/documents/" + jb.JobID + "/0")
+	res, _ = http.Get(tm.KioskURL + "/api/documents/" + jb.JobID + "/0")
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Fatalf("Budi's document served to Siti's session: %d", res.StatusCode)
 	}
 	// Budi's job cannot be signed with Siti's token.
-	if code, out := k.post("/api/sign", map[string]any{"job_ids": []string{jb.JobID}, "pin": sentinelPIN}); code == 200 || errorCode(out) != kiosk.CodeJobGone {
+	if code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{jb.JobID}, "pin": sentinelPIN}); code == 200 || tekentest.ErrorCode(out) != kiosk.CodeJobGone {
 		t.Fatalf("signing another signer's job: %d %v", code, out)
 	}
 
 	// A wrong PIN is reported with the tries left, and never retried.
-	code, out := k.post("/api/sign", map[string]any{"job_ids": []string{j1.JobID, j2.JobID}, "pin": "00000000"})
-	if code != 409 || errorCode(out) != kiosk.CodeWrongPIN {
+	code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{j1.JobID, j2.JobID}, "pin": "00000000"})
+	if code != 409 || tekentest.ErrorCode(out) != kiosk.CodeWrongPIN {
 		t.Fatalf("wrong PIN: %d %v", code, out)
 	}
-	if got := siti.card.PINRetries(); got != 2 {
+	if got := siti.Card.PINRetries(); got != 2 {
 		t.Fatalf("card PIN retries after one wrong PIN = %d, want 2", got)
 	}
-	k.await("tries left 2", func(v kiosk.View) bool { return v.TriesLeft != nil && *v.TriesLeft == 2 })
+	k.Await("tries left 2", func(v kiosk.View) bool { return v.TriesLeft != nil && *v.TriesLeft == 2 })
 
-	code, out = k.post("/api/sign", map[string]any{"job_ids": []string{j1.JobID, j2.JobID}, "pin": sentinelPIN})
+	code, out = k.Post("/api/sign", map[string]any{"job_ids": []string{j1.JobID, j2.JobID}, "pin": sentinelPIN})
 	if code != 200 {
 		t.Fatalf("sign: %d %v", code, out)
 	}
-	k.await("done with 2 signed", func(v kiosk.View) bool { return v.State == kiosk.StateDone && v.Result != nil && v.Result.Signed == 2 })
-	if got := siti.card.PINRetries(); got != 3 {
+	k.Await("done with 2 signed", func(v kiosk.View) bool { return v.State == kiosk.StateDone && v.Result != nil && v.Result.Signed == 2 })
+	if got := siti.Card.PINRetries(); got != 3 {
 		t.Errorf("card PIN retries after a right PIN = %d, want 3", got)
 	}
 
-	code, out = k.post("/api/reject", map[string]any{"job_id": j3.JobID, "reason": "Tanggal salah"})
+	code, out = k.Post("/api/reject", map[string]any{"job_id": j3.JobID, "reason": "Tanggal salah"})
 	if code != 409 && code != 200 {
 		t.Fatalf("reject: %d %v", code, out)
 	}
 	if code == 409 {
 		// The done screen must be left first, as the page does.
-		k.post("/api/dismiss", map[string]any{})
-		if code, out = k.post("/api/reject", map[string]any{"job_id": j3.JobID, "reason": "Tanggal salah"}); code != 200 {
+		k.Post("/api/dismiss", map[string]any{})
+		if code, out = k.Post("/api/reject", map[string]any{"job_id": j3.JobID, "reason": "Tanggal salah"}); code != 200 {
 			t.Fatalf("reject: %d %v", code, out)
 		}
 	}
@@ -112,10 +113,10 @@ func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
 	got := map[string]*api.Result{}
 	for len(got) < 3 {
 		select {
-		case r := <-tm.results:
+		case r := <-tm.Results:
 			got[r.JobID] = r
 		case <-time.After(30 * time.Second):
-			t.Fatalf("results so far %v\n%s", got, tm.logs.Bytes())
+			t.Fatalf("results so far %v\n%s", got, tm.Logs.Bytes())
 		}
 	}
 	for _, j := range []*api.Job{j1, j2} {
@@ -129,20 +130,20 @@ func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
 		t.Fatalf("rejection result: %+v", r)
 	}
 
-	siti.card.Remove()
-	k.await("idle after removal", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
-	if err := budi.card.Insert(ctx, tm.pcscd.VPCDAddr(1)); err != nil {
+	siti.Card.Remove()
+	k.Await("idle after removal", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
+	if err := budi.Card.Insert(ctx, tm.PCSCD.VPCDAddr(1)); err != nil {
 		t.Fatal(err)
 	}
-	v = k.await("Budi's letter", func(v kiosk.View) bool { return v.State == kiosk.StateToken && len(v.Jobs) >= 1 })
+	v = k.Await("Budi's letter", func(v kiosk.View) bool { return v.State == kiosk.StateToken && len(v.Jobs) >= 1 })
 	if len(v.Jobs) != 1 || v.Jobs[0].ID != jb.JobID {
 		t.Fatalf("Budi sees %+v", v.Jobs)
 	}
-	budi.card.Remove()
+	budi.Card.Remove()
 
 	// Every result acknowledged: nothing left undelivered.
 	err = testenv.WaitFor(ctx, 20*time.Second, func() error {
-		res, err := http.Get(tm.metrics + "/metrics")
+		res, err := http.Get(tm.MetricsURL + "/metrics")
 		if err != nil {
 			return err
 		}
@@ -156,15 +157,15 @@ func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsBody := get(t, tm.metrics+"/metrics")
-	tm.stop()
+	metricsBody := get(t, tm.MetricsURL+"/metrics")
+	tm.Stop()
 
 	// The sentinel PIN is nowhere: logs, store, broker traffic, metrics.
-	db, err := os.ReadFile(daemon.StorePath(tm.dataDir))
+	db, err := os.ReadFile(daemon.StorePath(tm.DataDir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string][]byte{"logs": tm.logs.Bytes(), "store": db, "broker": tm.wire.Bytes(), "metrics": metricsBody} {
+	for name, b := range map[string][]byte{"logs": tm.Logs.Bytes(), "store": db, "broker": tm.Wire.Bytes(), "metrics": metricsBody} {
 		if len(b) == 0 {
 			t.Errorf("%s: nothing captured to search", name)
 		}
@@ -175,62 +176,62 @@ func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
 }
 
 func TestTokenRemovedMidBatchKeepsWhatWasSigned(t *testing.T) {
-	tm := startTerminal(t, nil)
-	ca := newSignerCA(t)
-	siti := ca.newOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 2001)
+	tm := tekentest.Start(t, nil)
+	ca := tekentest.NewSignerCA(t)
+	siti := ca.NewOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 2001)
 	var ids []string
 	for i := range 3 {
-		ids = append(ids, tm.dispatch(siti, "Surat Keputusan "+string(rune('A'+i)), "800/00"+string(rune('1'+i))).JobID)
+		ids = append(ids, tm.Dispatch(siti, "Surat Keputusan "+string(rune('A'+i)), "800/00"+string(rune('1'+i))).JobID)
 	}
 	slices.Sort(ids)
-	k := tm.kiosk()
+	k := tm.Kiosk()
 	ctx := context.Background()
-	if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+	if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
 		t.Fatal(err)
 	}
-	k.await("three letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 3 })
+	k.Await("three letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 3 })
 	// Remove the token on the second GENERAL AUTHENTICATE: one letter
 	// signed, the second interrupted.
 	signs := 0
-	siti.card.OnCommand(func(ins byte) {
+	siti.Card.OnCommand(func(ins byte) {
 		if ins == 0x87 {
 			signs++
 			if signs == 2 {
-				siti.card.Remove()
+				siti.Card.Remove()
 			}
 		}
 	})
-	code, out := k.post("/api/sign", map[string]any{"job_ids": ids, "pin": "123456"})
-	if code != 200 && errorCode(out) != kiosk.CodeTokenRemoved {
+	code, out := k.Post("/api/sign", map[string]any{"job_ids": ids, "pin": "123456"})
+	if code != 200 && tekentest.ErrorCode(out) != kiosk.CodeTokenRemoved {
 		t.Fatalf("sign with removal: %d %v", code, out)
 	}
 	select {
-	case r := <-tm.results:
+	case r := <-tm.Results:
 		if r.Outcome != api.OutcomeSigned {
 			t.Fatalf("result %+v", r)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the letter signed before the removal was not delivered")
 	}
-	siti.card.OnCommand(nil)
-	k.await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle || v.State == kiosk.StateDone })
-	if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+	siti.Card.OnCommand(nil)
+	k.Await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle || v.State == kiosk.StateDone })
+	if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
 		t.Fatal(err)
 	}
-	v := k.await("two letters still waiting", func(v kiosk.View) bool { return v.State == kiosk.StateToken && v.CanSign })
+	v := k.Await("two letters still waiting", func(v kiosk.View) bool { return v.State == kiosk.StateToken && v.CanSign })
 	if len(v.Jobs) != 2 {
 		t.Fatalf("after the removal %d letters wait, want 2", len(v.Jobs))
 	}
 }
 
-func verifyWithOpenSSL(t *testing.T, ca *signerCA, sig, doc []byte) {
+func verifyWithOpenSSL(t *testing.T, ca *tekentest.SignerCA, sig, doc []byte) {
 	t.Helper()
 	openssl := testenv.LookPath(t, "openssl")
 	dir := t.TempDir()
 	sigPath, docPath, caPath := filepath.Join(dir, "sig.p7s"), filepath.Join(dir, "doc.pdf"), filepath.Join(dir, "ca.pem")
 	os.WriteFile(sigPath, sig, 0o600)
 	os.WriteFile(docPath, doc, 0o600)
-	os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600)
+	os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o600)
 	out, err := exec.Command(openssl, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigPath,
 		"-content", docPath, "-CAfile", caPath, "-purpose", "any", "-out", os.DevNull).CombinedOutput()
 	if err != nil {

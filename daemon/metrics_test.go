@@ -18,6 +18,7 @@ import (
 
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
 )
 
@@ -66,42 +67,42 @@ func normalise(exposition []byte) string {
 // rejected, one refused (forged), one duplicate, one still waiting, a wrong
 // PIN, and the token still present.
 func TestMetricsGolden(t *testing.T) {
-	ca := newSignerCA(t)
-	tm := startTerminal(t, ca)
-	siti := ca.newOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 6001)
-	j1 := tm.dispatch(siti, "Surat Satu", "001/1")
-	j2 := tm.dispatch(siti, "Surat Dua", "001/2")
-	tm.dispatch(siti, "Surat Tiga", "001/3")
+	ca := tekentest.NewSignerCA(t)
+	tm := tekentest.Start(t, ca)
+	siti := ca.NewOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 6001)
+	j1 := tm.Dispatch(siti, "Surat Satu", "001/1")
+	j2 := tm.Dispatch(siti, "Surat Dua", "001/2")
+	tm.Dispatch(siti, "Surat Tiga", "001/3")
 	ctx := context.Background()
 	dup := *j1
-	if err := tm.central.Publish(ctx, &dup); err != nil {
+	if err := tm.Central.Publish(ctx, &dup); err != nil {
 		t.Fatal(err)
 	}
-	tm.awaitReceipt(j1.JobID, api.ReceiptDuplicate)
+	tm.AwaitReceipt(j1.JobID, api.ReceiptDuplicate)
 	forgeJob(t, tm)
 
-	k := tm.kiosk()
-	if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+	k := tm.Kiosk()
+	if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
 		t.Fatal(err)
 	}
-	k.await("three letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 3 })
-	if code, _ := k.post("/api/sign", map[string]any{"job_ids": []string{j1.JobID}, "pin": "000000"}); code != 409 {
+	k.Await("three letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 3 })
+	if code, _ := k.Post("/api/sign", map[string]any{"job_ids": []string{j1.JobID}, "pin": "000000"}); code != 409 {
 		t.Fatalf("wrong PIN accepted: %d", code)
 	}
-	if code, out := k.post("/api/sign", map[string]any{"job_ids": []string{j1.JobID}, "pin": "123456"}); code != 200 {
+	if code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{j1.JobID}, "pin": "123456"}); code != 200 {
 		t.Fatalf("sign: %d %v", code, out)
 	}
-	k.post("/api/dismiss", map[string]any{})
-	if code, out := k.post("/api/reject", map[string]any{"job_id": j2.JobID, "reason": "salah alamat"}); code != 200 {
+	k.Post("/api/dismiss", map[string]any{})
+	if code, out := k.Post("/api/reject", map[string]any{"job_id": j2.JobID, "reason": "salah alamat"}); code != 200 {
 		t.Fatalf("reject: %d %v", code, out)
 	}
 	for range 2 {
-		<-tm.results
+		<-tm.Results
 	}
 	// Wait until both results are acknowledged and the broker link is up.
 	var body []byte
 	err := testenv.WaitFor(ctx, 20*time.Second, func() error {
-		body = get(t, tm.metrics+"/metrics")
+		body = get(t, tm.MetricsURL+"/metrics")
 		if !bytes.Contains(body, []byte("teken_results_undelivered 0\n")) || !bytes.Contains(body, []byte("teken_broker_connected 1\n")) {
 			return errString("results not yet acknowledged")
 		}
@@ -134,7 +135,7 @@ func TestMetricsGolden(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 	// No job id and no person ever becomes a label.
-	for _, secret := range []string{j1.JobID, j2.JobID, siti.hash, "Siti"} {
+	for _, secret := range []string{j1.JobID, j2.JobID, siti.Hash, "Siti"} {
 		if bytes.Contains(body, []byte(secret)) {
 			t.Errorf("/metrics mentions %q", secret)
 		}
@@ -142,7 +143,7 @@ func TestMetricsGolden(t *testing.T) {
 }
 
 // forgeJob publishes a job signed by a key the terminal does not trust.
-func forgeJob(t *testing.T, tm *terminal) {
+func forgeJob(t *testing.T, tm *tekentest.Terminal) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, err := api.NewSigner(key)
@@ -150,7 +151,7 @@ func forgeJob(t *testing.T, tm *terminal) {
 		t.Fatal(err)
 	}
 	forger, err := api.OpenDispatcher(api.DispatcherConfig{
-		Connection: api.Connection{Brokers: []string{tm.broker.URL}, ClientID: "forger"},
+		Connection: api.Connection{Brokers: []string{tm.Broker.URL}, ClientID: "forger"},
 		Signer:     signer,
 	})
 	if err != nil {
@@ -163,13 +164,13 @@ func forgeJob(t *testing.T, tm *terminal) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	j := &api.Job{V: api.Version, JobID: api.NewJobID(), Terminal: tm.id, IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+	j := &api.Job{V: api.Version, JobID: api.NewJobID(), Terminal: tm.ID, IssuedAt: now, ExpiresAt: now.Add(time.Hour),
 		Signer: api.Signatory{CertSHA256: strings.Repeat("ab", 32)}, Title: "Palsu", Number: "0", Sender: "x",
 		Documents: []api.Document{api.NewDocument("d", "d.pdf", "application/pdf", []byte("%PDF-1.4 forged"))}}
 	if err := forger.Publish(ctx, j); err != nil {
 		t.Fatal(err)
 	}
-	tm.awaitReceipt(j.JobID, api.ReceiptRefused)
+	tm.AwaitReceipt(j.JobID, api.ReceiptRefused)
 }
 
 func diffLines(want, got string) string {

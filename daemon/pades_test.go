@@ -16,6 +16,7 @@ import (
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/internal/demo"
+	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
 )
 
@@ -25,25 +26,25 @@ import (
 // result says so; a PDF that cannot be signed fails with a reason.
 func TestSignedPDFThroughTheTerminal(t *testing.T) {
 	deadTSA := testenv.FreePort(t) // nothing listens there
-	ca := newSignerCA(t)
-	tm := startTerminal(t, ca, func(c *daemon.Config) {
+	ca := tekentest.NewSignerCA(t)
+	tm := tekentest.Start(t, ca, func(c *daemon.Config) {
 		c.Signing.TSAURL = "http://127.0.0.1:" + strconv.Itoa(deadTSA) + "/tsa"
 		c.Signing.TSATimeout = daemon.Duration(2 * time.Second)
 	})
-	siti := ca.newOfficial(t, "Dr. Siti Rahmawati, M.Si.", "198703152010012003", "123456", 7001)
+	siti := ca.NewOfficial(t, "Dr. Siti Rahmawati, M.Si.", "198703152010012003", "123456", 7001)
 	pdf := demo.LetterPDF("Dinas Komunikasi dan Informatika", "188.4/890/DISKOMINFO/XI/2026",
 		"Surat Keputusan Tim Percepatan Transformasi Digital", "Keputusan ini berlaku sejak tanggal ditetapkan.")
 
 	doc := api.NewDocument("sk", "sk.pdf", "application/pdf", pdf)
 	doc.Format = api.FormatPAdES
 	doc.Visible = &api.Visible{VerifyURL: "https://tte.sultraprov.go.id/v/0001"}
-	job := tm.dispatchDocs(siti, "Surat Keputusan Tim Percepatan", "188.4/890", doc)
+	job := tm.DispatchDocs(siti, "Surat Keputusan Tim Percepatan", "188.4/890", doc)
 
 	broken := api.NewDocument("rusak", "rusak.pdf", "application/pdf", []byte("%PDF-1.7\nnot really a pdf\n"))
 	broken.Format = api.FormatPAdES
-	bad := tm.dispatchDocs(siti, "Surat Rusak", "000/0", broken)
+	bad := tm.DispatchDocs(siti, "Surat Rusak", "000/0", broken)
 	select {
-	case r := <-tm.results:
+	case r := <-tm.Results:
 		if r.JobID != bad.JobID || r.Outcome != api.OutcomeFailed || r.Reason != api.ReasonBadDocument || r.Detail == "" {
 			t.Fatalf("broken PDF: result %+v", r)
 		}
@@ -54,22 +55,22 @@ func TestSignedPDFThroughTheTerminal(t *testing.T) {
 	bctx := startBrowser(t)
 	s := shooter{t: t, ctx: bctx, dir: artifactsDir(t)}
 	ctx := context.Background()
-	if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+	if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
 		t.Fatal(err)
 	}
-	run(t, bctx, "open the PDF with its block", chromedp.Navigate(tm.kioskURL),
+	run(t, bctx, "open the PDF with its block", chromedp.Navigate(tm.KioskURL),
 		chromedp.WaitVisible(`[data-open="`+job.JobID+`/0"]`), chromedp.Click(`[data-open="`+job.JobID+`/0"]`),
 		chromedp.WaitVisible(`#pages canvas[data-rendered]`), chromedp.WaitVisible(`#block-mark`), chromedp.ScrollIntoView(`#block-mark`))
 	s.shot("9-pades-preview")
 
-	k := tm.kiosk()
-	k.await("the letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 })
-	if code, out := k.post("/api/sign", map[string]any{"job_ids": []string{job.JobID}, "pin": "123456"}); code != 200 {
+	k := tm.Kiosk()
+	k.Await("the letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 })
+	if code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{job.JobID}, "pin": "123456"}); code != 200 {
 		t.Fatalf("sign: %d %v", code, out)
 	}
 	var r *api.Result
 	select {
-	case r = <-tm.results:
+	case r = <-tm.Results:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no result")
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
 )
 
@@ -75,7 +76,7 @@ func (n *notifySocket) count(line string) int {
 func TestSystemdReadyStatusWatchdogStopping(t *testing.T) {
 	os.Unsetenv("WATCHDOG_PID")
 	n := listenNotify(t)
-	tm := startTerminal(t, nil)
+	tm := tekentest.Start(t, nil)
 	ctx := context.Background()
 	err := testenv.WaitFor(ctx, 10*time.Second, func() error {
 		if n.index("READY=1") < 0 {
@@ -95,7 +96,7 @@ func TestSystemdReadyStatusWatchdogStopping(t *testing.T) {
 	if n.index("READY=1\nSTATUS=") < 0 {
 		t.Error("READY=1 carries no STATUS line")
 	}
-	tm.stop()
+	tm.Stop()
 	if n.index("STOPPING=1") < 0 {
 		t.Error("no STOPPING=1 at shutdown")
 	}
@@ -104,21 +105,21 @@ func TestSystemdReadyStatusWatchdogStopping(t *testing.T) {
 // A signing still running at SIGTERM is given the grace period, then
 // abandoned: its job goes back to waiting, and tekend stops within the bound.
 func TestShutdownAbandonsSigningInFlight(t *testing.T) {
-	tm := startTerminal(t, nil, func(c *daemon.Config) { c.Signing.ShutdownGrace = daemon.Duration(time.Second) })
-	ca := newSignerCA(t)
-	siti := ca.newOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 3001)
-	j := tm.dispatch(siti, "Surat Tugas Perjalanan Dinas", "094/321/SETDA/XI/2026")
-	k := tm.kiosk()
+	tm := tekentest.Start(t, nil, func(c *daemon.Config) { c.Signing.ShutdownGrace = daemon.Duration(time.Second) })
+	ca := tekentest.NewSignerCA(t)
+	siti := ca.NewOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 3001)
+	j := tm.Dispatch(siti, "Surat Tugas Perjalanan Dinas", "094/321/SETDA/XI/2026")
+	k := tm.Kiosk()
 	ctx := context.Background()
-	if err := siti.card.Insert(ctx, tm.pcscd.VPCDAddr(0)); err != nil {
+	if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
 		t.Fatal(err)
 	}
-	k.await("the letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 })
+	k.Await("the letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 })
 	// The card hangs on the signature (as a token waiting for a touch)
 	// until the test lets it go.
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	siti.card.OnCommand(func(ins byte) {
+	siti.Card.OnCommand(func(ins byte) {
 		if ins == 0x87 {
 			once.Do(func() { close(entered) })
 			<-release
@@ -126,16 +127,16 @@ func TestShutdownAbandonsSigningInFlight(t *testing.T) {
 	})
 	signed := make(chan int, 1)
 	go func() {
-		code, _ := k.post("/api/sign", map[string]any{"job_ids": []string{j.JobID}, "pin": "123456"})
+		code, _ := k.Post("/api/sign", map[string]any{"job_ids": []string{j.JobID}, "pin": "123456"})
 		signed <- code
 	}()
 	<-entered
 	stopped := make(chan struct{})
 	start := time.Now()
-	go func() { tm.stop(); close(stopped) }()
+	go func() { tm.Stop(); close(stopped) }()
 	// Let the card answer only after the grace period has run out.
 	if err := testenv.WaitFor(ctx, 10*time.Second, func() error {
-		if !strings.Contains(string(tm.logs.Bytes()), "abandoning the signing in flight") {
+		if !strings.Contains(string(tm.Logs.Bytes()), "abandoning the signing in flight") {
 			return errString("grace not over")
 		}
 		return nil
@@ -149,11 +150,11 @@ func TestShutdownAbandonsSigningInFlight(t *testing.T) {
 
 	// Restart on the same store: the job waits again, nothing was sent.
 	select {
-	case r := <-tm.results:
+	case r := <-tm.Results:
 		t.Fatalf("a result went out for an abandoned signing: %+v", r)
 	default:
 	}
-	logs := string(tm.logs.Bytes())
+	logs := string(tm.Logs.Bytes())
 	if !strings.Contains(logs, "abandon") {
 		t.Errorf("no abandonment in the log")
 	}
@@ -167,16 +168,16 @@ func (e errString) Error() string { return string(e) }
 // An open kiosk page (its event stream never ends by itself) must not hold
 // up shutdown.
 func TestShutdownWithKioskOpen(t *testing.T) {
-	tm := startTerminal(t, nil)
-	k := tm.kiosk()
-	k.await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
+	tm := tekentest.Start(t, nil)
+	k := tm.Kiosk()
+	k.Await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
 	start := time.Now()
-	tm.stop()
+	tm.Stop()
 	t.Logf("stopped in %v with the kiosk open", time.Since(start).Round(time.Millisecond))
 	// Shutdown shares one deadline between the HTTP servers and the broker:
 	// a page holding the server open would use it up, and the offline
 	// status would fail.
-	if strings.Contains(string(tm.logs.Bytes()), "close broker connection") {
-		t.Errorf("the offline status was not published cleanly:\n%s", tm.logs.Bytes())
+	if strings.Contains(string(tm.Logs.Bytes()), "close broker connection") {
+		t.Errorf("the offline status was not published cleanly:\n%s", tm.Logs.Bytes())
 	}
 }

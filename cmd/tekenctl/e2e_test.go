@@ -283,7 +283,7 @@ func TestWholeFlow(t *testing.T) {
 	}
 	// An open event stream holds tekend's HTTP shutdown until its
 	// deadline, so the page goes first, as at the end of a day.
-	kiosk.close()
+	kiosk.Close()
 	start := time.Now()
 	stopTekend()
 	t.Logf("tekend stopped in %s", time.Since(start).Round(time.Millisecond))

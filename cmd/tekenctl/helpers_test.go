@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
+	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +12,7 @@ import (
 
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/internal/tekentest"
 )
 
 // buffer is an io.Writer safe for a command running in another goroutine.
@@ -55,96 +52,19 @@ func tekenctl(t *testing.T, ctx context.Context, vars map[string]string, args ..
 // startTekend runs a real tekend in-process until the test ends.
 func startTekend(t *testing.T, cfg daemon.Config) (kioskURL string, stop func()) {
 	t.Helper()
-	logs := &buffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() {
-		done <- daemon.Run(ctx, cfg, daemon.Options{Logger: log, Ready: func(k, _ string) { ready <- k }})
-	}()
-	select {
-	case k := <-ready:
-		kioskURL = "http://" + k
-	case err := <-done:
-		cancel()
-		t.Fatalf("tekend exited: %v\n%s", err, logs.String())
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("tekend not ready\n%s", logs.String())
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("tekend: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("tekend did not stop")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("tekend log:\n%s", logs.String())
-		}
-	})
+	kioskURL, _, stop = tekentest.RunTekend(t, cfg, &tekentest.SyncBuffer{})
 	return kioskURL, stop
 }
 
-// official drives the kiosk API as the page does: it signs every letter
-// shown for the present token, once per call.
+// official signs every letter shown for the present token, through the
+// kiosk API as the page does.
 type official struct {
-	t     *testing.T
-	base  string
-	csrf  string
-	views chan kiosk.View
-	// close ends the page's event stream, as closing the browser does.
-	close context.CancelFunc
+	*tekentest.Kiosk
 }
 
 func openKiosk(t *testing.T, base string) *official {
 	t.Helper()
-	res, err := http.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	m := regexp.MustCompile(`name="csrf-token" content="([^"]+)"`).FindSubmatch(page)
-	if m == nil {
-		t.Fatal("no CSRF token in the kiosk page")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	o := &official{t: t, base: base, csrf: string(m[1]), views: make(chan kiosk.View, 64), close: cancel}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/events", nil)
-	ev, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer ev.Body.Close()
-		sc := bufio.NewScanner(ev.Body)
-		sc.Buffer(make([]byte, 1<<20), 8<<20)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				var v kiosk.View
-				if json.Unmarshal([]byte(data), &v) == nil {
-					select {
-					case o.views <- v:
-					case <-ctx.Done():
-						return
-					}
-				}
-			}
-		}
-	}()
-	return o
+	return &official{tekentest.OpenKiosk(t, base)}
 }
 
 // signAll waits until n letters are shown and signs them with pin; it
@@ -153,9 +73,9 @@ func (o *official) signAll(n int, pin string) error {
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
-		case v := <-o.views:
+		case v := <-o.Views:
 			if v.State == kiosk.StateDone {
-				o.post("/api/dismiss", map[string]any{})
+				o.Post("/api/dismiss", map[string]any{})
 				continue
 			}
 			if v.State != kiosk.StateToken || !v.CanSign || len(v.Jobs) < n {
@@ -165,30 +85,12 @@ func (o *official) signAll(n int, pin string) error {
 			for _, j := range v.Jobs {
 				ids = append(ids, j.ID)
 			}
-			if code := o.post("/api/sign", map[string]any{"job_ids": ids, "pin": pin}); code != http.StatusOK {
-				return &httpError{code}
+			if code, body := o.Post("/api/sign", map[string]any{"job_ids": ids, "pin": pin}); code != http.StatusOK {
+				return fmt.Errorf("sign: %d %v", code, body)
 			}
 			return nil
 		case <-deadline:
 			return context.DeadlineExceeded
 		}
 	}
-}
-
-type httpError struct{ code int }
-
-func (e *httpError) Error() string { return http.StatusText(e.code) }
-
-func (o *official) post(path string, body any) int {
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, o.base+path, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", o.base)
-	req.Header.Set("X-Teken-CSRF", o.csrf)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	res.Body.Close()
-	return res.StatusCode
 }

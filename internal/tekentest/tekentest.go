@@ -1,0 +1,421 @@
+// Package tekentest runs a whole terminal for end-to-end tests: a real
+// tekend (daemon.Run in the test process), a private Mosquitto and pcscd,
+// software tokens with certificates from a test CA, the central library,
+// and a client that drives the kiosk API exactly as the page does.
+package tekentest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/daemon"
+	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/device/pivsim"
+	"github.com/tekenid/teken/internal/demo"
+	"github.com/tekenid/teken/internal/testenv"
+)
+
+// Official is a software token with a signing certificate from the test CA.
+type Official struct {
+	Card *pivsim.Card
+	Cert *x509.Certificate
+	Hash string // SHA-256 of the certificate, the signer's identity
+	PIN  string
+	Name string
+}
+
+// SignerCA issues signer certificates, as a provincial CA would.
+type SignerCA struct {
+	Cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	PEMPath string
+}
+
+// NewSignerCA makes a CA whose certificate is written as PEM for tekend's
+// signer_ca_files.
+func NewSignerCA(t testing.TB) *SignerCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Teken Test Signer CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	p := filepath.Join(t.TempDir(), "signer-ca.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &SignerCA{Cert: cert, key: key, PEMPath: p}
+}
+
+// NewOfficial makes a software token holding a P-256 key in 9c (PIN policy
+// always) with a certificate for name and NIP from this CA.
+func (ca *SignerCA) NewOfficial(t testing.TB, name, nip, pin string, serial uint32) *Official {
+	t.Helper()
+	card, err := pivsim.New(pivsim.Config{Serial: serial, PIN: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { card.Close() })
+	pub, err := card.GenerateKey(pivsim.SlotSignature, pivsim.AlgECCP256, pivsim.PINPolicyAlways, pivsim.TouchPolicyNever)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(int64(serial)),
+		Subject:      pkix.Name{CommonName: name, SerialNumber: nip, Organization: []string{"Pemerintah Provinsi Sulawesi Tenggara"}},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := card.SetCertificate(pivsim.SlotSignature, der); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	sum := sha256.Sum256(der)
+	return &Official{Card: card, Cert: cert, Hash: hex.EncodeToString(sum[:]), PIN: pin, Name: name}
+}
+
+// Terminal is a running tekend with its broker, pcscd and a central side.
+type Terminal struct {
+	t          testing.TB
+	ID         string
+	PCSCD      *testenv.PCSCD
+	Broker     *testenv.Mosquitto
+	Logs       *SyncBuffer // tekend's log
+	DataDir    string
+	KioskURL   string
+	MetricsURL string
+	Central    *api.Dispatcher
+	Signer     *api.Signer // the dispatcher key the terminal trusts
+	Results    chan *api.Result
+	Receipts   chan *api.Receipt
+	Wire       *SyncBuffer // every message seen on the broker
+	Stop       func()      // stops tekend; safe to call again
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers, for logs.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// Bytes returns a copy of what was written.
+func (s *SyncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+// Start runs a terminal with its own pcscd, broker, dispatcher key and
+// central side; ca, when not nil, is the only CA its signers may chain to.
+// adjust changes the configuration before tekend starts.
+func Start(t testing.TB, ca *SignerCA, adjust ...func(*daemon.Config)) *Terminal {
+	t.Helper()
+	tm := &Terminal{t: t, ID: "kendari-setda-01", Logs: &SyncBuffer{}, Wire: &SyncBuffer{},
+		Results: make(chan *api.Result, 100), Receipts: make(chan *api.Receipt, 100)}
+	tm.PCSCD = testenv.StartPCSCD(t)
+	tm.Broker = testenv.StartMosquitto(t)
+	dir := t.TempDir()
+	tm.DataDir = filepath.Join(dir, "data")
+
+	key, err := api.GenerateKey("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM, _ := api.MarshalPublicKeyPEM(key.Public())
+	keyFile := filepath.Join(dir, "dispatcher.pub")
+	if err := os.WriteFile(keyFile, pubPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tm.Signer, err = api.NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := daemon.DefaultConfig()
+	cfg.TerminalID = tm.ID
+	cfg.DataDir = tm.DataDir
+	cfg.Broker.URLs = []string{tm.Broker.URL}
+	cfg.Broker.MaxReconnectInterval = daemon.Duration(time.Second)
+	cfg.Dispatcher.KeyFiles = []string{keyFile}
+	cfg.Kiosk.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.Status.MinInterval = daemon.Duration(time.Second)
+	if ca != nil {
+		cfg.Signing.SignerCAFiles = []string{ca.PEMPath}
+	}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	tm.KioskURL, tm.MetricsURL, tm.Stop = RunTekend(t, cfg, tm.Logs)
+
+	tm.Central, err = api.OpenDispatcher(api.DispatcherConfig{
+		Connection: api.Connection{Brokers: []string{tm.Broker.URL}, ClientID: "central-test"},
+		Signer:     tm.Signer,
+		OnResult: func(_ context.Context, r *api.Result) error {
+			tm.Results <- r
+			return nil
+		},
+		OnReceipt: func(_ context.Context, r *api.Receipt) { tm.Receipts <- r },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tm.Central.Close(context.Background()) })
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	if err := tm.Central.WaitConnected(wctx); err != nil {
+		t.Fatal(err)
+	}
+	tm.tapWire()
+	return tm
+}
+
+// RunTekend runs tekend in the test process with cfg until the test ends,
+// its log in logs, and returns the kiosk and metrics URLs and a stop
+// function that is safe to call more than once.
+func RunTekend(t testing.TB, cfg daemon.Config, logs *SyncBuffer) (kioskURL, metricsURL string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	go func() {
+		done <- daemon.Run(ctx, cfg, daemon.Options{Logger: log, Ready: func(k, m string) { ready <- [2]string{k, m} }})
+	}()
+	select {
+	case addrs := <-ready:
+		kioskURL, metricsURL = "http://"+addrs[0], "http://"+addrs[1]
+	case err := <-done:
+		cancel()
+		t.Fatalf("tekend exited: %v\n%s", err, logs.Bytes())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("tekend not ready\n%s", logs.Bytes())
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("tekend: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("tekend did not stop\n%s", logs.Bytes())
+			}
+		})
+	}
+	t.Cleanup(stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("tekend log:\n%s", logs.Bytes())
+		}
+	})
+	return kioskURL, metricsURL, stop
+}
+
+// tapWire records every message on the broker, for the PIN search.
+func (tm *Terminal) tapWire() {
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(tm.Broker.URL).SetClientID("wire-tap"))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		tm.t.Fatalf("wire tap: %v", tok.Error())
+	}
+	tm.t.Cleanup(func() { c.Disconnect(100) })
+	tok := c.Subscribe("#", 1, func(_ mqtt.Client, m mqtt.Message) {
+		fmt.Fprintf(tm.Wire, "%s %s\n", m.Topic(), m.Payload())
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		tm.t.Fatalf("wire tap: %v", tok.Error())
+	}
+}
+
+// Dispatch sends one letter, a PDF, to signer and waits for its receipt.
+func (tm *Terminal) Dispatch(signer *Official, title, number string) *api.Job {
+	tm.t.Helper()
+	body := demo.LetterPDF("Dinas Komunikasi dan Informatika", number, title,
+		"Dengan hormat, surat ini dibuat untuk pengujian terminal tanda tangan.")
+	return tm.DispatchDocs(signer, title, number, api.NewDocument("surat", "surat.pdf", "application/pdf", body))
+}
+
+// DispatchDocs sends a job with the given documents and waits for its
+// receipt.
+func (tm *Terminal) DispatchDocs(signer *Official, title, number string, docs ...api.Document) *api.Job {
+	tm.t.Helper()
+	now := time.Now().UTC().Truncate(time.Second)
+	j := &api.Job{
+		V: api.Version, JobID: api.NewJobID(), Terminal: tm.ID, IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour),
+		Signer: api.Signatory{CertSHA256: signer.Hash, Name: signer.Name},
+		Title:  title, Number: number, Sender: "Dinas Komunikasi dan Informatika",
+		Documents: docs,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tm.Central.Publish(ctx, j); err != nil {
+		tm.t.Fatalf("publish job: %v", err)
+	}
+	tm.AwaitReceipt(j.JobID, api.ReceiptStored)
+	return j
+}
+
+// AwaitReceipt waits for a receipt of one job; receipts of others (a Sync
+// may make the central side publish a job again) are passed over.
+func (tm *Terminal) AwaitReceipt(jobID string, status api.ReceiptStatus) {
+	tm.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case r := <-tm.Receipts:
+			if r.JobID != jobID {
+				continue
+			}
+			if r.Status != status {
+				tm.t.Fatalf("receipt %+v, want status %s", r, status)
+			}
+			return
+		case <-deadline:
+			tm.t.Fatalf("no %s receipt for job %s\n%s", status, jobID, tm.Logs.Bytes())
+		}
+	}
+}
+
+// Kiosk drives the kiosk API exactly as the page does: it reads the CSRF
+// token from the page, follows the event stream and posts JSON.
+type Kiosk struct {
+	t    testing.TB
+	base string
+	csrf string
+	// Views are the page states as the event stream delivers them.
+	Views chan kiosk.View
+	// Close ends the event stream, as closing the browser does.
+	Close context.CancelFunc
+}
+
+// Kiosk opens the terminal's kiosk page.
+func (tm *Terminal) Kiosk() *Kiosk { return OpenKiosk(tm.t, tm.KioskURL) }
+
+// OpenKiosk opens the kiosk page at base, as a browser would.
+func OpenKiosk(t testing.TB, base string) *Kiosk {
+	t.Helper()
+	res, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := regexp.MustCompile(`name="csrf-token" content="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token in the page")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	k := &Kiosk{t: t, base: base, csrf: string(m[1]), Views: make(chan kiosk.View, 64), Close: cancel}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/events", nil)
+	ev, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer ev.Body.Close()
+		sc := bufio.NewScanner(ev.Body)
+		sc.Buffer(make([]byte, 1<<20), 8<<20)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var v kiosk.View
+				if json.Unmarshal([]byte(data), &v) == nil {
+					select {
+					case k.Views <- v:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}
+	}()
+	return k
+}
+
+// Await returns the first view that satisfies ok.
+func (k *Kiosk) Await(what string, ok func(kiosk.View) bool) kiosk.View {
+	k.t.Helper()
+	deadline := time.After(20 * time.Second)
+	var last kiosk.View
+	for {
+		select {
+		case v := <-k.Views:
+			last = v
+			if ok(v) {
+				return v
+			}
+		case <-deadline:
+			k.t.Fatalf("kiosk never showed %s; last view %+v", what, last)
+		}
+	}
+}
+
+// Post sends a state change as the page does and returns the status and the
+// decoded JSON answer.
+func (k *Kiosk) Post(path string, body any) (int, map[string]any) {
+	k.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, k.base+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", k.base)
+	req.Header.Set("X-Teken-CSRF", k.csrf)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// ErrorCode is the catalogue code of an error answer, or "".
+func ErrorCode(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
