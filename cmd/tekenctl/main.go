@@ -107,12 +107,18 @@ func flags(e env, name, text string) *flag.FlagSet {
 
 // parse parses a subcommand's flags; ok is false with the exit code to use.
 func parse(e env, fs *flag.FlagSet, args []string) (code int, ok bool) {
+	// The flag package prints the usage itself on -help and on errors;
+	// print it once, to stdout for -help and to stderr otherwise.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(e.stdout)
-			fs.Usage()
+			usage()
 			return exitOK, false
 		}
+		usage()
 		return exitUsage, false
 	}
 	return 0, true
