@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,10 +10,6 @@ import (
 
 	"github.com/tekenid/teken/internal/ctl"
 )
-
-var update = flag.Bool("update", false, "rewrite packaging/completion/tekenctl.bash")
-
-const completionFile = "../../packaging/completion/tekenctl.bash"
 
 func TestEveryCommandHasHelpWithExamples(t *testing.T) {
 	for name := range commands {
@@ -75,21 +70,10 @@ func TestSettingsErrors(t *testing.T) {
 
 func TestCompletionScript(t *testing.T) {
 	c := tekenctl(t, context.Background(), nil, "completion", "bash")
-	if c.code != exitOK || c.stdout != ctl.BashCompletion {
+	if c.code != exitOK || c.stdout != ctl.BashCompletion || c.stdout == "" {
 		t.Fatalf("completion bash: exit %d", c.code)
 	}
-	if *update {
-		if err := os.WriteFile(completionFile, []byte(c.stdout), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	onDisk, err := os.ReadFile(completionFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(onDisk) != c.stdout {
-		t.Errorf("%s differs from 'tekenctl completion bash'; run go test ./cmd/tekenctl -run TestCompletionScript -update", completionFile)
-	}
+	// Every command, and only those, is offered.
 	_, rest, _ := strings.Cut(c.stdout, `local commands="`)
 	offered, _, _ := strings.Cut(rest, `"`)
 	names := []string{"version"}
