@@ -1,6 +1,9 @@
 package daemon_test
 
 import (
+	"io"
+	"net/http"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -8,6 +11,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"flag"
+	"golang.org/x/crypto/bcrypt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
@@ -195,4 +200,42 @@ func diffLines(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// IT's endpoints honour the exporter-toolkit web configuration: with basic
+// auth configured, /metrics needs the password.
+func TestMetricsBasicAuth(t *testing.T) {
+	hash, err := bcryptHash("rahasia-it")
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(webConfig, []byte("basic_auth_users:\n  prometheus: "+hash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tm := tekentest.Start(t, nil, func(c *daemon.Config) { c.Metrics.WebConfig = webConfig })
+	res, err := http.Get(tm.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/metrics without a password: %d", res.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, tm.MetricsURL+"/metrics", nil)
+	req.SetBasicAuth("prometheus", "rahasia-it")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("teken_build_info")) {
+		t.Fatalf("/metrics with the password: %d", res.StatusCode)
+	}
+}
+
+func bcryptHash(pw string) (string, error) {
+	b, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	return string(b), err
 }
