@@ -103,4 +103,3 @@ func TestDemo(t *testing.T) {
 		t.Errorf("no goodbye:\n%s", out.Bytes())
 	}
 }
-
