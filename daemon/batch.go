@@ -168,6 +168,7 @@ func (f *flow) batchDone(ctx context.Context, reader string, signed, total int, 
 			f.problem = &msg
 		}
 		f.d.log.Info("pin not accepted", "reader", reader, "retries", f.tries)
+		f.d.auditPIN(err, f.signer, f.tries)
 		return &kiosk.UserError{Message: msg, Err: err}
 	}
 	msg := tokenMessage(err)
@@ -210,7 +211,12 @@ func (d *Daemon) finish(ctx context.Context, j queue.Job, outcome queue.Outcome,
 	if err != nil {
 		return fmt.Errorf("encode result %s: %w", j.ID, err)
 	}
-	if _, err := d.store.Transition(ctx, j.ID, queue.Change{To: queue.Done, Outcome: outcome, Reason: string(reason), Payload: payload}); err != nil {
+	why := string(reason)
+	if detail != "" {
+		// The official's own words go into the audit log too.
+		why += ": " + detail
+	}
+	if _, err := d.store.Transition(ctx, j.ID, queue.Change{To: queue.Done, Outcome: outcome, Reason: why, Payload: payload}); err != nil {
 		return fmt.Errorf("complete %s: %w", j.ID, err)
 	}
 	d.metrics.jobsCompleted.WithLabelValues(outcome.String()).Inc()
@@ -239,4 +245,28 @@ func apiOutcome(o queue.Outcome) api.Outcome {
 		return api.OutcomeCancelled
 	}
 	return api.OutcomeFailed
+}
+
+// Audit events of the official's PIN entries that the token refused; a PIN
+// itself never reaches the log.
+const (
+	eventPINWrong   queue.Event = "pin.wrong"
+	eventPINBlocked queue.Event = "pin.blocked"
+)
+
+// auditPIN records a refused PIN entry with the signer and the tries left,
+// so an auditor can tell who locked a token, and when.
+func (d *Daemon) auditPIN(cause error, signer string, tries int) {
+	if errors.Is(cause, device.ErrLastAttempt) {
+		return // refused before the card was asked: no try was spent
+	}
+	e := queue.AuditEntry{Event: eventPINWrong, Signer: signer, Reason: "tries left " + strconv.Itoa(tries)}
+	if errors.Is(cause, device.ErrPINBlocked) {
+		e.Event, e.Reason = eventPINBlocked, "pin blocked"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := d.store.AppendAudit(ctx, e); err != nil {
+		d.log.Error("audit pin failure", "err", err)
+	}
 }

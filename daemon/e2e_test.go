@@ -17,6 +17,7 @@ import (
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/queue"
 	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
 )
@@ -159,6 +160,25 @@ func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
 	}
 	metricsBody := get(t, tm.MetricsURL+"/metrics")
 	tm.Stop()
+
+	// The audit log tells who decided what, and its chain holds.
+	store, err := queue.OpenReadOnly(daemon.StorePath(tm.DataDir), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.VerifyAudit(ctx); err != nil {
+		t.Errorf("audit chain: %v", err)
+	}
+	var audit bytes.Buffer
+	if _, err := store.ExportAudit(ctx, &audit, 0); err != nil {
+		t.Fatal(err)
+	}
+	store.Close(ctx)
+	for _, want := range []string{`"event":"pin.wrong"`, `"signer":"` + siti.Hash + `"`, `"reason":"rejected_by_signer: Tanggal salah"`} {
+		if !bytes.Contains(audit.Bytes(), []byte(want)) {
+			t.Errorf("audit log lacks %s:\n%s", want, audit.Bytes())
+		}
+	}
 
 	// The sentinel PIN is nowhere: logs, store, broker traffic, metrics.
 	db, err := os.ReadFile(daemon.StorePath(tm.DataDir))

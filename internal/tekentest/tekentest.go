@@ -79,8 +79,9 @@ func NewSignerCA(t testing.TB) *SignerCA {
 }
 
 // NewOfficial makes a software token holding a P-256 key in 9c (PIN policy
-// always) with a certificate for name and NIP from this CA.
-func (ca *SignerCA) NewOfficial(t testing.TB, name, nip, pin string, serial uint32) *Official {
+// always) with a certificate for name and NIP from this CA, valid from an
+// hour ago for a day; adjust may change the certificate before it is issued.
+func (ca *SignerCA) NewOfficial(t testing.TB, name, nip, pin string, serial uint32, adjust ...func(*x509.Certificate)) *Official {
 	t.Helper()
 	card, err := pivsim.New(pivsim.Config{Serial: serial, PIN: pin})
 	if err != nil {
@@ -96,6 +97,9 @@ func (ca *SignerCA) NewOfficial(t testing.TB, name, nip, pin string, serial uint
 		Subject:      pkix.Name{CommonName: name, SerialNumber: nip, Organization: []string{"Pemerintah Provinsi Sulawesi Tenggara"}},
 		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+	}
+	for _, f := range adjust {
+		f(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.key)
 	if err != nil {
