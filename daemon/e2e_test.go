@@ -17,9 +17,9 @@ import (
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
-	"github.com/tekenid/teken/queue"
 	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
+	"github.com/tekenid/teken/queue"
 )
 
 // sentinelPIN is searched for everywhere after the flow: it must never leave
