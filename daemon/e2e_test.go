@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,4 +269,48 @@ func get(t *testing.T, url string) []byte {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return b
+}
+
+// A second official who taps while the first one's batch is still signing
+// is served as soon as that batch is over.
+func TestTokenArrivingDuringABatchIsServedAfter(t *testing.T) {
+	ca := tekentest.NewSignerCA(t)
+	tm := tekentest.Start(t, ca)
+	siti := ca.NewOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 9001)
+	budi := ca.NewOfficial(t, "Budi Santoso", "197501012000031001", "123456", 9002)
+	js := tm.Dispatch(siti, "Surat Siti", "001/S")
+	tm.Dispatch(budi, "Surat Budi", "001/B")
+	k := tm.Kiosk()
+	ctx := context.Background()
+	if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
+		t.Fatal(err)
+	}
+	k.Await("Siti's letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 })
+	hold, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	siti.Card.OnCommand(func(ins byte) {
+		if ins == 0x87 {
+			once.Do(func() { close(hold); <-release })
+		}
+	})
+	signed := make(chan int, 1)
+	go func() {
+		code, _ := k.Post("/api/sign", map[string]any{"job_ids": []string{js.JobID}, "pin": "123456"})
+		signed <- code
+	}()
+	<-hold
+	if err := budi.Card.Insert(ctx, tm.PCSCD.VPCDAddr(1)); err != nil {
+		t.Fatal(err)
+	}
+	siti.Card.Remove()
+	close(release)
+	if code := <-signed; code != 200 && code != 409 {
+		t.Fatalf("Siti's batch: %d", code)
+	}
+	v := k.Await("Budi's letter", func(v kiosk.View) bool {
+		return v.State == kiosk.StateToken && v.Signer != nil && v.Signer.Name == "Budi Santoso"
+	})
+	if len(v.Jobs) != 1 || v.Jobs[0].Title != "Surat Budi" {
+		t.Fatalf("Budi sees %+v", v.Jobs)
+	}
 }

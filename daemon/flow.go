@@ -35,7 +35,8 @@ type flow struct {
 	outcome  *kiosk.Outcome
 	lastErr  *kiosk.Message
 	notice   *kiosk.Message
-	busy     bool // a batch or a rejection is in flight
+	busy     bool   // a batch or a rejection is in flight
+	pending  string // a reader whose token arrived while busy
 	// gen counts token arrivals, so a slow certificate read for a token
 	// that has left since cannot overwrite the newer state.
 	gen uint64
@@ -58,7 +59,9 @@ func (f *flow) presence(ctx context.Context, ev device.Event) {
 func (f *flow) arrived(ctx context.Context, reader string) {
 	f.mu.Lock()
 	if f.busy {
-		// Another token arrived while a batch runs: finish that first.
+		// Another token arrived while a batch runs: it is read once the
+		// batch is over.
+		f.pending = reader
 		f.mu.Unlock()
 		return
 	}
@@ -101,6 +104,9 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 
 func (f *flow) left(reader string) {
 	f.mu.Lock()
+	if reader == f.pending {
+		f.pending = ""
+	}
 	if reader != f.reader {
 		f.mu.Unlock()
 		return
@@ -108,6 +114,8 @@ func (f *flow) left(reader string) {
 	f.gen++
 	busy := f.busy
 	f.reader = ""
+	// The next official starts in the terminal's own language.
+	f.lang = f.d.cfg.Kiosk.Language
 	if !busy {
 		// While a batch runs, the signing itself notices the removal and
 		// reports it; the page changes when it returns.
@@ -368,8 +376,17 @@ func (f *flow) release() {
 	if f.reader == "" && f.state != kiosk.StateDone {
 		f.resetLocked()
 	}
+	pending := f.pending
+	f.pending = ""
 	f.mu.Unlock()
 	f.publish(context.Background())
+	if pending != "" {
+		// Read by the main loop, not on the request that just finished.
+		select {
+		case f.d.rearrive <- pending:
+		default:
+		}
+	}
 }
 
 // selectJobs checks that every id names a job waiting for signer.

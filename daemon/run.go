@@ -52,6 +52,7 @@ type Daemon struct {
 	notify      notifier
 	signerRoots *x509.CertPool
 	statusKick  chan struct{}
+	rearrive    chan string // a token that arrived while the flow was busy
 	lastErr     atomic.Pointer[string]
 	certsSeen   certsSeen
 	location    *time.Location // of dates in visible signature blocks
@@ -72,7 +73,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
-	d := &Daemon{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: newMetrics(), statusKick: make(chan struct{}, 1)}
+	d := &Daemon{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: newMetrics(),
+		statusKick: make(chan struct{}, 1), rearrive: make(chan string, 1)}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -250,6 +252,8 @@ func (d *Daemon) mainLoop(ctx context.Context) error {
 				return errors.New("token events ended")
 			}
 			d.flow.presence(ctx, ev)
+		case reader := <-d.rearrive:
+			d.flow.presence(ctx, device.Event{Kind: device.Arrived, Reader: reader, At: d.now()})
 		case <-d.statusKick:
 			pending = true
 		case <-statusTick.C:
