@@ -58,7 +58,11 @@ func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast b
 		reverify := policy == device.PINPolicyAlways || policy == device.PINPolicyUnknown
 		first := true
 		for _, j := range jobs {
-			if err := f.d.signJob(ctx, s, cert, j, signer, pin, reverify, &first); err != nil {
+			err := f.d.signJob(ctx, s, cert, j, signer, pin, reverify, &first)
+			if errors.Is(err, errJobGone) {
+				continue // cancelled or expired since the official chose it
+			}
+			if err != nil {
 				return err
 			}
 			signed++
@@ -80,6 +84,11 @@ func (d *Daemon) signJob(ctx context.Context, s *device.Session, cert *x509.Cert
 		return err
 	}
 	if _, err := d.store.Transition(ctx, j.ID, queue.Change{To: queue.Signing, Reason: "signer " + signer}); err != nil {
+		var te *queue.TransitionError
+		if errors.As(err, &te) || errors.Is(err, queue.ErrNotFound) {
+			d.log.Info("job left the batch before signing", "job", j.ID, "err", err)
+			return errJobGone
+		}
 		return fmt.Errorf("start signing %s: %w", j.ID, err)
 	}
 	docs := make([]api.SignedDocument, 0, len(job.Documents))
@@ -121,6 +130,10 @@ func (d *Daemon) signJob(ctx context.Context, s *device.Session, cert *x509.Cert
 	d.outbox.notify()
 	return nil
 }
+
+// errJobGone means a job of the batch ended (cancelled, expired) between
+// the official's choice and its signature; the batch goes on without it.
+var errJobGone = errors.New("job no longer waiting")
 
 // abandon puts a job whose signing failed back to waiting. It uses a fresh
 // context: a cancelled batch must still leave the job signable.
