@@ -144,7 +144,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	kioskURL := fmt.Sprintf("http://127.0.0.1:%d/", kioskPort)
 	fmt.Fprintf(out, `
-Ready. Three letters wait for %s.
+Ready. Three letters are waiting for %s
 
   Kiosk page:   %s   (open it in Chromium: chromium --kiosk %s)
   PIN:          %s
