@@ -1,0 +1,64 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/tekenid/teken/internal/tekentest"
+	"github.com/tekenid/teken/internal/testenv"
+)
+
+// When pcscd dies the terminal says so everywhere IT looks — /readyz, the
+// metrics and the retained status — and recovers when pcscd is back.
+func TestHealthFollowsPCSCD(t *testing.T) {
+	tm := tekentest.Start(t, nil)
+	ctx := context.Background()
+	ready := func() (int, string) {
+		res, err := http.Get(tm.MetricsURL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz before: %d %s", code, body)
+	}
+	tm.PCSCD.Kill()
+	err := testenv.WaitFor(ctx, 20*time.Second, func() error {
+		if code, body := ready(); code != http.StatusServiceUnavailable || !bytes.Contains([]byte(body), []byte("pcscd")) {
+			return fmt.Errorf("/readyz %d %q", code, body)
+		}
+		if m := get(t, tm.MetricsURL+"/metrics"); !bytes.Contains(m, []byte("teken_pcscd_up 0\n")) {
+			return fmt.Errorf("metrics still say pcscd is up")
+		}
+		if !bytes.Contains(tm.Wire.Bytes(), []byte(`"last_error":"pcscd:`)) {
+			return fmt.Errorf("no status naming pcscd yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.PCSCD.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	err = testenv.WaitFor(ctx, 20*time.Second, func() error {
+		if code, body := ready(); code != http.StatusOK {
+			return fmt.Errorf("/readyz %d %q", code, body)
+		}
+		if m := get(t, tm.MetricsURL+"/metrics"); !bytes.Contains(m, []byte("teken_pcscd_up 1\n")) {
+			return fmt.Errorf("metrics do not say pcscd is back")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
