@@ -13,8 +13,9 @@ import (
 )
 
 // Object identifiers: RFC 5652 §4 and §11 (content types and attributes),
-// RFC 5035 §5.4 (signing-certificate-v2), RFC 5754 (SHA-2), RFC 4055
-// (RSA), RFC 5758 §3.2 (ECDSA).
+// RFC 5035 §5.4 (signing-certificate-v2), RFC 3161 appendix A
+// (id-aa-signatureTimeStampToken), RFC 5754 (SHA-2), RFC 4055 (RSA),
+// RFC 5758 §3.2 (ECDSA).
 var (
 	oidData                     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
 	oidSignedData               = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
@@ -22,6 +23,8 @@ var (
 	oidAttrMessageDigest        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
 	oidAttrSigningTime          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
 	oidAttrSigningCertificateV2 = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 47}
+
+	oidAttrSignatureTimeStampToken = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 14}
 
 	oidSHA256 = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
 	oidSHA384 = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}

@@ -6,7 +6,9 @@
 // signing-time and signing-certificate-v2 (RFC 5035, one ESSCertIDv2 over
 // the signer certificate with SHA-256). The signer is identified by issuer
 // and serial number (SignerInfo version 1) and its certificate, with any
-// chain given, is embedded. It verifies with standard tools:
+// chain given, is embedded. For PAdES, SignOptions can leave out
+// signing-time and add an RFC 3161 signature-time-stamp as an unsigned
+// attribute. It verifies with standard tools:
 //
 //	openssl cms -verify -binary -inform DER -in SIG -content DOC -CAfile CA -purpose any
 //
@@ -23,8 +25,9 @@
 // do not speak CMS.
 //
 // Verify accepts only the profile Sign produces (DER, detached, one
-// signer) and reports failures as errors that match ErrInvalid, so a
-// caller can tell a bad signature from its own mistake.
+// signer; unsigned attributes are not checked) and reports failures as
+// errors that match ErrInvalid, so a caller can tell a bad signature from
+// its own mistake.
 //
 // The package is built on golang.org/x/crypto/cryptobyte rather than an
 // existing PKCS #7 library. github.com/smallstep/pkcs7 (v0.2.3) and

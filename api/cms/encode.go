@@ -14,42 +14,54 @@ import (
 )
 
 var (
-	tagSignedAttrs = cbasn1.Tag(0).ContextSpecific().Constructed()
-	tagCerts       = cbasn1.Tag(0).ContextSpecific().Constructed()
-	tagExplicit0   = cbasn1.Tag(0).ContextSpecific().Constructed()
-	tagDirName     = cbasn1.Tag(4).ContextSpecific().Constructed()
+	tagSignedAttrs   = cbasn1.Tag(0).ContextSpecific().Constructed()
+	tagUnsignedAttrs = cbasn1.Tag(1).ContextSpecific().Constructed()
+	tagCerts         = cbasn1.Tag(0).ContextSpecific().Constructed()
+	tagExplicit0     = cbasn1.Tag(0).ContextSpecific().Constructed()
+	tagDirName       = cbasn1.Tag(4).ContextSpecific().Constructed()
 )
 
+type attrValue struct {
+	oid   asn1.ObjectIdentifier
+	value func(b *cryptobyte.Builder)
+}
+
 // signedAttributes returns the DER SET OF Attribute that is hashed and
-// signed (RFC 5652 §5.4): content-type, message-digest, signing-time and
-// signing-certificate-v2, sorted by their encodings as X.690 §11.6 requires
-// for a SET OF.
+// signed (RFC 5652 §5.4): content-type, message-digest, signing-time
+// (unless t is zero) and signing-certificate-v2, sorted by their encodings
+// as X.690 §11.6 requires for a SET OF.
 func signedAttributes(digest []byte, t time.Time, cert *x509.Certificate) ([]byte, error) {
-	attr := func(oid asn1.ObjectIdentifier, value func(b *cryptobyte.Builder)) ([]byte, error) {
-		b := cryptobyte.NewBuilder(nil)
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(oid)
-			b.AddASN1(cbasn1.SET, value)
-		})
-		return b.Bytes()
-	}
-	var all [][]byte
-	for _, a := range []struct {
-		oid   asn1.ObjectIdentifier
-		value func(b *cryptobyte.Builder)
-	}{
+	values := []attrValue{
 		{oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) }},
 		{oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(digest) }},
-		{oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, t) }},
 		{oidAttrSigningCertificateV2, func(b *cryptobyte.Builder) { addSigningCertificateV2(b, cert) }},
-	} {
-		enc, err := attr(a.oid, a.value)
+	}
+	if !t.IsZero() {
+		values = append(values, attrValue{oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, t) }})
+	}
+	var all [][]byte
+	for _, a := range values {
+		enc, err := attribute(a.oid, a.value)
 		if err != nil {
-			return nil, fmt.Errorf("cms: encode signed attribute %v: %w", a.oid, err)
+			return nil, err
 		}
 		all = append(all, enc)
 	}
 	return derSet(all)
+}
+
+// attribute encodes one Attribute (RFC 5652 §5.3) with a single value.
+func attribute(oid asn1.ObjectIdentifier, value func(b *cryptobyte.Builder)) ([]byte, error) {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(oid)
+		b.AddASN1(cbasn1.SET, value)
+	})
+	out, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("cms: encode attribute %v: %w", oid, err)
+	}
+	return out, nil
 }
 
 // derSet encodes the elements as a DER SET OF. Sorting whole encodings with
@@ -101,8 +113,9 @@ func addSigningCertificateV2(b *cryptobyte.Builder, cert *x509.Certificate) {
 
 // encodeSignedData assembles ContentInfo{SignedData} (RFC 5652 §5.1) around
 // a finished signature. attrs is the DER SET that was signed; in SignerInfo
-// it carries the [0] IMPLICIT tag instead (§5.4).
-func encodeSignedData(cert *x509.Certificate, chain []*x509.Certificate, alg algorithm, attrs, sig []byte) ([]byte, error) {
+// it carries the [0] IMPLICIT tag instead (§5.4). unsigned, when not nil,
+// is the one unsigned Attribute.
+func encodeSignedData(cert *x509.Certificate, chain []*x509.Certificate, alg algorithm, attrs, sig, unsigned []byte) ([]byte, error) {
 	attrContent := cryptobyte.String(attrs)
 	if !attrContent.ReadASN1(&attrContent, cbasn1.SET) {
 		return nil, fmt.Errorf("cms: internal error: signed attributes are not a SET")
@@ -150,6 +163,11 @@ func encodeSignedData(cert *x509.Certificate, chain []*x509.Certificate, alg alg
 						})
 						alg.addSignatureAlgorithm(b)
 						b.AddASN1OctetString(sig)
+						if unsigned != nil {
+							b.AddASN1(tagUnsignedAttrs, func(b *cryptobyte.Builder) {
+								b.AddBytes(unsigned)
+							})
+						}
 					})
 				})
 			})

@@ -2,6 +2,8 @@ package cms
 
 import (
 	"bytes"
+	"context"
+	"crypto"
 	"crypto/x509"
 	"flag"
 	"fmt"
@@ -13,9 +15,15 @@ import (
 
 var writeSeeds = flag.Bool("write-seeds", false, "rewrite the committed fuzz seeds under testdata/fuzz")
 
-// seedSignatures signs doc with every supported algorithm under pki.
-func seedSignatures(t testing.TB, pki *testPKI, doc []byte) [][]byte {
-	var out [][]byte
+type seed struct {
+	name string
+	sig  []byte
+}
+
+// seedSignatures signs doc with every supported algorithm under pki, and
+// once as PAdES does: without signing-time, with a signature-time-stamp.
+func seedSignatures(t testing.TB, pki *testPKI, doc []byte) []seed {
+	var out []seed
 	for _, tc := range signCases {
 		key, cert := pki.issue(t, tc.key, signingUsage)
 		opts := tc.opts
@@ -24,9 +32,19 @@ func seedSignatures(t testing.TB, pki *testPKI, doc []byte) [][]byte {
 		if err != nil {
 			t.Fatalf("seed %s: %v", tc.name, err)
 		}
-		out = append(out, sig)
+		out = append(out, seed{tc.name, sig})
 	}
-	return out
+	key, cert := pki.issue(t, "p256", signingUsage)
+	sig, err := SignDigest(t.Context(), digestOf(crypto.SHA256, doc), key, cert, SignOptions{
+		OmitSigningTime: true,
+		SignatureTimestamp: func(_ context.Context, sig []byte) ([]byte, error) {
+			return fakeToken(sig), nil
+		},
+	})
+	if err != nil {
+		t.Fatalf("seed pades: %v", err)
+	}
+	return append(out, seed{"pades-b-t", sig})
 }
 
 const fuzzDoc = "Surat Masuk 001/2026"
@@ -44,10 +62,9 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		return
 	}
 	pki := newPKI(t)
-	for i, sig := range seedSignatures(t, pki, []byte(fuzzDoc)) {
-		name := signCases[i].name
-		write(t, filepath.Join(dirs[0], name), fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", sig))
-		write(t, filepath.Join(dirs[1], name), fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n[]byte(%q)\n", sig, fuzzDoc))
+	for _, s := range seedSignatures(t, pki, []byte(fuzzDoc)) {
+		write(t, filepath.Join(dirs[0], s.name), fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s.sig))
+		write(t, filepath.Join(dirs[1], s.name), fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n[]byte(%q)\n", s.sig, fuzzDoc))
 	}
 }
 
@@ -63,9 +80,9 @@ func write(t *testing.T, path, s string) {
 
 func FuzzParse(f *testing.F) {
 	pki := newPKI(f)
-	for _, sig := range seedSignatures(f, pki, []byte(fuzzDoc)) {
-		f.Add(sig)
-		f.Add(sig[:len(sig)/2])
+	for _, s := range seedSignatures(f, pki, []byte(fuzzDoc)) {
+		f.Add(s.sig)
+		f.Add(s.sig[:len(s.sig)/2])
 	}
 	f.Fuzz(func(t *testing.T, der []byte) {
 		sd, err := parse(der)
@@ -85,9 +102,9 @@ func FuzzParse(f *testing.F) {
 
 func FuzzVerify(f *testing.F) {
 	pki := newPKI(f)
-	for _, sig := range seedSignatures(f, pki, []byte(fuzzDoc)) {
-		f.Add(sig, []byte(fuzzDoc))
-		f.Add(sig, []byte(fuzzDoc+"."))
+	for _, s := range seedSignatures(f, pki, []byte(fuzzDoc)) {
+		f.Add(s.sig, []byte(fuzzDoc))
+		f.Add(s.sig, []byte(fuzzDoc+"."))
 	}
 	roots := pki.roots()
 	now := time.Now()

@@ -19,8 +19,9 @@ const maxCerts = 16
 
 // signedData is the part of a SignedData that Verify needs. parse accepts
 // only the profile Sign produces, in DER: detached id-data content, one
-// signer identified by issuerAndSerialNumber, the four CAdES-BES signed
-// attributes.
+// signer identified by issuerAndSerialNumber, the CAdES-BES signed
+// attributes (signing-time optional, as SignOptions.OmitSigningTime leaves
+// it out).
 type signedData struct {
 	digestAlgs []crypto.Hash
 	certs      []*x509.Certificate
@@ -186,7 +187,9 @@ func parseSignerInfo(si cryptobyte.String, out *signerInfo) error {
 	if !si.ReadASN1Bytes(&out.signature, cbasn1.OCTET_STRING) {
 		return malformed("signature value")
 	}
-	// Unsigned attributes (a later timestamp, say) are allowed and ignored.
+	// Unsigned attributes (the signature-time-stamp of
+	// SignOptions.SignatureTimestamp, say) are allowed and ignored: they
+	// are not covered by the signature.
 	if !si.SkipOptionalASN1(cbasn1.Tag(1).ContextSpecific().Constructed()) || !si.Empty() {
 		return malformed("trailing data in signer info")
 	}
@@ -199,9 +202,9 @@ func parseSignerInfo(si cryptobyte.String, out *signerInfo) error {
 	return nil
 }
 
-// parseAttributes reads the signed attributes. Each of the four that the
-// profile requires must appear exactly once with one value (RFC 5652 §11);
-// others are ignored.
+// parseAttributes reads the signed attributes. Each that the profile
+// knows must appear at most once with one value (RFC 5652 §11), and all
+// but signing-time must be present; others are ignored.
 func parseAttributes(attrs cryptobyte.String, out *signerInfo) error {
 	seen := map[string]bool{}
 	for !attrs.Empty() {
@@ -253,7 +256,7 @@ func parseAttributes(attrs cryptobyte.String, out *signerInfo) error {
 			}
 		}
 	}
-	for _, oid := range []asn1.ObjectIdentifier{oidAttrContentType, oidAttrMessageDigest, oidAttrSigningTime, oidAttrSigningCertificateV2} {
+	for _, oid := range []asn1.ObjectIdentifier{oidAttrContentType, oidAttrMessageDigest, oidAttrSigningCertificateV2} {
 		if !seen[oid.String()] {
 			return malformed("signed attribute %v missing", oid)
 		}

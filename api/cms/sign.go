@@ -1,6 +1,7 @@
 package cms
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -9,9 +10,12 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// SignOptions tune Sign, SignDigest and SignRaw. The zero value signs with
+// SignOptions tune Sign and SignDigest. The zero value signs with
 // DefaultHash, PKCS#1 v1.5 for RSA, the current time and no extra chain.
 type SignOptions struct {
 	// Hash is the digest algorithm: SHA-256, SHA-384 or SHA-512. Zero
@@ -26,6 +30,18 @@ type SignOptions struct {
 	// Chain holds extra certificates (intermediates) to embed beside the
 	// signer certificate.
 	Chain []*x509.Certificate
+	// OmitSigningTime leaves out the signing-time attribute and ignores
+	// SigningTime: PAdES forbids it (ETSI EN 319 142-1 §5.2.2) and carries
+	// the time in the PDF signature dictionary instead.
+	OmitSigningTime bool
+	// SignatureTimestamp, when set, is called once with the signature
+	// value after it has been checked. The token it returns, the DER
+	// ContentInfo of an RFC 3161 TimeStampToken over that value, becomes
+	// the signature-time-stamp unsigned attribute (RFC 5126 §5.11.4;
+	// CAdES-T, PAdES B-T). A nil token adds nothing; an error fails the
+	// signature, so a caller that would rather keep an unstamped
+	// signature returns nil, nil and keeps the error itself.
+	SignatureTimestamp func(ctx context.Context, signature []byte) (token []byte, err error)
 }
 
 // Sign hashes content and returns a detached CMS SignedData (DER) over it,
@@ -135,11 +151,13 @@ func signDigest(ctx context.Context, digest []byte, signer crypto.Signer, cert *
 			return nil, errors.New("cms: nil certificate in chain")
 		}
 	}
-	t := opts.SigningTime
-	if t.IsZero() {
-		t = time.Now()
+	var t time.Time // zero leaves the attribute out
+	if !opts.OmitSigningTime {
+		if t = opts.SigningTime; t.IsZero() {
+			t = time.Now()
+		}
+		t = t.UTC().Truncate(time.Second)
 	}
-	t = t.UTC().Truncate(time.Second)
 	attrs, err := signedAttributes(digest, t, cert)
 	if err != nil {
 		return nil, err
@@ -150,5 +168,31 @@ func signDigest(ctx context.Context, digest []byte, signer crypto.Signer, cert *
 	if err != nil {
 		return nil, err
 	}
-	return encodeSignedData(cert, opts.Chain, alg, attrs, sig)
+	var unsigned []byte
+	if opts.SignatureTimestamp != nil {
+		if unsigned, err = timestampAttribute(ctx, opts.SignatureTimestamp, sig); err != nil {
+			return nil, err
+		}
+	}
+	return encodeSignedData(cert, opts.Chain, alg, attrs, sig, unsigned)
+}
+
+// timestampAttribute asks for a token over sig and wraps it as the
+// signature-time-stamp Attribute; nil when no token is given.
+func timestampAttribute(ctx context.Context, stamp func(context.Context, []byte) ([]byte, error), sig []byte) ([]byte, error) {
+	token, err := stamp(ctx, bytes.Clone(sig))
+	if err != nil {
+		return nil, fmt.Errorf("cms: signature timestamp: %w", err)
+	}
+	if token == nil {
+		return nil, nil
+	}
+	// The token is copied into the output as it is, so anything but one
+	// DER element would corrupt the whole SignedData.
+	s := cryptobyte.String(token)
+	var elem cryptobyte.String
+	if !s.ReadASN1Element(&elem, cbasn1.SEQUENCE) || !s.Empty() {
+		return nil, errors.New("cms: signature timestamp token is not one DER SEQUENCE")
+	}
+	return attribute(oidAttrSignatureTimeStampToken, func(b *cryptobyte.Builder) { b.AddBytes(token) })
 }

@@ -263,7 +263,7 @@ func BenchmarkEncode(b *testing.B) {
 		h := alg.hash.New()
 		h.Write(attrs)
 		h.Sum(nil)
-		if _, err := encodeSignedData(cert, []*x509.Certificate{pki.inter}, alg, attrs, sig); err != nil {
+		if _, err := encodeSignedData(cert, []*x509.Certificate{pki.inter}, alg, attrs, sig, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -32,7 +32,8 @@ type Signed struct {
 	// Chain is the verified path from Signer to a root; nil when
 	// VerifyOptions.Roots was nil.
 	Chain []*x509.Certificate
-	// SigningTime is the signing-time attribute, as claimed by the signer.
+	// SigningTime is the signing-time attribute, as claimed by the signer;
+	// zero when the signature has none (SignOptions.OmitSigningTime).
 	SigningTime time.Time
 	// DigestAlgorithm hashed the content and the signed attributes.
 	DigestAlgorithm crypto.Hash

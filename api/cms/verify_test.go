@@ -180,7 +180,7 @@ func handSigned(t *testing.T, key crypto.Signer, cert, essCert, embedded *x509.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := encodeSignedData(embedded, nil, alg, attrs, sig)
+	out, err := encodeSignedData(embedded, nil, alg, attrs, sig, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,12 @@
 // SigFlags 3, and a new cross-reference section of the same kind as the
 // document's last one (table or stream) pointing back with /Prev.
 //
-// The CMS inside /Contents is a detached SignedData whose signed
-// attributes are content-type, message-digest and signing-certificate-v2
-// only: EN 319 142-1 §5.2.2 forbids a signing-time attribute, which
-// api/cms always writes, so this package encodes its own SignerInfo. The
-// crypto.Signer (a PIV token) is called exactly once per signature, with
-// the digest of the DER-encoded signed attributes.
+// The CMS inside /Contents is the detached SignedData of api/cms with
+// signed attributes content-type, message-digest and
+// signing-certificate-v2 only: EN 319 142-1 §5.2.2 forbids a signing-time
+// attribute (cms.SignOptions.OmitSigningTime). The crypto.Signer (a PIV
+// token) is called exactly once per signature, with the digest of the
+// DER-encoded signed attributes.
 //
 // With Options.TSA set, an RFC 3161 timestamp over the signature value is
 // added as the signature-time-stamp unsigned attribute (RFC 5126 §5.11.4).

@@ -6,9 +6,14 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"slices"
 	"time"
+
+	"github.com/tekenid/teken/api/cms"
 )
 
 // Options tune Sign. The zero value makes an invisible B-B signature at
@@ -110,9 +115,15 @@ func (d *document) checkLocked(cat dict) error {
 // digest of the signed attributes. A timestamp authority that fails does
 // not fail Sign; see Signed.TimestampError.
 func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Certificate, opts Options) (*Signed, error) {
-	alg, err := resolveAlgorithm(signer, cert, opts.Hash)
-	if err != nil {
-		return nil, err
+	if signer == nil || cert == nil {
+		return nil, errors.New("pades: nil signer or certificate")
+	}
+	hash := opts.Hash
+	if hash == 0 {
+		var err error
+		if hash, err = cms.DefaultHash(cert.PublicKey); err != nil {
+			return nil, fmt.Errorf("pades: %w", err)
+		}
 	}
 	d, err := parse(pdf)
 	if err != nil {
@@ -154,11 +165,10 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 
 	u := newUpdate(d)
 	sigNum, widgetNum := u.alloc(), u.alloc()
+	chain := slices.DeleteFunc(slices.Clone(opts.Chain), func(c *x509.Certificate) bool { return c == nil })
 	reserve := reserveBase + len(cert.Raw)
-	for _, c := range opts.Chain {
-		if c != nil {
-			reserve += len(c.Raw)
-		}
+	for _, c := range chain {
+		reserve += len(c.Raw)
 	}
 	if opts.TSA != nil {
 		reserve += reserveTSA
@@ -188,30 +198,29 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 
 	byteRange := [4]int{0, contents[0], contents[1], len(out) - contents[1]}
 	copy(out[br:], fmt.Sprintf("[0 %010d %010d %010d]", byteRange[1], byteRange[2], byteRange[3]))
-	h := alg.hash.New()
-	h.Write(out[:byteRange[1]])
-	h.Write(out[byteRange[2]:])
-	attrs, err := signedAttributes(h.Sum(nil), cert)
+	digest, err := cms.Digest(ctx, io.MultiReader(bytes.NewReader(out[:byteRange[1]]), bytes.NewReader(out[byteRange[2]:])), hash)
 	if err != nil {
-		return nil, err
-	}
-	sig, err := signAttributes(ctx, signer, cert, alg, attrs)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pades: %w", err)
 	}
 	res := &Signed{}
-	var token []byte
+	// EN 319 142-1 §5.2.2: no signing-time attribute; the time is /M.
+	co := cms.SignOptions{Hash: hash, Chain: chain, OmitSigningTime: true}
 	if opts.TSA != nil {
-		token, err = fetchTimestamp(ctx, opts.TSA, alg.hash, sig)
-		if err != nil {
-			slog.WarnContext(ctx, "pades: signature stays B-B without timestamp", "tsa", opts.TSA.URL, "err", err)
-			res.TimestampError = err
+		co.SignatureTimestamp = func(ctx context.Context, sig []byte) ([]byte, error) {
+			token, err := fetchTimestamp(ctx, opts.TSA, hash, sig)
+			if err != nil {
+				// The signature itself is fine; B-B is better than none.
+				slog.WarnContext(ctx, "pades: signature stays B-B without timestamp", "tsa", opts.TSA.URL, "err", err)
+				res.TimestampError = err
+				return nil, nil
+			}
+			res.Timestamped = true
+			return token, nil
 		}
-		res.Timestamped = token != nil
 	}
-	der, err := encodeSignedData(cert, opts.Chain, alg, attrs, sig, token)
+	der, err := cms.SignDigest(ctx, digest, signer, cert, co)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pades: %w", err)
 	}
 	room := (contents[1] - contents[0] - 2) / 2
 	if len(der) > room {

@@ -29,6 +29,10 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
+// oidSignatureTimeStamp is id-aa-signatureTimeStampToken (RFC 3161
+// appendix A).
+var oidSignatureTimeStamp = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 14}
+
 // startTSA runs an RFC 3161 authority on loopback: `openssl ts -reply`
 // behind an HTTP handler, with a certificate from p whose extended key
 // usage is timeStamping, critical (RFC 3161 §2.3).
