@@ -6,8 +6,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -56,17 +54,7 @@ func TestPAdESOptions(t *testing.T) {
 					return fakeToken(sig), nil
 				}
 			}
-			sig, err := Sign(t.Context(), bytes.NewReader(doc), signer, cert, opts)
-			if err != nil {
-				t.Fatalf("Sign: %v", err)
-			}
-			if len(signer.digests) != 1 {
-				t.Fatalf("signer called %d times, want 1", len(signer.digests))
-			}
-			sd, err := parse(sig)
-			if err != nil {
-				t.Fatalf("parse own output: %v", err)
-			}
+			sig, sd := signOnce(t, doc, signer, cert, opts)
 			if tc.timestamp {
 				if len(stamped) != 1 || !bytes.Equal(stamped[0], sd.signer.signature) {
 					t.Fatalf("timestamp asked %d times, or not over the signature value", len(stamped))
@@ -82,22 +70,7 @@ func TestPAdESOptions(t *testing.T) {
 				}
 			}
 
-			dir := t.TempDir()
-			sigFile, docFile := filepath.Join(dir, "sig.p7s"), filepath.Join(dir, "doc.pdf")
-			for f, b := range map[string][]byte{sigFile: sig, docFile: doc} {
-				if err := os.WriteFile(f, b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			out, err := runOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile,
-				"-content", docFile, "-CAfile", pki.caFile(), "-purpose", "any")
-			if err != nil || !strings.Contains(out, "Verification successful") {
-				t.Fatalf("openssl cms -verify: %v\n%s", err, out)
-			}
-			printed, err := runOpenSSL(t, "cms", "-cmsout", "-print", "-inform", "DER", "-in", sigFile)
-			if err != nil {
-				t.Fatalf("openssl cms -print: %v\n%s", err, printed)
-			}
+			printed := opensslVerify(t, pki, sig, doc)
 			flat := strings.Join(strings.Fields(printed), " ")
 			for _, c := range []struct {
 				text string

@@ -73,19 +73,8 @@ func TestSignVerifiesWithOpenSSL(t *testing.T) {
 			opts := tc.opts
 			opts.Chain = []*x509.Certificate{pki.inter}
 			opts.SigningTime = time.Date(2026, 11, 26, 8, 30, 15, 999, time.FixedZone("WITA", 8*3600))
-			sig, err := Sign(t.Context(), bytes.NewReader(doc), signer, cert, opts)
-			if err != nil {
-				t.Fatalf("Sign: %v", err)
-			}
-
+			sig, sd := signOnce(t, doc, signer, cert, opts)
 			// One call, over the digest of exactly the signed attributes.
-			if len(signer.digests) != 1 {
-				t.Fatalf("signer called %d times, want 1", len(signer.digests))
-			}
-			sd, err := parse(sig)
-			if err != nil {
-				t.Fatalf("parse own output: %v", err)
-			}
 			h := tc.hash.New()
 			h.Write(sd.signer.attrs)
 			if !bytes.Equal(h.Sum(nil), signer.digests[0]) {
@@ -95,23 +84,7 @@ func TestSignVerifiesWithOpenSSL(t *testing.T) {
 				t.Errorf("signer opts %#v, want PSS=%v salt %d", signer.opts[0], opts.PSS, tc.salt)
 			}
 
-			dir := t.TempDir()
-			sigFile, docFile := filepath.Join(dir, "sig.p7s"), filepath.Join(dir, "doc.pdf")
-			for f, b := range map[string][]byte{sigFile: sig, docFile: doc} {
-				if err := os.WriteFile(f, b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			out, err := runOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile,
-				"-content", docFile, "-CAfile", pki.caFile(), "-purpose", "any")
-			if err != nil || !strings.Contains(out, "Verification successful") {
-				t.Fatalf("openssl cms -verify: %v\n%s", err, out)
-			}
-
-			printed, err := runOpenSSL(t, "cms", "-cmsout", "-print", "-inform", "DER", "-in", sigFile)
-			if err != nil {
-				t.Fatalf("openssl cms -print: %v\n%s", err, printed)
-			}
+			printed := opensslVerify(t, pki, sig, doc)
 			// Drop asn1parse offsets so nested parameters read as one line.
 			flat := strings.Join(strings.Fields(asn1parseHeader.ReplaceAllString(printed, "")), " ")
 			for _, want := range append([]string{
@@ -132,18 +105,55 @@ func TestSignVerifiesWithOpenSSL(t *testing.T) {
 				!got.SigningTime.Equal(opts.SigningTime.Truncate(time.Second)) || len(got.Chain) != 3 {
 				t.Errorf("Verify = %+v", got)
 			}
-
-			// The same check must fail for another document, or the
-			// success above proves nothing.
-			if err := os.WriteFile(docFile, append(doc, ' '), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if out, err := runOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile,
-				"-content", docFile, "-CAfile", pki.caFile(), "-purpose", "any"); err == nil {
-				t.Errorf("openssl accepted a changed document:\n%s", out)
-			}
 		})
 	}
+}
+
+// signOnce signs doc, checks the signer was asked exactly once and
+// returns the signature and its parse.
+func signOnce(t *testing.T, doc []byte, signer *countingSigner, cert *x509.Certificate, opts SignOptions) ([]byte, *signedData) {
+	t.Helper()
+	sig, err := Sign(t.Context(), bytes.NewReader(doc), signer, cert, opts)
+	if err != nil {
+		t.Fatalf("Sign: %v", err)
+	}
+	if len(signer.digests) != 1 {
+		t.Fatalf("signer called %d times, want 1", len(signer.digests))
+	}
+	sd, err := parse(sig)
+	if err != nil {
+		t.Fatalf("parse own output: %v", err)
+	}
+	return sig, sd
+}
+
+// opensslVerify checks sig over doc with `openssl cms -verify`, checks
+// that the same command fails for a changed document (or the success
+// proves nothing), and returns `openssl cms -cmsout -print` of sig.
+func opensslVerify(t *testing.T, pki *testPKI, sig, doc []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	sigFile, docFile, changedFile := filepath.Join(dir, "sig.p7s"), filepath.Join(dir, "doc"), filepath.Join(dir, "changed")
+	for f, b := range map[string][]byte{sigFile: sig, docFile: doc, changedFile: append(bytes.Clone(doc), ' ')} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verify := func(content string) (string, error) {
+		return runOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile,
+			"-content", content, "-CAfile", pki.caFile(), "-purpose", "any")
+	}
+	if out, err := verify(docFile); err != nil || !strings.Contains(out, "Verification successful") {
+		t.Fatalf("openssl cms -verify: %v\n%s", err, out)
+	}
+	if out, err := verify(changedFile); err == nil {
+		t.Errorf("openssl accepted a changed document:\n%s", out)
+	}
+	printed, err := runOpenSSL(t, "cms", "-cmsout", "-print", "-inform", "DER", "-in", sigFile)
+	if err != nil {
+		t.Fatalf("openssl cms -print: %v\n%s", err, printed)
+	}
+	return printed
 }
 
 // TestVerifyOpenSSLSignature checks interoperability the other way: a
