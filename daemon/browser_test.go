@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -157,13 +156,7 @@ func TestKioskInChromium(t *testing.T) {
 
 	// The right PIN on the on-screen keypad; the card holds the first
 	// signature long enough to see the progress screen.
-	hold, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	siti.Card.OnCommand(func(ins byte) {
-		if ins == 0x87 {
-			once.Do(func() { close(hold); <-release })
-		}
-	})
+	hold, release := siti.HoldSignature()
 	actions := []chromedp.Action{}
 	for _, d := range "123456" {
 		actions = append(actions, chromedp.Click(`[data-key="`+string(d)+`"]`))
@@ -173,7 +166,7 @@ func TestKioskInChromium(t *testing.T) {
 	<-hold
 	run(t, bctx, "signing screen", chromedp.WaitVisible(`[data-state=signing]`))
 	s.shot("6-signing")
-	close(release)
+	release()
 	run(t, bctx, "done", chromedp.WaitVisible(`#done-signed`), chromedp.Text(`#done-signed`, &text))
 	if !strings.Contains(text, "2 surat") {
 		t.Fatalf("done screen says %q", text)
@@ -220,14 +213,7 @@ func TestKioskInChromium(t *testing.T) {
 	// other waits, and the page says what happened.
 	j4 := tm.Dispatch(siti, "Surat Tugas A", "094/001/SETDA/XI/2026")
 	j5 := tm.Dispatch(siti, "Surat Tugas B", "094/002/SETDA/XI/2026")
-	signs := 0
-	siti.Card.OnCommand(func(ins byte) {
-		if ins == 0x87 {
-			if signs++; signs == 2 {
-				siti.Card.Remove()
-			}
-		}
-	})
+	siti.RemoveOnSignature(2)
 	run(t, bctx, "batch with removal", chromedp.WaitVisible(`[data-job="`+j5.JobID+`"]`),
 		chromedp.Click(`[data-job="`+j4.JobID+`"] input[type=checkbox]`),
 		chromedp.Click(`[data-job="`+j5.JobID+`"] input[type=checkbox]`),

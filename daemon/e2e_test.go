@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -211,17 +210,9 @@ func TestTokenRemovedMidBatchKeepsWhatWasSigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.Await("three letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 3 })
-	// Remove the token on the second GENERAL AUTHENTICATE: one letter
-	// signed, the second interrupted.
-	signs := 0
-	siti.Card.OnCommand(func(ins byte) {
-		if ins == 0x87 {
-			signs++
-			if signs == 2 {
-				siti.Card.Remove()
-			}
-		}
-	})
+	// Remove the token on the second signature: one letter signed, the
+	// second interrupted.
+	siti.RemoveOnSignature(2)
 	code, out := k.Post("/api/sign", map[string]any{"job_ids": ids, "pin": "123456"})
 	if code != 200 && tekentest.ErrorCode(out) != kiosk.CodeTokenRemoved {
 		t.Fatalf("sign with removal: %d %v", code, out)
@@ -286,13 +277,7 @@ func TestTokenArrivingDuringABatchIsServedAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.Await("Siti's letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 })
-	hold, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	siti.Card.OnCommand(func(ins byte) {
-		if ins == 0x87 {
-			once.Do(func() { close(hold); <-release })
-		}
-	})
+	hold, release := siti.HoldSignature()
 	signed := make(chan int, 1)
 	go func() {
 		code, _ := k.Post("/api/sign", map[string]any{"job_ids": []string{js.JobID}, "pin": "123456"})
@@ -303,7 +288,7 @@ func TestTokenArrivingDuringABatchIsServedAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	siti.Card.Remove()
-	close(release)
+	release()
 	if code := <-signed; code != 200 && code != 409 {
 		t.Fatalf("Siti's batch: %d", code)
 	}

@@ -117,14 +117,7 @@ func TestShutdownAbandonsSigningInFlight(t *testing.T) {
 	k.Await("the letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 })
 	// The card hangs on the signature (as a token waiting for a touch)
 	// until the test lets it go.
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	siti.Card.OnCommand(func(ins byte) {
-		if ins == 0x87 {
-			once.Do(func() { close(entered) })
-			<-release
-		}
-	})
+	entered, release := siti.HoldSignature()
 	signed := make(chan int, 1)
 	go func() {
 		code, _ := k.Post("/api/sign", map[string]any{"job_ids": []string{j.JobID}, "pin": "123456"})
@@ -143,7 +136,7 @@ func TestShutdownAbandonsSigningInFlight(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	close(release)
+	release()
 	<-stopped
 	t.Logf("tekend stopped %v after SIGTERM with a signing in flight", time.Since(start).Round(time.Millisecond))
 	<-signed

@@ -423,3 +423,34 @@ func ErrorCode(body map[string]any) string {
 	c, _ := e["code"].(string)
 	return c
 }
+
+// generalAuthenticate is the INS of GENERAL AUTHENTICATE, the PIV command
+// that signs (SP 800-73-4 Part 2 §3.2.4).
+const generalAuthenticate = 0x87
+
+// HoldSignature makes the token hang on its next signature, as a token
+// waiting for a touch does. held is closed when the card is holding; release
+// lets it answer. Later signatures are not held.
+func (o *Official) HoldSignature() (held <-chan struct{}, release func()) {
+	h, r := make(chan struct{}), make(chan struct{})
+	var once, done sync.Once
+	o.Card.OnCommand(func(ins byte) {
+		if ins == generalAuthenticate {
+			once.Do(func() { close(h); <-r })
+		}
+	})
+	return h, func() { done.Do(func() { close(r) }) }
+}
+
+// RemoveOnSignature takes the token off the reader when the card receives
+// its n-th signature command from now, so that signature never completes.
+func (o *Official) RemoveOnSignature(n int) {
+	seen := 0
+	o.Card.OnCommand(func(ins byte) {
+		if ins == generalAuthenticate {
+			if seen++; seen == n {
+				o.Card.Remove()
+			}
+		}
+	})
+}
