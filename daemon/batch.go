@@ -78,7 +78,14 @@ func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast b
 }
 
 // signJob signs every document of one job and completes it.
-func (d *Daemon) signJob(ctx context.Context, s *device.Session, cert *x509.Certificate, j queue.Job, signer string, pin []byte, reverify bool, first *bool) error {
+func (d *Daemon) signJob(ctx context.Context, s *device.Session, cert *x509.Certificate, head queue.Job, signer string, pin []byte, reverify bool, first *bool) error {
+	j, err := d.store.Get(ctx, head.ID)
+	if errors.Is(err, queue.ErrNotFound) {
+		return errJobGone
+	}
+	if err != nil {
+		return fmt.Errorf("load job %s: %w", head.ID, err)
+	}
 	job, err := d.storedJob(j)
 	if err != nil {
 		return err

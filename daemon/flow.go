@@ -217,9 +217,11 @@ func jobView(j queue.Job) kiosk.Job {
 	return v
 }
 
-// readyJobs are the jobs waiting for this signer, and only for this signer.
+// readyJobs are the jobs waiting for this signer, and only for this signer,
+// without their envelopes: the page's list is refreshed on every step of a
+// batch and must not copy every document each time.
 func (d *Daemon) readyJobs(ctx context.Context, signer string) ([]queue.Job, error) {
-	all, err := d.store.BySigner(ctx, signer, 0)
+	all, err := d.store.BySignerHeads(ctx, signer, 0)
 	if err != nil {
 		return nil, err
 	}

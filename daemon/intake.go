@@ -255,7 +255,7 @@ func (d *Daemon) resultAcked(ctx context.Context, jobID string) error {
 func (d *Daemon) SyncState(ctx context.Context) (api.Sync, error) {
 	s := api.Sync{V: 1, Terminal: d.cfg.TerminalID, At: d.now(), JobsWaiting: []string{}, ResultsUndelivered: []string{}}
 	for _, st := range []queue.State{queue.Received, queue.Ready, queue.Signing} {
-		jobs, err := d.store.ByState(ctx, st, 0)
+		jobs, err := d.store.ByStateHeads(ctx, st, 0)
 		if err != nil {
 			return api.Sync{}, fmt.Errorf("sync: %w", err)
 		}

@@ -179,7 +179,11 @@ func encodeJob(j *Job) []byte {
 }
 
 // decodeJob decodes a stored job record.
-func decodeJob(b []byte) (Job, error) {
+func decodeJob(b []byte) (Job, error) { return decodeJobWith(b, true) }
+
+// decodeJobWith decodes a job record, its envelope only when envelope is
+// true: lists need the head of many jobs, never their documents.
+func decodeJobWith(b []byte, envelope bool) (Job, error) {
 	d := decoder{b: b, kind: "job"}
 	var j Job
 	d.version(jobVersion)
@@ -187,7 +191,11 @@ func decodeJob(b []byte) (Job, error) {
 	j.Terminal = d.string()
 	j.Signer = d.string()
 	j.Meta = d.bytes()
-	j.Envelope = d.bytes()
+	if envelope {
+		j.Envelope = d.bytes()
+	} else {
+		d.skip()
+	}
 	j.Digests = d.digests()
 	j.ReceivedAt = d.time()
 	j.ExpiresAt = d.time()

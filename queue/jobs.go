@@ -228,23 +228,37 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	return j, nil
 }
 
-func getJob(tx *bolt.Tx, id []byte) (Job, error) {
+func getJob(tx *bolt.Tx, id []byte) (Job, error) { return loadJob(tx, id, true) }
+
+func loadJob(tx *bolt.Tx, id []byte, envelope bool) (Job, error) {
 	raw := tx.Bucket(bucketJobs).Get(id)
 	if raw == nil {
 		return Job{}, ErrNotFound
 	}
-	return decodeJob(raw)
+	return decodeJobWith(raw, envelope)
 }
 
 // ByState returns up to limit jobs in state st (limit <= 0: all), in id order.
 func (s *Store) ByState(ctx context.Context, st State, limit int) ([]Job, error) {
-	return s.scan(ctx, bucketByState, []byte{byte(st)}, nil, limit)
+	return s.scan(ctx, bucketByState, []byte{byte(st)}, nil, limit, true)
+}
+
+// ByStateHeads is ByState without the envelopes (Envelope is nil): cheap
+// with many large jobs waiting.
+func (s *Store) ByStateHeads(ctx context.Context, st State, limit int) ([]Job, error) {
+	return s.scan(ctx, bucketByState, []byte{byte(st)}, nil, limit, false)
 }
 
 // BySigner returns up to limit jobs not yet done that are addressed to the
 // signer with certificate SHA-256 signer (lowercase hex), in id order.
 func (s *Store) BySigner(ctx context.Context, signer string, limit int) ([]Job, error) {
-	return s.scan(ctx, bucketBySigner, append([]byte(signer), 0), nil, limit)
+	return s.scan(ctx, bucketBySigner, append([]byte(signer), 0), nil, limit, true)
+}
+
+// BySignerHeads is BySigner without the envelopes (Envelope is nil), for
+// lists that a page refreshes often.
+func (s *Store) BySignerHeads(ctx context.Context, signer string, limit int) ([]Job, error) {
+	return s.scan(ctx, bucketBySigner, append([]byte(signer), 0), nil, limit, false)
 }
 
 // ExpiringBefore returns up to limit jobs not yet done whose expiry is
@@ -253,12 +267,12 @@ func (s *Store) ExpiringBefore(ctx context.Context, t time.Time, limit int) ([]J
 	if t.UnixNano() <= 0 {
 		return nil, nil
 	}
-	return s.scan(ctx, bucketByExpiry, nil, u64(uint64(t.UnixNano())), limit)
+	return s.scan(ctx, bucketByExpiry, nil, u64(uint64(t.UnixNano())), limit, true)
 }
 
 // scan walks an index from prefix (or from the start up to end, exclusive)
 // and loads the jobs; the id is the key's tail after prefix or the 8-byte time.
-func (s *Store) scan(ctx context.Context, index, prefix, end []byte, limit int) ([]Job, error) {
+func (s *Store) scan(ctx context.Context, index, prefix, end []byte, limit int, envelope bool) ([]Job, error) {
 	var out []Job
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(index).Cursor()
@@ -276,7 +290,7 @@ func (s *Store) scan(ctx context.Context, index, prefix, end []byte, limit int) 
 				}
 				id = k[len(prefix):]
 			}
-			j, err := getJob(tx, id)
+			j, err := loadJob(tx, id, envelope)
 			if err != nil {
 				return fmt.Errorf("index %s entry %q: %w", index, id, err)
 			}

@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +52,33 @@ func TestReceivedAtRefusesTruncated(t *testing.T) {
 		if _, err := receivedAt(raw[:n]); err == nil && n < len(raw)-40 {
 			t.Fatalf("truncated record of %d bytes accepted", n)
 		}
+	}
+}
+
+func TestHeadsLeaveOutTheEnvelope(t *testing.T) {
+	c := newClock()
+	s := openTest(t, filepath.Join(t.TempDir(), "q.db"), testOptions(c))
+	ctx := context.Background()
+	j := testJob("job-h", c)
+	j.Signer = "ab" + strings.Repeat("cd", 31)
+	if _, _, err := s.Insert(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	full, err := s.BySigner(ctx, j.Signer, 0)
+	if err != nil || len(full) != 1 || len(full[0].Envelope) == 0 {
+		t.Fatalf("BySigner: %v %+v", err, full)
+	}
+	heads, err := s.BySignerHeads(ctx, j.Signer, 0)
+	if err != nil || len(heads) != 1 || heads[0].Envelope != nil {
+		t.Fatalf("BySignerHeads: %v %+v", err, heads)
+	}
+	want := full[0]
+	want.Envelope = nil
+	if !reflect.DeepEqual(heads[0], want) {
+		t.Fatalf("heads differ beyond the envelope:\n%+v\n%+v", heads[0], want)
+	}
+	byState, err := s.ByStateHeads(ctx, Received, 0)
+	if err != nil || len(byState) != 1 || byState[0].Envelope != nil || byState[0].ID != "job-h" {
+		t.Fatalf("ByStateHeads: %v %+v", err, byState)
 	}
 }
