@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -42,7 +43,16 @@ type TerminalConfig struct {
 	// Terminal, V and State itself; it calls Status once at open for the
 	// last will (state offline) and after every connect (state online).
 	Status func() Status
+	// SyncInterval is how often the Sync goes out again while connected,
+	// besides after every connect: a Sync the central side missed (it was
+	// reconnecting itself when the broker restarted) must not leave lost
+	// jobs lost until the terminal's next reconnect. Zero means
+	// DefaultSyncInterval.
+	SyncInterval time.Duration
 }
+
+// DefaultSyncInterval is how often a connected terminal repeats its Sync.
+const DefaultSyncInterval = 2 * time.Minute
 
 // Terminal is the terminal's MQTT client: it receives jobs and control
 // messages for one terminal and publishes receipts, results, status and
@@ -51,6 +61,9 @@ type Terminal struct {
 	cfg    TerminalConfig
 	topics map[Kind]string
 	s      *session
+	stop   chan struct{} // ends the Sync loop
+	halt   sync.Once
+	loop   sync.WaitGroup
 }
 
 // OpenTerminal starts the client and returns without waiting for the broker:
@@ -73,7 +86,10 @@ func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
 	if cfg.Status == nil {
 		cfg.Status = func() Status { return Status{Version: "unknown"} }
 	}
-	t := &Terminal{cfg: cfg, topics: make(map[Kind]string)}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
+	t := &Terminal{cfg: cfg, topics: make(map[Kind]string), stop: make(chan struct{})}
 	for _, k := range []Kind{KindJobs, KindControl, KindReceipts, KindResults, KindStatus, KindSync} {
 		t.topics[k] = Topic(cfg.Root, cfg.TerminalID, k)
 	}
@@ -93,7 +109,31 @@ func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
 		return nil, fmt.Errorf("open terminal: %w", err)
 	}
 	t.s.start()
+	t.loop.Add(1)
+	go t.syncLoop()
 	return t, nil
+}
+
+// syncLoop repeats the Sync while connected, until Close.
+func (t *Terminal) syncLoop() {
+	defer t.loop.Done()
+	tick := time.NewTicker(t.cfg.SyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+			if !t.Connected() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), t.cfg.SyncInterval)
+			if err := t.publishSync(ctx); err != nil {
+				t.s.log.Warn("publish sync", "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // status fills in the fields the transport owns.
@@ -226,6 +266,8 @@ func (t *Terminal) Err() error { return t.s.err() }
 // transport's goroutines. Unacknowledged messages stay with the broker for
 // the next session.
 func (t *Terminal) Close(ctx context.Context) error {
+	t.halt.Do(func() { close(t.stop) })
+	t.loop.Wait()
 	if t.Connected() {
 		st := t.status(StateOffline)
 		st.Since = time.Now().UTC()

@@ -281,7 +281,8 @@ func (r *rig) openTerminal(t testing.TB, conn Connection) {
 	conn.ClientID = "teken-" + testTerminal
 	tt, err := OpenTerminal(TerminalConfig{
 		Connection: conn, TerminalID: testTerminal, Handler: r.term,
-		Status: func() Status { return Status{Version: "test"} },
+		Status:       func() Status { return Status{Version: "test"} },
+		SyncInterval: time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
