@@ -42,7 +42,7 @@ build:
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/tekend ./cmd/tekenctl
 
 test: deps
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 # The demo starts its own broker and pcscd (in a private mount namespace,
 # hence root), a software token, tekend and three sample letters.
