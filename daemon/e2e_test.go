@@ -278,11 +278,7 @@ func TestTokenArrivingDuringABatchIsServedAfter(t *testing.T) {
 	}
 	k.Await("Siti's letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 })
 	hold, release := siti.HoldSignature()
-	signed := make(chan int, 1)
-	go func() {
-		code, _ := k.Post("/api/sign", map[string]any{"job_ids": []string{js.JobID}, "pin": "123456"})
-		signed <- code
-	}()
+	signed := k.SignInBackground([]string{js.JobID}, "123456")
 	<-hold
 	if err := budi.Card.Insert(ctx, tm.PCSCD.VPCDAddr(1)); err != nil {
 		t.Fatal(err)

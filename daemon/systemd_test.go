@@ -118,11 +118,7 @@ func TestShutdownAbandonsSigningInFlight(t *testing.T) {
 	// The card hangs on the signature (as a token waiting for a touch)
 	// until the test lets it go.
 	entered, release := siti.HoldSignature()
-	signed := make(chan int, 1)
-	go func() {
-		code, _ := k.Post("/api/sign", map[string]any{"job_ids": []string{j.JobID}, "pin": "123456"})
-		signed <- code
-	}()
+	signed := k.SignInBackground([]string{j.JobID}, "123456")
 	<-entered
 	stopped := make(chan struct{})
 	start := time.Now()

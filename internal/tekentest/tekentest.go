@@ -454,3 +454,14 @@ func (o *Official) RemoveOnSignature(n int) {
 		}
 	})
 }
+
+// SignInBackground posts a signing request as the page does, without
+// waiting: the returned channel yields the HTTP status once it answers.
+func (k *Kiosk) SignInBackground(jobIDs []string, pin string) <-chan int {
+	done := make(chan int, 1)
+	go func() {
+		code, _ := k.Post("/api/sign", map[string]any{"job_ids": jobIDs, "pin": pin})
+		done <- code
+	}()
+	return done
+}
