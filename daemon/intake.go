@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
-	"github.com/tekenid/teken/api/pades"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/queue"
+	"github.com/tekenid/teken/signature/pades"
+	"github.com/tekenid/teken/transport"
 )
 
 // jobMeta is what the terminal keeps beside a stored envelope so that lists
@@ -285,4 +286,4 @@ func (d *Daemon) Connected(ctx context.Context) {
 	d.statusChanged()
 }
 
-var _ api.TerminalHandler = (*Daemon)(nil)
+var _ transport.TerminalHandler = (*Daemon)(nil)

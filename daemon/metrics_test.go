@@ -25,6 +25,7 @@ import (
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
+	"github.com/tekenid/teken/transport"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -155,8 +156,8 @@ func forgeJob(t *testing.T, tm *tekentest.Terminal) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forger, err := api.OpenDispatcher(api.DispatcherConfig{
-		Connection: api.Connection{Brokers: []string{tm.Broker.URL}, ClientID: "forger"},
+	forger, err := transport.OpenDispatcher(transport.DispatcherConfig{
+		Connection: transport.Connection{Brokers: []string{tm.Broker.URL}, ClientID: "forger"},
 		Signer:     signer,
 	})
 	if err != nil {

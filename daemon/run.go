@@ -24,6 +24,7 @@ import (
 	"github.com/tekenid/teken/device"
 	"github.com/tekenid/teken/internal/version"
 	"github.com/tekenid/teken/queue"
+	"github.com/tekenid/teken/transport"
 )
 
 // Options are what Run takes besides the configuration.
@@ -44,7 +45,7 @@ type Daemon struct {
 	store       *queue.Store
 	tokens      *device.Tokens
 	verifier    *api.Verifier
-	term        atomic.Pointer[api.Terminal]
+	term        atomic.Pointer[transport.Terminal]
 	kiosk       *kiosk.Server
 	flow        *flow
 	outbox      *outbox
@@ -365,9 +366,9 @@ func (d *Daemon) expiryPayload(j queue.Job) []byte {
 	return b
 }
 
-func (d *Daemon) openTerminal() (*api.Terminal, error) {
+func (d *Daemon) openTerminal() (*transport.Terminal, error) {
 	b := d.cfg.Broker
-	conn := api.Connection{
+	conn := transport.Connection{
 		Brokers: b.URLs, ClientID: d.cfg.ClientID(), Username: b.Username,
 		MaxReconnectInterval: time.Duration(b.MaxReconnectInterval), Logger: d.log,
 	}
@@ -379,13 +380,13 @@ func (d *Daemon) openTerminal() (*api.Terminal, error) {
 		conn.Password = strings.TrimSpace(string(pw))
 	}
 	if b.CAFile != "" {
-		tc, err := api.TLSConfig(b.CAFile, b.CertFile, b.KeyFile)
+		tc, err := transport.TLSConfig(b.CAFile, b.CertFile, b.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("broker TLS: %w", err)
 		}
 		conn.TLS = tc
 	}
-	t, err := api.OpenTerminal(api.TerminalConfig{
+	t, err := transport.OpenTerminal(transport.TerminalConfig{
 		Connection: conn, Root: b.TopicRoot, TerminalID: d.cfg.TerminalID,
 		Handler: d, Status: d.status,
 	})

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
-	"github.com/tekenid/teken/api/cms"
-	"github.com/tekenid/teken/api/pades"
 	"github.com/tekenid/teken/device"
+	"github.com/tekenid/teken/signature/cms"
+	"github.com/tekenid/teken/signature/pades"
 )
 
 // signDocument signs one document in its requested format and checks the

@@ -44,18 +44,22 @@ func runFleet(ctx context.Context, e env, args []string) int {
 	p := ctl.StartProgress(e.stderr, isTerminal(e.stderr), "reading the fleet's status")
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	f, err := ctl.OpenFleet(cctx, st)
-	if err == nil {
-		err = f.Settle(cctx, *quiet)
+	if err != nil {
+		cancel()
+		p.Stop()
+		return fail(e, "fleet", err)
 	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = f.Close(cctx)
+	}()
+	err = f.Settle(cctx, *quiet)
 	cancel()
 	p.Stop()
 	if err != nil {
-		if f != nil {
-			f.Close()
-		}
 		return fail(e, "fleet", err)
 	}
-	defer f.Close()
 	draw := func() error {
 		fleet, invalid := f.Snapshot()
 		if *asJSON {

@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/transport"
 )
 
 // Settings are what several commands share: how to reach the broker, which
@@ -169,14 +170,14 @@ func (s Settings) TopicRoot() string {
 
 // Connection returns the broker connection for clientID, with TLS when a CA
 // is set or a broker URL asks for it.
-func (s Settings) Connection(clientID string) (api.Connection, error) {
+func (s Settings) Connection(clientID string) (transport.Connection, error) {
 	if len(s.Brokers) == 0 {
-		return api.Connection{}, errors.New("no broker: set --broker, TEKEN_BROKER or broker in the config file")
+		return transport.Connection{}, errors.New("no broker: set --broker, TEKEN_BROKER or broker in the config file")
 	}
 	if err := api.ValidRoot(s.TopicRoot()); err != nil {
-		return api.Connection{}, err
+		return transport.Connection{}, err
 	}
-	c := api.Connection{Brokers: s.Brokers, ClientID: clientID, Username: s.Username, Password: s.Password}
+	c := transport.Connection{Brokers: s.Brokers, ClientID: clientID, Username: s.Username, Password: s.Password}
 	secure := false
 	for _, b := range s.Brokers {
 		if strings.HasPrefix(b, "ssl://") || strings.HasPrefix(b, "tls://") || strings.HasPrefix(b, "mqtts://") {
@@ -185,11 +186,11 @@ func (s Settings) Connection(clientID string) (api.Connection, error) {
 	}
 	if s.CA != "" || secure {
 		if s.CA == "" {
-			return api.Connection{}, errors.New("a TLS broker needs a CA: set --ca, TEKEN_CA or ca in the config file")
+			return transport.Connection{}, errors.New("a TLS broker needs a CA: set --ca, TEKEN_CA or ca in the config file")
 		}
-		tc, err := api.TLSConfig(s.CA, s.Cert, s.Key)
+		tc, err := transport.TLSConfig(s.CA, s.Cert, s.Key)
 		if err != nil {
-			return api.Connection{}, err
+			return transport.Connection{}, err
 		}
 		c.TLS = tc
 	}

@@ -16,9 +16,8 @@ import (
 	"sync"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/transport"
 )
 
 // DispatchOptions describe one job for Dispatch.
@@ -214,7 +213,7 @@ func Dispatch(ctx context.Context, o DispatchOptions) (*Dispatched, error) {
 	receipts := make(chan *api.Receipt, 4)
 	results := make(chan *api.Result, 4)
 	rec := &recordingSigner{Signer: signer}
-	d, err := api.OpenDispatcher(api.DispatcherConfig{
+	d, err := transport.OpenDispatcher(transport.DispatcherConfig{
 		Connection: conn, Root: o.TopicRoot(), Signer: rec,
 		OnReceipt: func(_ context.Context, r *api.Receipt) {
 			// A refusal of an envelope too broken or too large to parse
@@ -245,7 +244,7 @@ func Dispatch(ctx context.Context, o DispatchOptions) (*Dispatched, error) {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = d.Close(cctx)
-		clearSession(cctx, conn)
+		_ = transport.ClearSession(cctx, conn)
 	}()
 	timeout := o.ReceiptTimeout
 	if timeout <= 0 {
@@ -303,36 +302,4 @@ func (r *recordingSigner) envelopeSHA256() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.hash
-}
-
-// clearSession removes a client's persistent session from the broker: a
-// clean-session connect under the same id discards it (MQTT 3.1.1 §3.1.2.4).
-func clearSession(ctx context.Context, c api.Connection) {
-	o := pahoOptions(c).SetCleanSession(true)
-	cl := paho.NewClient(o)
-	tok := cl.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		return
-	}
-	if tok.Error() == nil {
-		cl.Disconnect(100)
-	}
-}
-
-// pahoOptions turns a Connection into options for a plain client.
-func pahoOptions(c api.Connection) *paho.ClientOptions {
-	o := paho.NewClientOptions().SetClientID(c.ClientID).SetProtocolVersion(4).
-		SetConnectTimeout(10 * time.Second).SetAutoReconnect(false)
-	for _, b := range c.Brokers {
-		o.AddBroker(b)
-	}
-	if c.TLS != nil {
-		o.SetTLSConfig(c.TLS)
-	}
-	if c.Username != "" {
-		o.SetUsername(c.Username).SetPassword(c.Password)
-	}
-	return o
 }

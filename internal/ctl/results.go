@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/transport"
 )
 
 // DefaultResultsClientID is the stable client id under which the broker
@@ -56,7 +57,7 @@ func Results(ctx context.Context, o ResultsOptions, out io.Writer) (int, error) 
 		}
 	}
 	p := &ResultPrinter{W: out, JSON: o.JSON, OutDir: o.OutDir}
-	d, err := api.OpenDispatcher(api.DispatcherConfig{
+	d, err := transport.OpenDispatcher(transport.DispatcherConfig{
 		Connection: conn, Root: o.TopicRoot(), Signer: signer,
 		OnResult: p.Take,
 	})

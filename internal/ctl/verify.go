@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
-	"github.com/tekenid/teken/api/cms"
+	"github.com/tekenid/teken/signature/cms"
 )
 
 // Verdict is the outcome of checking one document's signature.

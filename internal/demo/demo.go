@@ -21,9 +21,10 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
-	"github.com/tekenid/teken/api/cms"
 	"github.com/tekenid/teken/device/pivsim"
 	"github.com/tekenid/teken/internal/sandbox"
+	"github.com/tekenid/teken/signature/cms"
+	"github.com/tekenid/teken/transport"
 )
 
 // Options configure Run.
@@ -104,8 +105,8 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	results := make(chan *api.Result, 16)
-	central, err := api.OpenDispatcher(api.DispatcherConfig{
-		Connection: api.Connection{Brokers: []string{broker.URL}, ClientID: "teken-demo-central"},
+	central, err := transport.OpenDispatcher(transport.DispatcherConfig{
+		Connection: transport.Connection{Brokers: []string{broker.URL}, ClientID: "teken-demo-central"},
 		Signer:     signer,
 		OnResult: func(_ context.Context, r *api.Result) error {
 			results <- r

@@ -30,14 +30,13 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/device/pivsim"
 	"github.com/tekenid/teken/internal/demo"
 	"github.com/tekenid/teken/internal/testenv"
+	"github.com/tekenid/teken/transport"
 )
 
 // Official is a software token with a signing certificate from the test CA.
@@ -123,7 +122,7 @@ type Terminal struct {
 	DataDir    string
 	KioskURL   string
 	MetricsURL string
-	Central    *api.Dispatcher
+	Central    *transport.Dispatcher
 	Signer     *api.Signer // the dispatcher key the terminal trusts
 	Results    chan *api.Result
 	Receipts   chan *api.Receipt
@@ -193,8 +192,8 @@ func Start(t testing.TB, ca *SignerCA, adjust ...func(*daemon.Config)) *Terminal
 	}
 	tm.KioskURL, tm.MetricsURL, tm.Stop = RunTekend(t, cfg, tm.Logs)
 
-	tm.Central, err = api.OpenDispatcher(api.DispatcherConfig{
-		Connection: api.Connection{Brokers: []string{tm.Broker.URL}, ClientID: "central-test"},
+	tm.Central, err = transport.OpenDispatcher(transport.DispatcherConfig{
+		Connection: transport.Connection{Brokers: []string{tm.Broker.URL}, ClientID: "central-test"},
 		Signer:     tm.Signer,
 		OnResult: func(_ context.Context, r *api.Result) error {
 			tm.Results <- r
@@ -262,17 +261,23 @@ func RunTekend(t testing.TB, cfg daemon.Config, logs *SyncBuffer) (kioskURL, met
 
 // tapWire records every message on the broker, for the PIN search.
 func (tm *Terminal) tapWire() {
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(tm.Broker.URL).SetClientID("wire-tap"))
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		tm.t.Fatalf("wire tap: %v", tok.Error())
-	}
-	tm.t.Cleanup(func() { c.Disconnect(100) })
-	tok := c.Subscribe("#", 1, func(_ mqtt.Client, m mqtt.Message) {
-		fmt.Fprintf(tm.Wire, "%s %s\n", m.Topic(), m.Payload())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := transport.OpenMonitor(ctx, transport.MonitorConfig{
+		Connection: transport.Connection{Brokers: []string{tm.Broker.URL}, ClientID: "wire-tap", Logger: slog.New(slog.DiscardHandler)},
+		Filters:    []string{"#"},
+		Handle: func(m transport.Message) {
+			fmt.Fprintf(tm.Wire, "%s %s\n", m.Topic, m.Payload)
+		},
 	})
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		tm.t.Fatalf("wire tap: %v", tok.Error())
+	if err != nil {
+		tm.t.Fatalf("wire tap: %v", err)
 	}
+	tm.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = m.Close(ctx)
+	})
 }
 
 // Dispatch sends one letter, a PDF, to signer and waits for its receipt.

@@ -3,14 +3,15 @@ package testenv_test
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/go-piv/piv-go/v2/piv"
 
 	"github.com/tekenid/teken/internal/testenv"
+	"github.com/tekenid/teken/transport"
 )
 
 func TestPrivatePCSCDListsVirtualReaders(t *testing.T) {
@@ -47,52 +48,61 @@ func TestPrivatePCSCDRestart(t *testing.T) {
 
 func TestMosquittoQoS1RoundTrip(t *testing.T) {
 	m := testenv.StartMosquitto(t)
-	roundTrip(t, mqtt.NewClientOptions().AddBroker(m.URL), m)
+	roundTrip(t, transport.Connection{Brokers: []string{m.URL}}, m)
 }
 
 func TestMosquittoTLSClientCertificates(t *testing.T) {
 	m := testenv.StartMosquittoWith(t, testenv.MosquittoOptions{TLS: true})
-	opts := mqtt.NewClientOptions().AddBroker(m.URL).SetTLSConfig(&tls.Config{
+	roundTrip(t, transport.Connection{Brokers: []string{m.URL}, TLS: &tls.Config{
 		RootCAs:      m.CA.Pool(),
 		Certificates: []tls.Certificate{m.Client.TLS},
 		MinVersion:   tls.VersionTLS12,
-	})
-	roundTrip(t, opts, m)
+	}}, m)
 
 	other := testenv.NewCA(t, "another CA").Client(t, "intruder")
-	bad := mqtt.NewClientOptions().AddBroker(m.URL).SetConnectRetry(false).SetTLSConfig(&tls.Config{
-		RootCAs:      m.CA.Pool(),
-		Certificates: []tls.Certificate{other.TLS},
-		MinVersion:   tls.VersionTLS12,
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	mon, err := transport.OpenMonitor(ctx, transport.MonitorConfig{
+		Connection: transport.Connection{Brokers: []string{m.URL}, ClientID: "intruder", Logger: quiet(), TLS: &tls.Config{
+			RootCAs:      m.CA.Pool(),
+			Certificates: []tls.Certificate{other.TLS},
+			MinVersion:   tls.VersionTLS12,
+		}},
+		Filters: []string{"teken/smoke"},
+		Handle:  func(transport.Message) {},
 	})
-	c := mqtt.NewClient(bad)
-	tok := c.Connect()
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() == nil {
-		c.Disconnect(0)
+	if err == nil {
+		_ = mon.Close(ctx)
 		t.Fatal("broker accepted a client certificate from another CA")
 	}
 }
 
-func roundTrip(t *testing.T, opts *mqtt.ClientOptions, m *testenv.Mosquitto) {
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func roundTrip(t *testing.T, conn transport.Connection, m *testenv.Mosquitto) {
 	t.Helper()
-	got := make(chan mqtt.Message, 1)
-	c := mqtt.NewClient(opts.SetClientID("teken-smoke").SetConnectTimeout(10 * time.Second))
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v\nbroker log:\n%s", tok.Error(), m.Log())
+	conn.ClientID, conn.Logger = "teken-smoke", quiet()
+	got := make(chan transport.Message, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	mon, err := transport.OpenMonitor(ctx, transport.MonitorConfig{
+		Connection: conn,
+		Filters:    []string{"teken/smoke"},
+		Handle:     func(m transport.Message) { got <- m },
+	})
+	if err != nil {
+		t.Fatalf("connect and subscribe: %v\nbroker log:\n%s", err, m.Log())
 	}
-	defer c.Disconnect(100)
-	if tok := c.Subscribe("teken/smoke", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
-	if tok := c.Publish("teken/smoke", 1, false, "halo"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("publish: %v", tok.Error())
+	defer mon.Close(ctx)
+	if err := mon.Publish(ctx, "teken/smoke", []byte("halo"), false); err != nil {
+		t.Fatalf("publish: %v", err)
 	}
 	select {
 	case m := <-got:
-		if string(m.Payload()) != "halo" || m.Qos() != 1 {
-			t.Fatalf("got %q at QoS %d", m.Payload(), m.Qos())
+		if string(m.Payload) != "halo" || m.QoS != 1 {
+			t.Fatalf("got %q at QoS %d", m.Payload, m.QoS)
 		}
-	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
 		t.Fatal("message not received")
 	}
 }

@@ -1,4 +1,4 @@
-package api
+package transport
 
 import (
 	"context"
@@ -56,14 +56,39 @@ func (c Connection) validate() error {
 	return nil
 }
 
+// options are the paho options every client of this package shares: who it
+// is, where the broker is and how to reach it.
+func (c Connection) options() *paho.ClientOptions {
+	keepAlive := c.KeepAlive
+	if keepAlive <= 0 {
+		keepAlive = 30 * time.Second
+	}
+	o := paho.NewClientOptions().
+		SetClientID(c.ClientID).
+		SetProtocolVersion(4). // MQTT 3.1.1 only, for NATS, RabbitMQ, EMQX
+		SetKeepAlive(keepAlive).
+		SetConnectTimeout(10 * time.Second).
+		SetWriteTimeout(10 * time.Second)
+	for _, b := range c.Brokers {
+		o.AddBroker(b)
+	}
+	if c.TLS != nil {
+		o.SetTLSConfig(c.TLS)
+	}
+	if c.Username != "" {
+		o.SetUsername(c.Username).SetPassword(c.Password)
+	}
+	return o
+}
+
 // will is a last-will message set at connect time.
 type will struct {
 	topic   string
 	payload []byte
 }
 
-// session is one paho client with a persistent session (CleanSession=false),
-// QoS 1 subscriptions renewed on every connect, and manual acknowledgements
+// session is one paho client with a persistent session (CleanSession=false,
+// unless sessionConfig.clean asks otherwise), QoS 1 subscriptions renewed on every connect, and manual acknowledgements
 // sent in arrival order by one goroutine after the message was handled.
 type session struct {
 	client  paho.Client
@@ -77,6 +102,10 @@ type session struct {
 	up      chan struct{} // one pending "connected" event, coalesced
 	open    atomic.Bool
 	lastErr atomic.Pointer[errBox]
+	// attempted is closed once the first connection attempt ended, either
+	// way, so a short-lived tool can fail fast on a broker it cannot reach.
+	attempted chan struct{}
+	firstOnce sync.Once
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -85,17 +114,31 @@ type session struct {
 
 type errBox struct{ err error }
 
-func newSession(c Connection, filters []string, w *will, handle func(context.Context, paho.Message) error, onUp func(context.Context)) (*session, error) {
+// sessionConfig is what differs between the clients built on a session.
+type sessionConfig struct {
+	filters []string
+	will    *will
+	handle  func(ctx context.Context, m paho.Message) error
+	onUp    func(ctx context.Context) // after the subscriptions are renewed
+	// clean asks for a clean session (MQTT 3.1.1 §3.1.2.4): the broker
+	// keeps nothing for the client after it leaves. Only for read-only
+	// watchers, which must not collect messages while nobody listens.
+	clean bool
+}
+
+func newSession(c Connection, sc sessionConfig) (*session, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	filters, w := sc.filters, sc.will
 	s := &session{
-		log:     c.Logger,
-		filters: make(map[string]byte, len(filters)),
-		handle:  handle,
-		onUp:    onUp,
-		maxWait: c.MaxReconnectInterval,
-		up:      make(chan struct{}, 1),
+		log:       c.Logger,
+		filters:   make(map[string]byte, len(filters)),
+		handle:    sc.handle,
+		onUp:      sc.onUp,
+		maxWait:   c.MaxReconnectInterval,
+		up:        make(chan struct{}, 1),
+		attempted: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -108,17 +151,8 @@ func newSession(c Connection, filters []string, w *will, handle func(context.Con
 	for _, f := range filters {
 		s.filters[f] = qos1
 	}
-	keepAlive := c.KeepAlive
-	if keepAlive <= 0 {
-		keepAlive = 30 * time.Second
-	}
-	o := paho.NewClientOptions().
-		SetClientID(c.ClientID).
-		SetCleanSession(false).
-		SetProtocolVersion(4). // MQTT 3.1.1 only, for NATS, RabbitMQ, EMQX
-		SetKeepAlive(keepAlive).
-		SetConnectTimeout(10 * time.Second).
-		SetWriteTimeout(10 * time.Second).
+	o := c.options().
+		SetCleanSession(sc.clean).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(s.maxWait).
 		// The first connection is retried by run with a backoff that
@@ -154,15 +188,6 @@ func newSession(c Connection, filters []string, w *will, handle func(context.Con
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 			s.log.Debug("mqtt reconnecting")
 		})
-	for _, b := range c.Brokers {
-		o.AddBroker(b)
-	}
-	if c.TLS != nil {
-		o.SetTLSConfig(c.TLS)
-	}
-	if c.Username != "" {
-		o.SetUsername(c.Username).SetPassword(c.Password)
-	}
 	if w != nil {
 		o.SetBinaryWill(w.topic, w.payload, qos1, true)
 	}
@@ -209,10 +234,13 @@ func (s *session) connect() bool {
 			return false
 		}
 		err := tok.Error()
+		if err != nil {
+			s.setErr(err)
+		}
+		s.firstOnce.Do(func() { close(s.attempted) })
 		if err == nil {
 			return true
 		}
-		s.setErr(err)
 		s.log.Warn("mqtt connect failed", "err", err, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {

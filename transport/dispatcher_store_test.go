@@ -1,10 +1,12 @@
-package api
+package transport
 
 import (
 	"context"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/tekenid/teken/api"
 )
 
 func TestMemoryJobs(t *testing.T) {
@@ -91,7 +93,7 @@ func TestMemoryResultsBounded(t *testing.T) {
 }
 
 func TestConfigRefused(t *testing.T) {
-	h := newMemTerminal(&Verifier{})
+	h := newMemTerminal(&api.Verifier{})
 	conn := Connection{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "x"}
 	tests := []struct {
 		name string

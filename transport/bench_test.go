@@ -1,4 +1,4 @@
-package api
+package transport
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/internal/testenv"
+
+	"github.com/tekenid/teken/api"
 )
 
 const drainSize = 10000
@@ -23,7 +25,7 @@ const drainSize = 10000
 func BenchmarkResultDrain(b *testing.B) {
 	m := testenv.StartMosquitto(b)
 	r := newRig(b, m, Connection{})
-	sample, err := Encode(&Result{V: Version, JobID: newUUID(b), Terminal: testTerminal, Outcome: OutcomeRejected, Reason: ReasonRejectedBySigner, CompletedAt: time.Now().UTC()})
+	sample, err := api.Encode(&api.Result{V: api.Version, JobID: newUUID(b), Terminal: testTerminal, Outcome: api.OutcomeRejected, Reason: api.ReasonRejectedBySigner, CompletedAt: time.Now().UTC()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func BenchmarkResultDrain(b *testing.B) {
 		lines := bytes.Repeat(append(sample, '\n'), drainSize)
 		for b.Loop() {
 			cmd := exec.Command(pub, "-h", "127.0.0.1", "-p", fmt.Sprint(m.Port), "-q", "1", "-l",
-				"-t", Topic("bench", testTerminal, KindResults))
+				"-t", api.Topic("bench", testTerminal, api.KindResults))
 			cmd.Stdin = bytes.NewReader(lines)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("mosquitto_pub: %v\n%s", err, out)
@@ -56,10 +58,10 @@ func drain(b *testing.B, r *rig, workers int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	now := time.Now().UTC()
-	results := make([]*Result, drainSize)
+	results := make([]*api.Result, drainSize)
 	r.term.mu.Lock()
 	for i := range results {
-		results[i] = &Result{V: Version, JobID: newUUID(b), Outcome: OutcomeRejected, Reason: ReasonRejectedBySigner, CompletedAt: now}
+		results[i] = &api.Result{V: api.Version, JobID: newUUID(b), Outcome: api.OutcomeRejected, Reason: api.ReasonRejectedBySigner, CompletedAt: now}
 		r.term.outbox[results[i].JobID] = results[i]
 	}
 	r.term.mu.Unlock()

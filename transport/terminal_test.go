@@ -1,4 +1,4 @@
-package api
+package transport
 
 import (
 	"errors"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/internal/testenv"
+
+	"github.com/tekenid/teken/api"
 )
 
 func TestHappyPath(t *testing.T) {
@@ -19,7 +21,7 @@ func TestHappyPath(t *testing.T) {
 	ctx := ctxT(t)
 
 	// The retained online status reaches the central side.
-	waitStatus(t, r, StateOnline)
+	waitStatus(t, r, api.StateOnline)
 
 	// 50 jobs in a row are stored in the order they were published.
 	var ids []string
@@ -32,7 +34,7 @@ func TestHappyPath(t *testing.T) {
 	}
 	for _, id := range ids {
 		rc := nextReceipt(t, r)
-		if rc.JobID != id || rc.Status != ReceiptStored {
+		if rc.JobID != id || rc.Status != api.ReceiptStored {
 			t.Fatalf("receipt %+v, want stored %s", rc, id)
 		}
 	}
@@ -47,7 +49,7 @@ func TestHappyPath(t *testing.T) {
 	if err := r.term.finish(ctx, ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	if res := <-r.results; res.JobID != ids[0] || res.Outcome != OutcomeRejected {
+	if res := <-r.results; res.JobID != ids[0] || res.Outcome != api.OutcomeRejected {
 		t.Fatalf("result %+v", res)
 	}
 	waitFor(t, 10*time.Second, func() error {
@@ -75,19 +77,19 @@ func TestHappyPath(t *testing.T) {
 
 	// Close says offline, retained.
 	closeCtx(t, r.t.Close)
-	waitStatus(t, r, StateOffline)
+	waitStatus(t, r, api.StateOffline)
 }
 
 // nextReceipt returns the next receipt that is not a duplicate. A job
 // published just before the dispatcher read a terminal's Sync is published
 // again, and the terminal reports the second copy as a duplicate.
-func nextReceipt(t *testing.T, r *rig) *Receipt {
+func nextReceipt(t *testing.T, r *rig) *api.Receipt {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {
 		select {
 		case rc := <-r.recv:
-			if rc.Status != ReceiptDuplicate {
+			if rc.Status != api.ReceiptDuplicate {
 				return rc
 			}
 		case <-timeout:
@@ -96,7 +98,7 @@ func nextReceipt(t *testing.T, r *rig) *Receipt {
 	}
 }
 
-func waitStatus(t *testing.T, r *rig, want State) {
+func waitStatus(t *testing.T, r *rig, want api.State) {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
@@ -121,7 +123,7 @@ func TestDuplicateJobStoredOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if rc := nextReceipt(t, r); rc.Status != ReceiptStored {
+	if rc := nextReceipt(t, r); rc.Status != api.ReceiptStored {
 		t.Fatalf("first receipt %+v, want stored", rc)
 	}
 	waitFor(t, 10*time.Second, func() error {
@@ -147,10 +149,10 @@ func TestRefusedJobIsAckedAndForgotten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.d.s.publish(ctx, Topic(DefaultRoot, testTerminal, KindJobs), env, false); err != nil {
+	if err := r.d.s.publish(ctx, api.Topic(api.DefaultRoot, testTerminal, api.KindJobs), env, false); err != nil {
 		t.Fatal(err)
 	}
-	if rc := <-r.recv; rc.Status != ReceiptRefused || rc.Reason != ReasonWrongTerminal {
+	if rc := <-r.recv; rc.Status != api.ReceiptRefused || rc.Reason != api.ReasonWrongTerminal {
 		t.Fatalf("receipt %+v, want refused wrong_terminal", rc)
 	}
 	// The refusal was acknowledged: a new connection gets nothing again.
@@ -159,7 +161,7 @@ func TestRefusedJobIsAckedAndForgotten(t *testing.T) {
 	if err := r.d.Publish(ctx, newJob(t, newUUID(t))); err != nil {
 		t.Fatal(err)
 	}
-	if rc := nextReceipt(t, r); rc.Status != ReceiptStored {
+	if rc := nextReceipt(t, r); rc.Status != api.ReceiptStored {
 		t.Fatalf("receipt %+v after reconnect, want the new job stored", rc)
 	}
 }
@@ -170,13 +172,13 @@ func TestHandlerErrorRetriesInOrder(t *testing.T) {
 	ctx := ctxT(t)
 	r.term.failJobs.Store(3) // the store is full for a while
 	a, b := newJob(t, newUUID(t)), newJob(t, newUUID(t))
-	for _, j := range []*Job{a, b} {
+	for _, j := range []*api.Job{a, b} {
 		if err := r.d.Publish(ctx, j); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, want := range []string{a.JobID, b.JobID} {
-		if rc := nextReceipt(t, r); rc.JobID != want || rc.Status != ReceiptStored {
+		if rc := nextReceipt(t, r); rc.JobID != want || rc.Status != api.ReceiptStored {
 			t.Fatalf("receipt %+v, want stored %s", rc, want)
 		}
 	}
@@ -252,12 +254,12 @@ func TestLostResultAck(t *testing.T) {
 	<-r.results
 	waitFor(t, 10*time.Second, func() error {
 		if r.term.dropAcks.Load() > 0 {
-			return errors.New("first ResultAck not yet received")
+			return errors.New("first api.ResultAck not yet received")
 		}
 		return nil
 	})
 	if r.term.isDelivered(j.JobID) {
-		t.Fatal("result delivered although its ResultAck was lost")
+		t.Fatal("result delivered although its api.ResultAck was lost")
 	}
 	// After a reconnect the terminal sends the result again.
 	if err := m.Restart(); err != nil {
@@ -286,7 +288,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	if err := r.d.Publish(ctx, newJob(t, newUUID(t))); err != nil {
 		t.Fatal(err)
 	}
-	if rc := nextReceipt(t, r); rc.Status != ReceiptStored {
+	if rc := nextReceipt(t, r); rc.Status != api.ReceiptStored {
 		t.Fatalf("receipt %+v", rc)
 	}
 
@@ -347,18 +349,18 @@ func TestInteropOpenSSLAndMosquittoPub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ParsePrivateKeyPEM(pemKey)
+	key, err := api.ParsePrivateKeyPEM(pemKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := KeySet(key.Public())
+	ks, err := api.KeySet(key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.term.v.Keys = ks // the terminal now trusts only the shell's key
 
 	j := newJob(t, newUUID(t))
-	payload, err := Encode(j)
+	payload, err := api.Encode(j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,11 +377,11 @@ func TestInteropOpenSSLAndMosquittoPub(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(pub, "-p", fmt.Sprint(m.Port), "-h", "127.0.0.1", "-q", "1",
-		"-t", Topic(DefaultRoot, testTerminal, KindJobs), "-f", envFile)
+		"-t", api.Topic(api.DefaultRoot, testTerminal, api.KindJobs), "-f", envFile)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_pub: %v\n%s", err, out)
 	}
-	if rc := nextReceipt(t, r); rc.Status != ReceiptStored || rc.JobID != j.JobID {
+	if rc := nextReceipt(t, r); rc.Status != api.ReceiptStored || rc.JobID != j.JobID {
 		t.Fatalf("receipt %+v, want stored %s", rc, j.JobID)
 	}
 }

@@ -1,4 +1,4 @@
-package api
+package transport
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tekenid/teken/api"
 )
 
 // TerminalHandler is what the terminal daemon plugs into the transport. The
@@ -20,12 +22,12 @@ import (
 type TerminalHandler interface {
 	// HandleJob verifies and stores one job envelope, or records its
 	// refusal, and returns the receipt to publish.
-	HandleJob(ctx context.Context, envelope []byte) (Receipt, error)
+	HandleJob(ctx context.Context, envelope []byte) (api.Receipt, error)
 	// HandleControl acts on one Cancel or ResultAck envelope.
 	HandleControl(ctx context.Context, envelope []byte) error
 	// SyncState reports what the terminal holds; it is published after
 	// every connect.
-	SyncState(ctx context.Context) (Sync, error)
+	SyncState(ctx context.Context) (api.Sync, error)
 	// Connected is called after every connect, once the subscriptions are
 	// renewed and the Sync is published: the daemon re-sends every result
 	// of its outbox that has no ResultAck yet. It runs on the transport's
@@ -36,13 +38,13 @@ type TerminalHandler interface {
 // TerminalConfig configures OpenTerminal.
 type TerminalConfig struct {
 	Connection
-	Root       string // topic root; DefaultRoot when empty
+	Root       string // topic root; api.DefaultRoot when empty
 	TerminalID string
 	Handler    TerminalHandler
 	// Status returns the terminal's current health. The transport sets
 	// Terminal, V and State itself; it calls Status once at open for the
 	// last will (state offline) and after every connect (state online).
-	Status func() Status
+	Status func() api.Status
 	// SyncInterval is how often the Sync goes out again while connected,
 	// besides after every connect: a Sync the central side missed (it was
 	// reconnecting itself when the broker restarted) must not leave lost
@@ -59,7 +61,7 @@ const DefaultSyncInterval = 2 * time.Minute
 // sync messages.
 type Terminal struct {
 	cfg    TerminalConfig
-	topics map[Kind]string
+	topics map[api.Kind]string
 	s      *session
 	stop   chan struct{} // ends the Sync loop
 	halt   sync.Once
@@ -72,39 +74,41 @@ type Terminal struct {
 // the last will when the connection dies without Close.
 func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
 	if cfg.Root == "" {
-		cfg.Root = DefaultRoot
+		cfg.Root = api.DefaultRoot
 	}
-	if err := ValidRoot(cfg.Root); err != nil {
+	if err := api.ValidRoot(cfg.Root); err != nil {
 		return nil, fmt.Errorf("open terminal: %w", err)
 	}
-	if err := ValidTerminalID(cfg.TerminalID); err != nil {
+	if err := api.ValidTerminalID(cfg.TerminalID); err != nil {
 		return nil, fmt.Errorf("open terminal: %w", err)
 	}
 	if cfg.Handler == nil {
 		return nil, errors.New("open terminal: no handler")
 	}
 	if cfg.Status == nil {
-		cfg.Status = func() Status { return Status{Version: "unknown"} }
+		cfg.Status = func() api.Status { return api.Status{Version: "unknown"} }
 	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
-	t := &Terminal{cfg: cfg, topics: make(map[Kind]string), stop: make(chan struct{})}
-	for _, k := range []Kind{KindJobs, KindControl, KindReceipts, KindResults, KindStatus, KindSync} {
-		t.topics[k] = Topic(cfg.Root, cfg.TerminalID, k)
+	t := &Terminal{cfg: cfg, topics: make(map[api.Kind]string), stop: make(chan struct{})}
+	for _, k := range []api.Kind{api.KindJobs, api.KindControl, api.KindReceipts, api.KindResults, api.KindStatus, api.KindSync} {
+		t.topics[k] = api.Topic(cfg.Root, cfg.TerminalID, k)
 	}
-	st := t.status(StateOffline)
-	offline, err := Encode(&st)
+	st := t.status(api.StateOffline)
+	offline, err := api.Encode(&st)
 	if err != nil {
 		return nil, fmt.Errorf("open terminal: encode last will: %w", err)
 	}
 	if cfg.Logger != nil {
 		cfg.Connection.Logger = cfg.Logger.With("terminal", cfg.TerminalID)
 	}
-	t.s, err = newSession(cfg.Connection,
-		[]string{t.topics[KindJobs], t.topics[KindControl]},
-		&will{topic: t.topics[KindStatus], payload: offline},
-		t.handle, t.connected)
+	t.s, err = newSession(cfg.Connection, sessionConfig{
+		filters: []string{t.topics[api.KindJobs], t.topics[api.KindControl]},
+		will:    &will{topic: t.topics[api.KindStatus], payload: offline},
+		handle:  t.handle,
+		onUp:    t.connected,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open terminal: %w", err)
 	}
@@ -137,9 +141,9 @@ func (t *Terminal) syncLoop() {
 }
 
 // status fills in the fields the transport owns.
-func (t *Terminal) status(state State) Status {
+func (t *Terminal) status(state api.State) api.Status {
 	st := t.cfg.Status()
-	st.V = Version
+	st.V = api.Version
 	st.Terminal = t.cfg.TerminalID
 	st.State = state
 	if st.Since.IsZero() {
@@ -151,16 +155,16 @@ func (t *Terminal) status(state State) Status {
 // handle routes one message to the handler; see TerminalHandler.
 func (t *Terminal) handle(ctx context.Context, m paho.Message) error {
 	switch m.Topic() {
-	case t.topics[KindJobs]:
+	case t.topics[api.KindJobs]:
 		r, err := t.cfg.Handler.HandleJob(ctx, m.Payload())
 		if err != nil {
 			return fmt.Errorf("handle job: %w", err)
 		}
-		r.V = Version
+		r.V = api.Version
 		r.Terminal = t.cfg.TerminalID
 		t.publishReceipt(r)
 		return nil
-	case t.topics[KindControl]:
+	case t.topics[api.KindControl]:
 		if err := t.cfg.Handler.HandleControl(ctx, m.Payload()); err != nil {
 			return fmt.Errorf("handle control message: %w", err)
 		}
@@ -174,8 +178,8 @@ func (t *Terminal) handle(ctx context.Context, m paho.Message) error {
 // so one slow round trip does not hold back the next job. A receipt is
 // advice: the job is already stored, and the Sync after the next connect
 // tells the central system what the terminal holds.
-func (t *Terminal) publishReceipt(r Receipt) {
-	b, err := Encode(&r)
+func (t *Terminal) publishReceipt(r api.Receipt) {
+	b, err := api.Encode(&r)
 	if err != nil {
 		t.s.log.Error("receipt not published", "job_id", r.JobID, "err", err)
 		return
@@ -183,7 +187,7 @@ func (t *Terminal) publishReceipt(r Receipt) {
 	if !t.s.client.IsConnectionOpen() {
 		return
 	}
-	tok := t.s.client.Publish(t.topics[KindReceipts], qos1, false, b)
+	tok := t.s.client.Publish(t.topics[api.KindReceipts], qos1, false, b)
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -209,12 +213,12 @@ func (t *Terminal) publishSync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sync state: %w", err)
 	}
-	sy.V = Version
+	sy.V = api.Version
 	sy.Terminal = t.cfg.TerminalID
 	if sy.At.IsZero() {
 		sy.At = time.Now().UTC()
 	}
-	return t.publishJSON(ctx, KindSync, &sy, false)
+	return t.publishJSON(ctx, api.KindSync, &sy, false)
 }
 
 // PublishResult publishes one result at QoS 1 and returns after the
@@ -222,10 +226,10 @@ func (t *Terminal) publishSync(ctx context.Context) error {
 // daemon's outbox until a ResultAck for its job arrives, and is published
 // again after every connect. It returns ErrNotConnected while the
 // connection is down.
-func (t *Terminal) PublishResult(ctx context.Context, r *Result) error {
-	r.V = Version
+func (t *Terminal) PublishResult(ctx context.Context, r *api.Result) error {
+	r.V = api.Version
 	r.Terminal = t.cfg.TerminalID
-	if err := t.publishJSON(ctx, KindResults, r, false); err != nil {
+	if err := t.publishJSON(ctx, api.KindResults, r, false); err != nil {
 		return fmt.Errorf("publish result %s: %w", r.JobID, err)
 	}
 	return nil
@@ -233,18 +237,18 @@ func (t *Terminal) PublishResult(ctx context.Context, r *Result) error {
 
 // PublishStatus publishes the terminal's health, retained, with state
 // online, and returns after the broker's PUBACK.
-func (t *Terminal) PublishStatus(ctx context.Context, st Status) error {
-	st.V = Version
+func (t *Terminal) PublishStatus(ctx context.Context, st api.Status) error {
+	st.V = api.Version
 	st.Terminal = t.cfg.TerminalID
-	st.State = StateOnline
+	st.State = api.StateOnline
 	if st.Since.IsZero() {
 		st.Since = time.Now().UTC()
 	}
-	return t.publishJSON(ctx, KindStatus, &st, true)
+	return t.publishJSON(ctx, api.KindStatus, &st, true)
 }
 
-func (t *Terminal) publishJSON(ctx context.Context, kind Kind, m Message, retained bool) error {
-	b, err := Encode(m)
+func (t *Terminal) publishJSON(ctx context.Context, kind api.Kind, m api.Message, retained bool) error {
+	b, err := api.Encode(m)
 	if err != nil {
 		return err
 	}
@@ -269,9 +273,9 @@ func (t *Terminal) Close(ctx context.Context) error {
 	t.halt.Do(func() { close(t.stop) })
 	t.loop.Wait()
 	if t.Connected() {
-		st := t.status(StateOffline)
+		st := t.status(api.StateOffline)
 		st.Since = time.Now().UTC()
-		if err := t.publishJSON(ctx, KindStatus, &st, true); err != nil {
+		if err := t.publishJSON(ctx, api.KindStatus, &st, true); err != nil {
 			t.s.log.Warn("publish offline status", "err", err)
 		}
 	}

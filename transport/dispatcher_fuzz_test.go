@@ -1,9 +1,11 @@
-package api
+package transport
 
 import (
 	"context"
 	"log/slog"
 	"testing"
+
+	"github.com/tekenid/teken/api"
 )
 
 // fuzzMessage is a paho.Message from the fuzzer.
@@ -29,8 +31,8 @@ func FuzzDispatcherHandle(f *testing.F) {
 	f.Add("teken/v1/t/kendari-setda-01/receipts", []byte(`{"v":1,"terminal":"kendari-setda-01","envelope_sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","status":"refused","reason":"malformed","at":"2026-11-26T23:26:22Z"}`))
 	f.Add("teken/v1/t/x/status", []byte(`{"v":1}`))
 	signer, _ := newPKI(f)
-	d := &Dispatcher{cfg: DispatcherConfig{Root: DefaultRoot, Signer: signer, Jobs: NewMemoryJobs(), Seen: NewMemoryResults(16), AckTTL: 1e9}}
-	s, err := newSession(Connection{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "fuzz", Logger: slog.New(slog.DiscardHandler)}, nil, nil, d.handle, nil)
+	d := &Dispatcher{cfg: DispatcherConfig{Root: api.DefaultRoot, Signer: signer, Jobs: NewMemoryJobs(), Seen: NewMemoryResults(16), AckTTL: 1e9}}
+	s, err := newSession(Connection{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "fuzz", Logger: slog.New(slog.DiscardHandler)}, sessionConfig{handle: d.handle})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package api
+package transport
 
 import (
 	"context"
@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/internal/testenv"
+
+	"github.com/tekenid/teken/api"
 )
 
 // memTerminal is the terminal side of the tests: the daemon's role with the
 // store in memory. It verifies envelopes with the real Verifier.
 type memTerminal struct {
-	v    *Verifier
+	v    *api.Verifier
 	term atomic.Pointer[Terminal]
 	// gate, when set, holds HandleJob until it is closed.
 	gate chan struct{}
@@ -31,8 +33,8 @@ type memTerminal struct {
 	stored    map[string]int // job id → times stored (must stay 1)
 	order     []string       // job ids in the order stored
 	dups      int
-	refused   []Receipt
-	outbox    map[string]*Result // results awaiting a ResultAck
+	refused   []api.Receipt
+	outbox    map[string]*api.Result // results awaiting a ResultAck
 	delivered map[string]bool
 	cancelled map[string]bool
 	connects  int
@@ -40,25 +42,25 @@ type memTerminal struct {
 
 var _ TerminalHandler = (*memTerminal)(nil)
 
-func newMemTerminal(v *Verifier) *memTerminal {
-	return &memTerminal{v: v, stored: map[string]int{}, outbox: map[string]*Result{}, delivered: map[string]bool{}, cancelled: map[string]bool{}}
+func newMemTerminal(v *api.Verifier) *memTerminal {
+	return &memTerminal{v: v, stored: map[string]int{}, outbox: map[string]*api.Result{}, delivered: map[string]bool{}, cancelled: map[string]bool{}}
 }
 
-func (m *memTerminal) HandleJob(ctx context.Context, raw []byte) (Receipt, error) {
+func (m *memTerminal) HandleJob(ctx context.Context, raw []byte) (api.Receipt, error) {
 	if m.gate != nil {
 		select {
 		case <-m.gate:
 		case <-ctx.Done():
-			return Receipt{}, ctx.Err()
+			return api.Receipt{}, ctx.Err()
 		}
 	}
 	if m.failJobs.Add(-1) >= 0 {
-		return Receipt{}, errors.New("store full")
+		return api.Receipt{}, errors.New("store full")
 	}
-	r := Receipt{EnvelopeSHA256: EnvelopeSHA256(raw), At: time.Now().UTC()}
+	r := api.Receipt{EnvelopeSHA256: api.EnvelopeSHA256(raw), At: time.Now().UTC()}
 	j, err := m.v.VerifyJob(raw)
 	if err != nil {
-		r.Status, r.Reason, r.Detail = ReceiptRefused, Reason(err), err.Error()
+		r.Status, r.Reason, r.Detail = api.ReceiptRefused, api.Reason(err), err.Error()
 		m.mu.Lock()
 		m.refused = append(m.refused, r)
 		m.mu.Unlock()
@@ -69,22 +71,22 @@ func (m *memTerminal) HandleJob(ctx context.Context, raw []byte) (Receipt, error
 	defer m.mu.Unlock()
 	if m.stored[j.JobID] > 0 {
 		m.dups++
-		r.Status = ReceiptDuplicate
+		r.Status = api.ReceiptDuplicate
 		return r, nil
 	}
 	m.stored[j.JobID]++
 	m.order = append(m.order, j.JobID)
-	r.Status = ReceiptStored
+	r.Status = api.ReceiptStored
 	return r, nil
 }
 
 func (m *memTerminal) HandleControl(_ context.Context, raw []byte) error {
-	typ, err := ControlType(raw)
+	typ, err := api.ControlType(raw)
 	if err != nil {
 		return nil // logged and dropped by a real daemon
 	}
 	switch typ {
-	case TypeResultAck:
+	case api.TypeResultAck:
 		a, err := m.v.VerifyResultAck(raw)
 		if err != nil {
 			return nil
@@ -96,7 +98,7 @@ func (m *memTerminal) HandleControl(_ context.Context, raw []byte) error {
 		delete(m.outbox, a.JobID)
 		m.delivered[a.JobID] = true
 		m.mu.Unlock()
-	case TypeCancel:
+	case api.TypeCancel:
 		c, err := m.v.VerifyCancel(raw)
 		if err != nil {
 			return nil
@@ -108,10 +110,10 @@ func (m *memTerminal) HandleControl(_ context.Context, raw []byte) error {
 	return nil
 }
 
-func (m *memTerminal) SyncState(context.Context) (Sync, error) {
+func (m *memTerminal) SyncState(context.Context) (api.Sync, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var s Sync
+	var s api.Sync
 	for _, id := range m.order {
 		if _, done := m.outbox[id]; !done && !m.delivered[id] {
 			s.JobsWaiting = append(s.JobsWaiting, id)
@@ -120,8 +122,8 @@ func (m *memTerminal) SyncState(context.Context) (Sync, error) {
 	for id := range m.outbox {
 		s.ResultsUndelivered = append(s.ResultsUndelivered, id)
 	}
-	if len(s.JobsWaiting) > MaxSyncIDs {
-		s.JobsWaiting = s.JobsWaiting[:MaxSyncIDs]
+	if len(s.JobsWaiting) > api.MaxSyncIDs {
+		s.JobsWaiting = s.JobsWaiting[:api.MaxSyncIDs]
 	}
 	return s, nil
 }
@@ -130,7 +132,7 @@ func (m *memTerminal) SyncState(context.Context) (Sync, error) {
 func (m *memTerminal) Connected(ctx context.Context) {
 	m.mu.Lock()
 	m.connects++
-	pending := make([]*Result, 0, len(m.outbox))
+	pending := make([]*api.Result, 0, len(m.outbox))
 	for _, r := range m.outbox {
 		pending = append(pending, r)
 	}
@@ -148,7 +150,7 @@ func (m *memTerminal) Connected(ctx context.Context) {
 
 // finish ends a stored job with a result in the outbox and publishes it.
 func (m *memTerminal) finish(ctx context.Context, jobID string) error {
-	r := &Result{V: Version, JobID: jobID, Outcome: OutcomeRejected, Reason: ReasonRejectedBySigner, CompletedAt: time.Now().UTC()}
+	r := &api.Result{V: api.Version, JobID: jobID, Outcome: api.OutcomeRejected, Reason: api.ReasonRejectedBySigner, CompletedAt: time.Now().UTC()}
 	m.mu.Lock()
 	m.outbox[jobID] = r
 	m.mu.Unlock()
@@ -170,21 +172,21 @@ func (m *memTerminal) isDelivered(id string) bool {
 	return m.delivered[id]
 }
 
-func newPKI(t testing.TB) (*Signer, *Verifier) {
+func newPKI(t testing.TB) (*api.Signer, *api.Verifier) {
 	t.Helper()
-	key, err := GenerateKey(AlgES256)
+	key, err := api.GenerateKey(api.AlgES256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewSigner(key)
+	s, err := api.NewSigner(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := KeySet(key.Public())
+	ks, err := api.KeySet(key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, &Verifier{Keys: ks, Terminal: testTerminal}
+	return s, &api.Verifier{Keys: ks, Terminal: testTerminal}
 }
 
 const testTerminal = "kendari-setda-01"
@@ -200,30 +202,30 @@ func newUUID(t testing.TB) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-func newJob(t testing.TB, id string) *Job {
+func newJob(t testing.TB, id string) *api.Job {
 	now := time.Now().UTC().Truncate(time.Second)
-	return &Job{
-		V: Version, JobID: id, Terminal: testTerminal,
+	return &api.Job{
+		V: api.Version, JobID: id, Terminal: testTerminal,
 		IssuedAt: now, ExpiresAt: now.Add(time.Hour),
-		Signer:    Signatory{CertSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Name: "Kepala Bagian Umum"},
+		Signer:    api.Signatory{CertSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Name: "Kepala Bagian Umum"},
 		Title:     "Undangan rapat koordinasi",
 		Number:    "005/123/SETDA",
 		Sender:    "Sekretariat Daerah",
-		Documents: []Document{NewDocument("d1", "undangan.pdf", "application/pdf", []byte("%PDF-1.7 "+id))},
+		Documents: []api.Document{api.NewDocument("d1", "undangan.pdf", "application/pdf", []byte("%PDF-1.7 "+id))},
 	}
 }
 
 // rig is a broker, a dispatcher and a terminal wired together.
 type rig struct {
 	m       *testenv.Mosquitto
-	signer  *Signer
-	v       *Verifier
+	signer  *api.Signer
+	v       *api.Verifier
 	term    *memTerminal
 	t       *Terminal
 	d       *Dispatcher
-	results chan *Result
-	recv    chan *Receipt
-	status  chan *Status
+	results chan *api.Result
+	recv    chan *api.Receipt
+	status  chan *api.Status
 	nResult atomic.Int32
 }
 
@@ -236,7 +238,7 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func newRig(t testing.TB, m *testenv.Mosquitto, conn Connection) *rig {
 	t.Helper()
-	r := &rig{m: m, results: make(chan *Result, 100000), recv: make(chan *Receipt, 100000), status: make(chan *Status, 1000)}
+	r := &rig{m: m, results: make(chan *api.Result, 100000), recv: make(chan *api.Receipt, 100000), status: make(chan *api.Status, 1000)}
 	r.signer, r.v = newPKI(t)
 	conn.Brokers = []string{m.URL}
 	conn.Logger = testLogger(t)
@@ -246,13 +248,13 @@ func newRig(t testing.TB, m *testenv.Mosquitto, conn Connection) *rig {
 	var err error
 	r.d, err = OpenDispatcher(DispatcherConfig{
 		Connection: dc, Signer: r.signer,
-		OnResult: func(_ context.Context, res *Result) error {
+		OnResult: func(_ context.Context, res *api.Result) error {
 			r.nResult.Add(1)
 			r.results <- res
 			return nil
 		},
-		OnReceipt: func(_ context.Context, rc *Receipt) { r.recv <- rc },
-		OnStatus: func(_ context.Context, s *Status) {
+		OnReceipt: func(_ context.Context, rc *api.Receipt) { r.recv <- rc },
+		OnStatus: func(_ context.Context, s *api.Status) {
 			select {
 			case r.status <- s:
 			default:
@@ -281,7 +283,7 @@ func (r *rig) openTerminal(t testing.TB, conn Connection) {
 	conn.ClientID = "teken-" + testTerminal
 	tt, err := OpenTerminal(TerminalConfig{
 		Connection: conn, TerminalID: testTerminal, Handler: r.term,
-		Status:       func() Status { return Status{Version: "test"} },
+		Status:       func() api.Status { return api.Status{Version: "test"} },
 		SyncInterval: time.Second,
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tekenid/teken/api/cms"
+	"github.com/tekenid/teken/signature/cms"
 )
 
 // Options tune Sign. The zero value makes an invisible B-B signature at

@@ -15,7 +15,7 @@ import (
 
 // fakeToken stands in for an RFC 3161 token: a DER SEQUENCE holding the
 // SHA-256 of what it stamps, so a test can tell what it was given. Real
-// tokens from `openssl ts` are exercised by api/pades.
+// tokens from `openssl ts` are exercised by signature/pades.
 func fakeToken(signature []byte) []byte {
 	sum := crypto.SHA256.New()
 	sum.Write(signature)

@@ -1,4 +1,4 @@
-package api
+package transport
 
 import (
 	"context"
@@ -7,24 +7,26 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tekenid/teken/api"
 )
 
 // EnvelopeSigner signs what the central system sends to terminals, as JWS
 // compact serialisations. *Signer implements it; a central system with its
 // key in an HSM brings its own.
 type EnvelopeSigner interface {
-	SignJob(j *Job) ([]byte, error)
-	SignCancel(c *Cancel) ([]byte, error)
-	SignResultAck(a *ResultAck) ([]byte, error)
+	SignJob(j *api.Job) ([]byte, error)
+	SignCancel(c *api.Cancel) ([]byte, error)
+	SignResultAck(a *api.ResultAck) ([]byte, error)
 }
 
-var _ EnvelopeSigner = (*Signer)(nil)
+var _ EnvelopeSigner = (*api.Signer)(nil)
 
 // DispatcherConfig configures OpenDispatcher. Only Connection and Signer are
 // required.
 type DispatcherConfig struct {
 	Connection
-	Root   string // topic root; DefaultRoot when empty
+	Root   string // topic root; api.DefaultRoot when empty
 	Signer EnvelopeSigner
 	Jobs   JobStore    // NewMemoryJobs() when nil
 	Seen   ResultStore // NewMemoryResults(100000) when nil
@@ -34,12 +36,12 @@ type DispatcherConfig struct {
 	// OnResult takes a result the first time it arrives; the dispatcher
 	// acknowledges it to the terminal only after OnResult returned nil.
 	// An error means "not stored": the message is retried.
-	OnResult func(ctx context.Context, r *Result) error
+	OnResult func(ctx context.Context, r *api.Result) error
 	// OnReceipt, OnStatus and OnSync, when set, see every valid message
 	// of their kind.
-	OnReceipt func(ctx context.Context, r *Receipt)
-	OnStatus  func(ctx context.Context, s *Status)
-	OnSync    func(ctx context.Context, s *Sync)
+	OnReceipt func(ctx context.Context, r *api.Receipt)
+	OnStatus  func(ctx context.Context, s *api.Status)
+	OnSync    func(ctx context.Context, s *api.Sync)
 }
 
 // Dispatcher is the central side of the wire contract: it signs and
@@ -56,9 +58,9 @@ type Dispatcher struct {
 // broker; WaitConnected waits.
 func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.Root == "" {
-		cfg.Root = DefaultRoot
+		cfg.Root = api.DefaultRoot
 	}
-	if err := ValidRoot(cfg.Root); err != nil {
+	if err := api.ValidRoot(cfg.Root); err != nil {
 		return nil, fmt.Errorf("open dispatcher: %w", err)
 	}
 	if cfg.Signer == nil {
@@ -75,12 +77,16 @@ func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{cfg: cfg, ready: make(chan struct{})}
 	var err error
-	d.s, err = newSession(cfg.Connection, []string{
-		AllTerminals(cfg.Root, KindReceipts),
-		AllTerminals(cfg.Root, KindResults),
-		AllTerminals(cfg.Root, KindStatus),
-		AllTerminals(cfg.Root, KindSync),
-	}, nil, d.handle, d.connected)
+	d.s, err = newSession(cfg.Connection, sessionConfig{
+		filters: []string{
+			api.AllTerminals(cfg.Root, api.KindReceipts),
+			api.AllTerminals(cfg.Root, api.KindResults),
+			api.AllTerminals(cfg.Root, api.KindStatus),
+			api.AllTerminals(cfg.Root, api.KindSync),
+		},
+		handle: d.handle,
+		onUp:   d.connected,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open dispatcher: %w", err)
 	}
@@ -119,9 +125,9 @@ func (d *Dispatcher) Err() error { return d.s.err() }
 // at QoS 1, returning after the broker's PUBACK. On error the job stays
 // pending: the terminal's next Sync brings it out again, and calling Publish
 // again is safe, since a terminal stores a job id once.
-func (d *Dispatcher) Publish(ctx context.Context, j *Job) error {
+func (d *Dispatcher) Publish(ctx context.Context, j *api.Job) error {
 	if j.V == 0 {
-		j.V = Version
+		j.V = api.Version
 	}
 	env, err := d.cfg.Signer.SignJob(j)
 	if err != nil {
@@ -131,7 +137,7 @@ func (d *Dispatcher) Publish(ctx context.Context, j *Job) error {
 	if err := d.cfg.Jobs.Put(ctx, p); err != nil {
 		return fmt.Errorf("publish job %s: keep pending: %w", j.JobID, err)
 	}
-	if err := d.s.publish(ctx, Topic(d.cfg.Root, j.Terminal, KindJobs), env, false); err != nil {
+	if err := d.s.publish(ctx, api.Topic(d.cfg.Root, j.Terminal, api.KindJobs), env, false); err != nil {
 		return fmt.Errorf("publish job %s: %w", j.JobID, err)
 	}
 	return nil
@@ -142,12 +148,12 @@ func (d *Dispatcher) Publish(ctx context.Context, j *Job) error {
 // job was signed first.
 func (d *Dispatcher) Cancel(ctx context.Context, terminal, jobID, reason string) error {
 	now := time.Now().UTC()
-	c := &Cancel{V: Version, JobID: jobID, Terminal: terminal, IssuedAt: now, ExpiresAt: now.Add(d.cfg.AckTTL), Reason: reason}
+	c := &api.Cancel{V: api.Version, JobID: jobID, Terminal: terminal, IssuedAt: now, ExpiresAt: now.Add(d.cfg.AckTTL), Reason: reason}
 	env, err := d.cfg.Signer.SignCancel(c)
 	if err != nil {
 		return fmt.Errorf("cancel job %s: %w", jobID, err)
 	}
-	if err := d.s.publish(ctx, Topic(d.cfg.Root, terminal, KindControl), env, false); err != nil {
+	if err := d.s.publish(ctx, api.Topic(d.cfg.Root, terminal, api.KindControl), env, false); err != nil {
 		return fmt.Errorf("cancel job %s: %w", jobID, err)
 	}
 	return nil
@@ -156,15 +162,15 @@ func (d *Dispatcher) Cancel(ctx context.Context, terminal, jobID, reason string)
 // handle takes one message from a terminal; see TerminalHandler for the
 // retry and acknowledgement rules, which are the same here.
 func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
-	terminal, kind, err := ParseTopic(d.cfg.Root, m.Topic())
+	terminal, kind, err := api.ParseTopic(d.cfg.Root, m.Topic())
 	if err != nil {
 		d.s.log.Warn("message on unexpected topic dropped", "topic", m.Topic(), "err", err)
 		return nil
 	}
 	log := d.s.log.With("terminal", terminal, "kind", kind)
 	switch kind {
-	case KindResults:
-		r, err := DecodeResult(m.Payload())
+	case api.KindResults:
+		r, err := api.DecodeResult(m.Payload())
 		if err == nil && r.Terminal != terminal {
 			err = fmt.Errorf("result names terminal %q", r.Terminal)
 		}
@@ -173,8 +179,8 @@ func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
 			return nil
 		}
 		return d.result(ctx, r)
-	case KindReceipts:
-		r, err := DecodeReceipt(m.Payload())
+	case api.KindReceipts:
+		r, err := api.DecodeReceipt(m.Payload())
 		if err == nil && r.Terminal != terminal {
 			err = fmt.Errorf("receipt names terminal %q", r.Terminal)
 		}
@@ -182,7 +188,7 @@ func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
 			log.Warn("invalid receipt dropped", "err", err)
 			return nil
 		}
-		if r.Status == ReceiptRefused && r.JobID != "" {
+		if r.Status == api.ReceiptRefused && r.JobID != "" {
 			// Publishing it again cannot help: the terminal refuses
 			// the same envelope for the same reason.
 			if err := d.cfg.Jobs.Remove(ctx, terminal, r.JobID); err != nil {
@@ -193,11 +199,11 @@ func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
 		if d.cfg.OnReceipt != nil {
 			d.cfg.OnReceipt(ctx, r)
 		}
-	case KindStatus:
+	case api.KindStatus:
 		if len(m.Payload()) == 0 {
 			return nil // a cleared retained status
 		}
-		s, err := DecodeStatus(m.Payload())
+		s, err := api.DecodeStatus(m.Payload())
 		if err == nil && s.Terminal != terminal {
 			err = fmt.Errorf("status names terminal %q", s.Terminal)
 		}
@@ -208,8 +214,8 @@ func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
 		if d.cfg.OnStatus != nil {
 			d.cfg.OnStatus(ctx, s)
 		}
-	case KindSync:
-		s, err := DecodeSync(m.Payload())
+	case api.KindSync:
+		s, err := api.DecodeSync(m.Payload())
 		if err == nil && s.Terminal != terminal {
 			err = fmt.Errorf("sync names terminal %q", s.Terminal)
 		}
@@ -224,7 +230,7 @@ func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
 
 // result hands a new result to the caller, forgets its job and
 // acknowledges it; a duplicate is only acknowledged again.
-func (d *Dispatcher) result(ctx context.Context, r *Result) error {
+func (d *Dispatcher) result(ctx context.Context, r *api.Result) error {
 	seen, err := d.cfg.Seen.Seen(ctx, r.Terminal, r.JobID)
 	if err != nil {
 		return fmt.Errorf("result %s: look up: %w", r.JobID, err)
@@ -250,7 +256,7 @@ func (d *Dispatcher) result(ctx context.Context, r *Result) error {
 // lost one costs a duplicate result, which is acknowledged again.
 func (d *Dispatcher) ackResult(terminal, jobID string) {
 	now := time.Now().UTC()
-	a := &ResultAck{V: Version, JobID: jobID, Terminal: terminal, IssuedAt: now, ExpiresAt: now.Add(d.cfg.AckTTL)}
+	a := &api.ResultAck{V: api.Version, JobID: jobID, Terminal: terminal, IssuedAt: now, ExpiresAt: now.Add(d.cfg.AckTTL)}
 	env, err := d.cfg.Signer.SignResultAck(a)
 	if err != nil {
 		d.s.log.Error("sign result ack", "terminal", terminal, "job_id", jobID, "err", err)
@@ -259,7 +265,7 @@ func (d *Dispatcher) ackResult(terminal, jobID string) {
 	if !d.s.client.IsConnectionOpen() {
 		return
 	}
-	tok := d.s.client.Publish(Topic(d.cfg.Root, terminal, KindControl), qos1, false, env)
+	tok := d.s.client.Publish(api.Topic(d.cfg.Root, terminal, api.KindControl), qos1, false, env)
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -272,7 +278,7 @@ func (d *Dispatcher) ackResult(terminal, jobID string) {
 // sync publishes again every pending job the terminal lacks, and
 // acknowledges again every result the terminal still holds that was already
 // taken (its ResultAck was lost).
-func (d *Dispatcher) sync(ctx context.Context, s *Sync) error {
+func (d *Dispatcher) sync(ctx context.Context, s *api.Sync) error {
 	if d.cfg.OnSync != nil {
 		d.cfg.OnSync(ctx, s)
 	}
@@ -294,7 +300,7 @@ func (d *Dispatcher) sync(ctx context.Context, s *Sync) error {
 	if err != nil {
 		return fmt.Errorf("sync %s: pending jobs: %w", s.Terminal, err)
 	}
-	topic := Topic(d.cfg.Root, s.Terminal, KindJobs)
+	topic := api.Topic(d.cfg.Root, s.Terminal, api.KindJobs)
 	resent := 0
 	for _, p := range pending {
 		if holds[p.JobID] {

@@ -11,7 +11,7 @@
 // SigFlags 3, and a new cross-reference section of the same kind as the
 // document's last one (table or stream) pointing back with /Prev.
 //
-// The CMS inside /Contents is the detached SignedData of api/cms with
+// The CMS inside /Contents is the detached SignedData of signature/cms with
 // signed attributes content-type, message-digest and
 // signing-certificate-v2 only: EN 319 142-1 §5.2.2 forbids a signing-time
 // attribute (cms.SignOptions.OmitSigningTime). The crypto.Signer (a PIV

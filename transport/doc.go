@@ -1,0 +1,30 @@
+// Package transport carries the wire contract (package api) over MQTT
+// 3.1.1 with github.com/eclipse/paho.mqtt.golang; it is the only package
+// of Teken that imports paho.
+//
+// Both halves live here, on one session type, so they cannot drift apart:
+//
+//   - Terminal is tekend's client: a persistent session (CleanSession=false)
+//     under a stable client id, QoS 1 subscriptions to the terminal's jobs
+//     and control topics renewed after every connect, messages handed to a
+//     TerminalHandler one at a time in arrival order and acknowledged to
+//     the broker only after the handler returned nil (persist, then
+//     acknowledge), a retained status with an offline last will, and a
+//     Sync after every connect and every two minutes.
+//   - Dispatcher is the central side: it signs and publishes jobs, takes
+//     receipts, results, status and Syncs, acknowledges results with a
+//     signed ResultAck and publishes again what a terminal's Sync shows it
+//     lacks. JobStore and ResultStore are where a central system keeps
+//     what it sent and took; MemoryJobs and MemoryResults keep them in
+//     memory.
+//   - Monitor is a read-only, clean-session watcher (Fleet builds on it for
+//     tekenctl fleet; tests tap the wire with it); ClearSession removes the
+//     session a one-off dispatch left behind.
+//
+// A publish never queues in memory while the connection is down: it fails
+// with ErrNotConnected and the caller's durable store sends it again after
+// the next connect. Every blocking call takes a context.
+//
+// The transport knows the contract's types, topics and Encode/Decode
+// functions, and nothing of bbolt, PIV tokens or signature formats.
+package transport
