@@ -23,7 +23,7 @@ func BenchmarkVerifyJob10MiB(b *testing.B) {
 	b.ReportMetric(float64(len(env)), "envelope-bytes")
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := v.VerifyJob(env); err != nil {
+		if _, _, err := v.VerifyJob(env); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -90,7 +90,7 @@ func FuzzVerifyJob(f *testing.F) {
 		if id, err := UnverifiedJobID(data); err == nil && ValidJobID(id) != nil {
 			t.Fatalf("UnverifiedJobID returned invalid id %q", id)
 		}
-		if j, err := v.VerifyJob(data); err == nil {
+		if j, _, err := v.VerifyJob(data); err == nil {
 			if _, err := Encode(j); err != nil {
 				t.Fatalf("verified an invalid job: %v", err)
 			}
@@ -100,7 +100,7 @@ func FuzzVerifyJob(f *testing.F) {
 		if len(data) > v.MaxJobEnvelope()/2 {
 			return
 		}
-		j, err := v.VerifyJob(signRaw(t, key, jose.EdDSA, kid, TypeJob, data))
+		j, _, err := v.VerifyJob(signRaw(t, key, jose.EdDSA, kid, TypeJob, data))
 		if err != nil {
 			if Reason(err) == ReasonBadSignature || Reason(err) == ReasonUnknownKID {
 				t.Fatalf("trusted signature refused: %v", err)

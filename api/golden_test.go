@@ -77,7 +77,7 @@ func TestGoldenEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := testVerifier(t).VerifyJob(bytes.TrimSpace(raw))
+	j, _, err := testVerifier(t).VerifyJob(bytes.TrimSpace(raw))
 	if err != nil {
 		t.Fatalf("golden envelope: %v", err)
 	}

@@ -77,7 +77,7 @@ func TestOpenSSLEnvelope(t *testing.T) {
 			}
 			for range runs {
 				env := run(jobPayload, TypeJob)
-				j, err := v.VerifyJob(env)
+				j, _, err := v.VerifyJob(env)
 				if err != nil {
 					t.Fatalf("VerifyJob(openssl envelope): %v\n%s", err, env)
 				}
@@ -92,7 +92,7 @@ func TestOpenSSLEnvelope(t *testing.T) {
 			if _, err := v.VerifyResultAck(env); err != nil {
 				t.Errorf("VerifyResultAck(openssl envelope): %v", err)
 			}
-			if _, err := v.VerifyJob(env); Reason(err) != ReasonWrongType {
+			if _, _, err := v.VerifyJob(env); Reason(err) != ReasonWrongType {
 				t.Errorf("ack verified as job: %v", err)
 			}
 		})

@@ -71,28 +71,30 @@ func (v *Verifier) MaxJobEnvelope() int {
 
 func envelopeLimit(payload int) int { return payload*4/3 + 4<<10 }
 
-// VerifyJob verifies a Job envelope as received on the jobs topic.
-func (v *Verifier) VerifyJob(raw []byte) (*Job, error) {
+// VerifyJob verifies a Job envelope as received on the jobs topic and
+// returns the job with the kid of the dispatcher key that signed it (a
+// Result names it back in its kid), so nothing parses the header again.
+func (v *Verifier) VerifyJob(raw []byte) (job *Job, kid string, err error) {
 	var j Job
-	if err := v.verify(raw, TypeJob, v.MaxJobEnvelope(), &j); err != nil {
-		return nil, err
+	if kid, err = v.verify(raw, TypeJob, v.MaxJobEnvelope(), &j); err != nil {
+		return nil, "", err
 	}
 	if err := v.checkAddress(j.Terminal, j.IssuedAt, j.ExpiresAt); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := j.Validate(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if max := v.MaxLifetime; j.ExpiresAt.Sub(j.IssuedAt) > cmp(max, DefaultMaxLifetime) {
-		return nil, refuse(ReasonMalformed, "window of %s exceeds %s", j.ExpiresAt.Sub(j.IssuedAt), cmp(max, DefaultMaxLifetime))
+		return nil, "", refuse(ReasonMalformed, "window of %s exceeds %s", j.ExpiresAt.Sub(j.IssuedAt), cmp(max, DefaultMaxLifetime))
 	}
 	if n := j.ContentBytes(); n > v.maxContent() {
-		return nil, refuse(ReasonTooLarge, "documents carry %d bytes, limit %d", n, v.maxContent())
+		return nil, "", refuse(ReasonTooLarge, "documents carry %d bytes, limit %d", n, v.maxContent())
 	}
 	if j.HashOnly() && !v.AllowHashOnly {
-		return nil, refuse(ReasonHashOnlyRefused, "a document comes without its bytes, and this terminal shows what it signs")
+		return nil, "", refuse(ReasonHashOnlyRefused, "a document comes without its bytes, and this terminal shows what it signs")
 	}
-	return &j, nil
+	return &j, kid, nil
 }
 
 func cmp(d, def time.Duration) time.Duration {
@@ -105,7 +107,7 @@ func cmp(d, def time.Duration) time.Duration {
 // VerifyCancel verifies a Cancel envelope as received on the control topic.
 func (v *Verifier) VerifyCancel(raw []byte) (*Cancel, error) {
 	var c Cancel
-	if err := v.verify(raw, TypeCancel, envelopeLimit(MaxMessageBytes), &c); err != nil {
+	if _, err := v.verify(raw, TypeCancel, envelopeLimit(MaxMessageBytes), &c); err != nil {
 		return nil, err
 	}
 	if err := v.checkAddress(c.Terminal, c.IssuedAt, c.ExpiresAt); err != nil {
@@ -121,7 +123,7 @@ func (v *Verifier) VerifyCancel(raw []byte) (*Cancel, error) {
 // topic.
 func (v *Verifier) VerifyResultAck(raw []byte) (*ResultAck, error) {
 	var a ResultAck
-	if err := v.verify(raw, TypeResultAck, envelopeLimit(MaxMessageBytes), &a); err != nil {
+	if _, err := v.verify(raw, TypeResultAck, envelopeLimit(MaxMessageBytes), &a); err != nil {
 		return nil, err
 	}
 	if err := v.checkAddress(a.Terminal, a.IssuedAt, a.ExpiresAt); err != nil {
@@ -192,40 +194,45 @@ func normaliseType(typ string) string {
 	return strings.TrimPrefix(typ, "application/")
 }
 
-func (v *Verifier) verify(raw []byte, typ string, limit int, m any) error {
+// verify checks the JWS and decodes its payload into m; it returns the kid
+// of the key that signed it.
+func (v *Verifier) verify(raw []byte, typ string, limit int, m any) (string, error) {
 	if len(raw) > limit {
-		return refuse(ReasonTooLarge, "envelope of %d bytes, limit %d", len(raw), limit)
+		return "", refuse(ReasonTooLarge, "envelope of %d bytes, limit %d", len(raw), limit)
 	}
 	if n := strings.Count(string(raw), "."); n != 2 {
-		return refuse(ReasonMalformed, "not a compact JWS: %d dots, want 2", n)
+		return "", refuse(ReasonMalformed, "not a compact JWS: %d dots, want 2", n)
 	}
 	obj, err := jose.ParseSignedCompact(string(raw), allowedAlgs)
 	if err != nil {
 		if h, herr := peekAlg(raw); herr == nil && h != AlgES256 && h != AlgEdDSA {
-			return refuse(ReasonUnsupportedAlg, "alg %q: want %s or %s", truncate(h), AlgES256, AlgEdDSA)
+			return "", refuse(ReasonUnsupportedAlg, "alg %q: want %s or %s", truncate(h), AlgES256, AlgEdDSA)
 		}
-		return refuse(ReasonMalformed, "jws: %v", err)
+		return "", refuse(ReasonMalformed, "jws: %v", err)
 	}
 	if len(obj.Signatures) != 1 {
-		return refuse(ReasonMalformed, "jws with %d signatures", len(obj.Signatures))
+		return "", refuse(ReasonMalformed, "jws with %d signatures", len(obj.Signatures))
 	}
 	h := obj.Signatures[0].Protected
 	got, _ := h.ExtraHeaders[jose.HeaderType].(string)
 	if normaliseType(got) != typ {
-		return refuse(ReasonWrongType, "typ %q, want %q", truncate(got), typ)
+		return "", refuse(ReasonWrongType, "typ %q, want %q", truncate(got), typ)
 	}
 	if h.KeyID == "" {
-		return refuse(ReasonUnknownKID, "kid header is required")
+		return "", refuse(ReasonUnknownKID, "kid header is required")
 	}
 	key, ok := v.Keys[h.KeyID]
 	if !ok {
-		return refuse(ReasonUnknownKID, "kid %q is not a trusted dispatcher key", truncate(h.KeyID))
+		return "", refuse(ReasonUnknownKID, "kid %q is not a trusted dispatcher key", truncate(h.KeyID))
 	}
 	payload, err := obj.Verify(key)
 	if err != nil {
-		return refuse(ReasonBadSignature, "kid %q: %v", h.KeyID, err)
+		return "", refuse(ReasonBadSignature, "kid %q: %v", h.KeyID, err)
 	}
-	return decodeJSON(payload, limit, true, m)
+	if err := decodeJSON(payload, limit, true, m); err != nil {
+		return "", err
+	}
+	return h.KeyID, nil
 }
 
 func peekAlg(raw []byte) (string, error) {

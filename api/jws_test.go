@@ -196,7 +196,7 @@ func TestVerifyJob(t *testing.T) {
 			if c.config != nil {
 				c.config(v)
 			}
-			j, err := v.VerifyJob(c.env(t))
+			j, _, err := v.VerifyJob(c.env(t))
 			if c.want == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -265,7 +265,7 @@ func TestVerifyControl(t *testing.T) {
 		{"cancel as ack", second(v.VerifyResultAck(cancel)), ReasonWrongType},
 		{"ack as cancel", second(v.VerifyCancel(ack)), ReasonWrongType},
 		{"job as cancel", second(v.VerifyCancel(job)), ReasonWrongType},
-		{"cancel as job", second(v.VerifyJob(cancel)), ReasonWrongType},
+		{"cancel as job", third(v.VerifyJob(cancel)), ReasonWrongType},
 		{"ack for another terminal", second((&Verifier{Keys: v.Keys, Terminal: "baubau-setda-02", Now: v.Now}).VerifyResultAck(ack)), ReasonWrongTerminal},
 		{"cancel expired", second((&Verifier{Keys: v.Keys, Terminal: sampleTerminal, Now: func() time.Time { return t0.Add(30 * time.Hour) }}).VerifyCancel(cancel)), ReasonExpired},
 		{"cancel too large", second(v.VerifyCancel(bytes.Repeat([]byte("."), 2<<20))), ReasonTooLarge},
@@ -277,6 +277,8 @@ func TestVerifyControl(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+func third[T, U any](_ T, _ U, err error) error { return err }
 
 func TestSignerRefusesInvalid(t *testing.T) {
 	es := loadSigner(t, "p256")
@@ -305,6 +307,26 @@ func TestUnverifiedJobID(t *testing.T) {
 	for _, bad := range [][]byte{nil, []byte("a.b.c"), []byte(`{"payload":"e30","signatures":[]}`)} {
 		if id, err := UnverifiedJobID(bad); err == nil {
 			t.Errorf("UnverifiedJobID(%q) = %q", bad, id)
+		}
+	}
+}
+
+// TestVerifyJobNamesTheKey: the kid VerifyJob returns is the one of the key
+// that signed, so a Result can name it without parsing the header again.
+func TestVerifyJobNamesTheKey(t *testing.T) {
+	v := testVerifier(t)
+	for _, name := range []string{"p256", "ed25519"} {
+		s := loadSigner(t, name)
+		env, err := s.SignJob(sampleJob())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, kid, err := v.VerifyJob(env)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if kid != s.KID() || kid != kidOf(t, name) {
+			t.Errorf("%s: kid %q, want %q", name, kid, s.KID())
 		}
 	}
 }

@@ -47,7 +47,7 @@ type docMeta struct {
 func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, error) {
 	now := d.now()
 	rc := api.Receipt{V: api.Version, Terminal: d.cfg.TerminalID, At: now, EnvelopeSHA256: api.EnvelopeSHA256(envelope)}
-	job, err := d.verifier.VerifyJob(envelope)
+	job, kid, err := d.verifier.VerifyJob(envelope)
 	if err != nil {
 		reason := api.Reason(err)
 		rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, reason, err.Error()
@@ -61,7 +61,10 @@ func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, e
 		return rc, nil
 	}
 	rc.JobID = job.JobID
-	stored, created, err := d.store.Insert(ctx, d.queueJob(job, envelope, now))
+	// Each PDF is parsed once, here: what the page and admission need of
+	// it is kept beside the job.
+	insp := inspectJob(job)
+	stored, created, err := d.store.Insert(ctx, d.queueJob(job, kid, envelope, now, insp))
 	if errors.Is(err, queue.ErrFull) {
 		d.metrics.jobsReceived.WithLabelValues("refused", string(api.ReasonStoreFull)).Inc()
 		d.setLastError("store full")
@@ -76,14 +79,14 @@ func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, e
 		rc.Status = api.ReceiptDuplicate
 		if stored.State == queue.Received {
 			// A crash between insert and admission: finish the step now.
-			if err := d.admit(ctx, stored, job); err != nil {
+			if err := d.admit(ctx, stored, job, insp.problem); err != nil {
 				return api.Receipt{}, err
 			}
 		}
 		return rc, nil
 	}
 	d.metrics.jobsReceived.WithLabelValues("accepted", "").Inc()
-	if err := d.admit(ctx, stored, job); err != nil {
+	if err := d.admit(ctx, stored, job, insp.problem); err != nil {
 		return api.Receipt{}, err
 	}
 	d.log.Info("job stored", "job", job.JobID, "documents", len(job.Documents), "expires", job.ExpiresAt)
@@ -94,11 +97,11 @@ func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, e
 }
 
 // admit moves a stored job on from received: to waiting for its signer, or
-// to failed when a document cannot be signed in the format asked — stored
-// first, so the failure reaches the central side as a Result naming the
-// document, like any other outcome.
-func (d *Daemon) admit(ctx context.Context, stored queue.Job, job *api.Job) error {
-	if problem := badDocument(job); problem != nil {
+// to failed when a document cannot be signed in the format asked (problem)
+// — stored first, so the failure reaches the central side as a Result
+// naming the document, like any other outcome.
+func (d *Daemon) admit(ctx context.Context, stored queue.Job, job *api.Job, problem error) error {
+	if problem != nil {
 		d.log.Warn("job cannot be signed", "job", job.JobID, "err", problem)
 		return d.finish(ctx, stored, queue.Failed, api.ReasonBadDocument, problem.Error())
 	}
@@ -108,33 +111,44 @@ func (d *Daemon) admit(ctx context.Context, stored queue.Job, job *api.Job) erro
 	return nil
 }
 
-// badDocument says why a pades document cannot be signed as a PDF, or nil.
-func badDocument(job *api.Job) error {
-	for _, doc := range job.Documents {
+// inspection is what intake learned of a job's PDFs from one parse each.
+type inspection struct {
+	blocks  []*kiosk.Block // per document: where its visible block will stand
+	problem error          // why a pades document cannot be signed, or nil
+}
+
+// inspectJob parses every pades document once.
+func inspectJob(job *api.Job) inspection {
+	in := inspection{blocks: make([]*kiosk.Block, len(job.Documents))}
+	for i, doc := range job.Documents {
 		if doc.SignatureFormat() != api.FormatPAdES {
 			continue
 		}
-		if err := pades.Check(doc.Content); err != nil {
-			return fmt.Errorf("document %s: %w", doc.ID, err)
-		}
-		if a := appearance(doc); a != nil {
-			if _, _, err := pades.BlockRect(doc.Content, *a); err != nil {
-				return fmt.Errorf("document %s: visible block: %w", doc.ID, err)
+		got, err := pades.Inspect(doc.Content, appearance(doc))
+		if err != nil {
+			if in.problem == nil {
+				if doc.Visible != nil && errors.Is(err, pades.ErrPage) {
+					err = fmt.Errorf("visible block: %w", err)
+				}
+				in.problem = fmt.Errorf("document %s: %w", doc.ID, err)
 			}
+			continue
+		}
+		if got.Block != nil {
+			in.blocks[i] = &kiosk.Block{Page: got.Block.Page, Rect: got.Block.Rect}
 		}
 	}
-	return nil
+	return in
 }
 
 // eventRefused is the audit event of an envelope refused at the door.
 const eventRefused queue.Event = "job.refused"
 
-func (d *Daemon) queueJob(job *api.Job, envelope []byte, now time.Time) queue.Job {
+func (d *Daemon) queueJob(job *api.Job, kid string, envelope []byte, now time.Time, insp inspection) queue.Job {
 	meta := jobMeta{
 		Title: job.Title, Number: job.Number, Sender: job.Sender,
-		SignerName: job.Signer.Name, SignerNIP: job.Signer.NIP, IssuedAt: job.IssuedAt,
+		SignerName: job.Signer.Name, SignerNIP: job.Signer.NIP, KID: kid, IssuedAt: job.IssuedAt,
 	}
-	meta.KID, _ = api.EnvelopeKID(envelope)
 	digests := make([]queue.Digest, len(job.Documents))
 	for i, doc := range job.Documents {
 		size := doc.Size
@@ -146,12 +160,7 @@ func (d *Daemon) queueJob(job *api.Job, envelope []byte, now time.Time) queue.Jo
 		}
 		dm := docMeta{
 			ID: doc.ID, Name: doc.Name, MediaType: doc.MediaType, Size: size,
-			Format: doc.SignatureFormat(), Available: len(doc.Content) > 0,
-		}
-		if a := appearance(doc); a != nil && doc.SignatureFormat() == api.FormatPAdES {
-			if page, rect, err := pades.BlockRect(doc.Content, *a); err == nil {
-				dm.Block = &kiosk.Block{Page: page, Rect: rect}
-			}
+			Format: doc.SignatureFormat(), Available: len(doc.Content) > 0, Block: insp.blocks[i],
 		}
 		meta.Docs = append(meta.Docs, dm)
 	}
@@ -178,7 +187,7 @@ func peekJobID(envelope []byte) string {
 func (d *Daemon) storedJob(j queue.Job) (*api.Job, error) {
 	v := *d.verifier
 	v.Now = func() time.Time { return j.ReceivedAt }
-	job, err := v.VerifyJob(j.Envelope)
+	job, _, err := v.VerifyJob(j.Envelope)
 	if err != nil {
 		return nil, fmt.Errorf("re-verify stored job %s: %w", j.ID, err)
 	}
@@ -234,17 +243,11 @@ func (d *Daemon) cancel(ctx context.Context, c *api.Cancel) error {
 }
 
 func (d *Daemon) resultAcked(ctx context.Context, jobID string) error {
-	j, err := d.store.Get(ctx, jobID)
-	if errors.Is(err, queue.ErrNotFound) {
-		return nil // pruned long ago, or never ours
-	}
-	if err != nil {
-		return fmt.Errorf("result ack %s: %w", jobID, err)
-	}
-	if j.ResultSeq == 0 {
-		return nil
-	}
-	if err := d.store.MarkDelivered(ctx, j.ResultSeq); err != nil {
+	_, err := d.store.AckResult(ctx, jobID)
+	switch {
+	case errors.Is(err, queue.ErrNotFound), errors.Is(err, queue.ErrNoResult):
+		return nil // pruned long ago, never ours, or not done yet
+	case err != nil:
 		return fmt.Errorf("result ack %s: %w", jobID, err)
 	}
 	d.metrics.lastDelivery.SetToCurrentTime()

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/queue"
 )
 
@@ -27,7 +26,7 @@ type outbox struct {
 
 // resultPublisher is the part of the MQTT transport the outbox uses.
 type resultPublisher interface {
-	PublishResult(ctx context.Context, r *api.Result) error
+	PublishResult(ctx context.Context, jobID string, payload []byte) error
 	Connected() bool
 }
 
@@ -103,22 +102,19 @@ func (o *outbox) drain(ctx context.Context, after uint64) (uint64, error) {
 			return after, nil
 		}
 		for _, r := range batch {
-			res, err := decodeStoredResult(r)
-			if err != nil {
+			if len(r.Payload) == 0 {
 				// Cannot happen for results this daemon wrote; skip
 				// rather than block every later result behind it.
-				o.log.Error("undecodable result in outbox", "seq", r.Seq, "job", r.JobID, "err", err)
+				o.log.Error("empty result in outbox", "seq", r.Seq, "job", r.JobID)
 				after = r.Seq
 				continue
 			}
-			if err := term.PublishResult(ctx, res); err != nil {
+			// The bytes stored when the job ended, as they are: a
+			// result is encoded once, and every re-send is the same.
+			if err := term.PublishResult(ctx, r.JobID, r.Payload); err != nil {
 				return after, err
 			}
 			after = r.Seq
 		}
 	}
-}
-
-func decodeStoredResult(r queue.Result) (*api.Result, error) {
-	return api.DecodeResult(r.Payload)
 }

@@ -13,6 +13,9 @@ var (
 	ErrFull = errors.New("store is full")
 	// ErrNotFound means no job or result has the given id or sequence.
 	ErrNotFound = errors.New("not found")
+	// ErrNoResult means a job has no result yet: it is still waiting or
+	// being signed.
+	ErrNoResult = errors.New("job has no result yet")
 	// ErrClosed means the Store was closed.
 	ErrClosed = errors.New("store is closed")
 	// ErrReadOnly means a write was attempted on a Store opened with OpenReadOnly.

@@ -80,34 +80,66 @@ func (s *Store) Result(ctx context.Context, seq uint64) (Result, error) {
 // never issued is ErrNotFound.
 func (s *Store) MarkDelivered(ctx context.Context, seq uint64) error {
 	err := s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
-		key := u64(seq)
-		r, err := getResult(tx, key)
-		if errors.Is(err, ErrNotFound) {
-			last, err := getUint(tx.Bucket(bucketMeta), keyOutboxSeq)
-			if err != nil || seq == 0 || seq > last {
-				return ErrNotFound
-			}
-			return nil // delivered and pruned
-		}
-		if err != nil || !r.DeliveredAt.IsZero() {
-			return err
-		}
-		r.DeliveredAt = s.opts.Now().UTC()
-		if err := tx.Bucket(bucketOutbox).Put(key, encodeResult(&r)); err != nil {
-			return fmt.Errorf("put result: %w", err)
-		}
-		if err := tx.Bucket(bucketPending).Delete(key); err != nil {
-			return fmt.Errorf("delete pending: %w", err)
-		}
-		dk := append(u64(uint64(r.DeliveredAt.UnixNano())), key...)
-		if err := tx.Bucket(bucketDelivery).Put(dk, nil); err != nil {
-			return fmt.Errorf("index delivered: %w", err)
-		}
-		d.undelivered--
-		return nil
+		_, err := s.markDelivered(tx, d, seq)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("mark result %d delivered: %w", seq, err)
 	}
 	return nil
+}
+
+// AckResult records the central side's acknowledgement of the result of
+// job id, in one transaction that reads only the job's head (never its
+// envelope or documents). It reports whether this acknowledgement was the
+// first; an acknowledgement again, or for a result delivered and pruned,
+// is not an error. A job the store does not hold is ErrNotFound; a job
+// that has no result yet (it is still waiting or being signed) is
+// ErrNoResult.
+func (s *Store) AckResult(ctx context.Context, id string) (first bool, err error) {
+	err = s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
+		j, err := loadJob(tx, []byte(id), false)
+		if err != nil {
+			return err
+		}
+		if j.ResultSeq == 0 {
+			return ErrNoResult
+		}
+		first, err = s.markDelivered(tx, d, j.ResultSeq)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("acknowledge result of %s: %w", id, err)
+	}
+	return first, nil
+}
+
+// markDelivered marks result seq delivered and reports whether it was
+// pending until now.
+func (s *Store) markDelivered(tx *bolt.Tx, d *delta, seq uint64) (bool, error) {
+	key := u64(seq)
+	r, err := getResult(tx, key)
+	if errors.Is(err, ErrNotFound) {
+		last, err := getUint(tx.Bucket(bucketMeta), keyOutboxSeq)
+		if err != nil || seq == 0 || seq > last {
+			return false, ErrNotFound
+		}
+		return false, nil // delivered and pruned
+	}
+	if err != nil || !r.DeliveredAt.IsZero() {
+		return false, err
+	}
+	r.DeliveredAt = s.opts.Now().UTC()
+	if err := tx.Bucket(bucketOutbox).Put(key, encodeResult(&r)); err != nil {
+		return false, fmt.Errorf("put result: %w", err)
+	}
+	if err := tx.Bucket(bucketPending).Delete(key); err != nil {
+		return false, fmt.Errorf("delete pending: %w", err)
+	}
+	dk := append(u64(uint64(r.DeliveredAt.UnixNano())), key...)
+	if err := tx.Bucket(bucketDelivery).Put(dk, nil); err != nil {
+		return false, fmt.Errorf("index delivered: %w", err)
+	}
+	d.undelivered--
+	return true, nil
 }

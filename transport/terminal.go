@@ -221,16 +221,17 @@ func (t *Terminal) publishSync(ctx context.Context) error {
 	return t.publishJSON(ctx, api.KindSync, &sy, false)
 }
 
-// PublishResult publishes one result at QoS 1 and returns after the
-// broker's PUBACK. A PUBACK is not delivery: the result stays in the
-// daemon's outbox until a ResultAck for its job arrives, and is published
-// again after every connect. It returns ErrNotConnected while the
-// connection is down.
-func (t *Terminal) PublishResult(ctx context.Context, r *api.Result) error {
-	r.V = api.Version
-	r.Terminal = t.cfg.TerminalID
-	if err := t.publishJSON(ctx, api.KindResults, r, false); err != nil {
-		return fmt.Errorf("publish result %s: %w", r.JobID, err)
+// PublishResult publishes one encoded Result at QoS 1, exactly the bytes
+// given, and returns after the broker's PUBACK. The daemon passes the bytes
+// it stored when the job ended, so a result is encoded once and every
+// re-send is byte for byte the same; they must be a Result of this
+// terminal (api.Encode made them). A PUBACK is not delivery: the result
+// stays in the daemon's outbox until a ResultAck for its job arrives, and
+// is published again after every connect. It returns ErrNotConnected while
+// the connection is down.
+func (t *Terminal) PublishResult(ctx context.Context, jobID string, payload []byte) error {
+	if err := t.s.publish(ctx, t.topics[api.KindResults], payload, false); err != nil {
+		return fmt.Errorf("publish result %s: %w", jobID, err)
 	}
 	return nil
 }

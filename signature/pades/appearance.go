@@ -36,25 +36,6 @@ const (
 // Caption is the first line of the visible block.
 const Caption = "Ditandatangani secara elektronik oleh"
 
-// BlockRect returns the 1-based page and the rectangle (x0, y0, x1, y1,
-// PDF points in the page's user space) where Sign would draw the visible
-// block for a, so the kiosk can overlay it on a preview.
-func BlockRect(pdf []byte, a Appearance) (int, [4]float64, error) {
-	d, err := parse(pdf)
-	if err != nil {
-		return 0, [4]float64{}, err
-	}
-	pages, err := d.pages()
-	if err != nil {
-		return 0, [4]float64{}, err
-	}
-	n, pg, err := pick(pages, a.Page)
-	if err != nil {
-		return 0, [4]float64{}, err
-	}
-	return n, blockRect(pg, a), nil
-}
-
 // pick returns the 1-based number and the page for want (0 = last).
 func pick(pages []page, want int) (int, page, error) {
 	if want == 0 {

@@ -54,7 +54,7 @@ func TestBlockRect(t *testing.T) {
 		{"page past the end", three, Appearance{Page: 4}, 0, [4]float64{}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			page, rect, err := BlockRect(tc.pdf, tc.a)
+			page, rect, err := inspectBlock(tc.pdf, tc.a)
 			if tc.notFound {
 				if !errors.Is(err, ErrPage) {
 					t.Fatalf("err %v, want ErrPage", err)
@@ -62,13 +62,13 @@ func TestBlockRect(t *testing.T) {
 				return
 			}
 			if err != nil || page != tc.page || rect != tc.rect {
-				t.Fatalf("BlockRect = %d %v %v, want %d %v", page, rect, err, tc.page, tc.rect)
+				t.Fatalf("Inspect block = %d %v %v, want %d %v", page, rect, err, tc.page, tc.rect)
 			}
 			// The widget Sign writes sits exactly there.
 			p := newPKI(t)
 			res, _ := sign(t, p, tc.pdf, "p256", Options{Visible: &tc.a})
 			if got := widgetRect(t, res.PDF, page); got != rect {
-				t.Fatalf("widget /Rect %v, BlockRect %v", got, rect)
+				t.Fatalf("widget /Rect %v, Inspect block %v", got, rect)
 			}
 		})
 	}

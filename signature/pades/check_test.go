@@ -44,8 +44,8 @@ func TestCheckRefusesMalformed(t *testing.T) {
 	p := newPKI(t)
 	for name, b := range malformedCases(t) {
 		t.Run(name, func(t *testing.T) {
-			if err := Check(b); !errors.Is(err, ErrMalformed) {
-				t.Fatalf("Check: %v, want ErrMalformed", err)
+			if err := check(b); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Inspect: %v, want ErrMalformed", err)
 			}
 			signer, cert := p.official(t, "p256")
 			if _, err := Sign(context.Background(), b, signer, cert, Options{}); !errors.Is(err, ErrMalformed) {
@@ -64,7 +64,7 @@ func TestCheckAccepts(t *testing.T) {
 		"stream": xrefStreamPDF(t, 3),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := Check(b); err != nil {
+			if err := check(b); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -87,8 +87,8 @@ func TestCheckRefusesEncrypted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := Check(b); !errors.Is(err, ErrEncrypted) {
-				t.Fatalf("Check: %v, want ErrEncrypted", err)
+			if err := check(b); !errors.Is(err, ErrEncrypted) {
+				t.Fatalf("Inspect: %v, want ErrEncrypted", err)
 			}
 			p := newPKI(t)
 			signer, cert := p.official(t, "p256")
@@ -135,8 +135,8 @@ func TestCertifiedNoChangesIsRefused(t *testing.T) {
 	}{{1, ErrLocked}, {2, nil}, {3, nil}} {
 		t.Run(strconv.Itoa(tc.p), func(t *testing.T) {
 			b := testPDFWith(1, fmt.Sprintf(perms, tc.p), "")
-			if err := Check(b); !errors.Is(err, tc.want) {
-				t.Fatalf("Check: %v, want %v", err, tc.want)
+			if err := check(b); !errors.Is(err, tc.want) {
+				t.Fatalf("Inspect: %v, want %v", err, tc.want)
 			}
 			signer, cert := p.official(t, "p256")
 			_, err := Sign(context.Background(), b, signer, cert, Options{})

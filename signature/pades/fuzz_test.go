@@ -9,23 +9,23 @@ import (
 
 // FuzzCheck feeds arbitrary bytes to the PDF reader: it must answer with
 // nil, ErrMalformed, ErrEncrypted or ErrLocked, never panic, and
-// BlockRect must accept what Check accepts.
+// the block must be placeable on whatever Inspect accepts.
 func FuzzCheck(f *testing.F) {
 	f.Add(testPDF(1))
 	f.Add(testPDF(3))
 	f.Add([]byte("%PDF-1.7\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\nxref\n0 2\n0000000000 65535 f \n0000000009 00000 n \ntrailer<</Size 2/Root 1 0 R/Prev 0>>\nstartxref\n54\n%%EOF"))
 	f.Add([]byte("%PDF-1.5\n1 0 obj<</Type/XRef/W[1 2 1]/Size 1/Filter/FlateDecode/DecodeParms<</Predictor 12/Columns 4>>/Length 3>>stream\nabc\nendstream endobj\nstartxref\n9\n%%EOF"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		err := Check(b)
+		err := check(b)
 		if err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrEncrypted) && !errors.Is(err, ErrLocked) {
-			t.Fatalf("Check: untyped error %v", err)
+			t.Fatalf("Inspect: untyped error %v", err)
 		}
-		page, _, berr := BlockRect(b, Appearance{})
+		page, _, berr := inspectBlock(b, Appearance{})
 		if err == nil && berr != nil {
-			t.Fatalf("Check passed but BlockRect %v", berr)
+			t.Fatalf("Inspect passed without a block but not with one: %v", berr)
 		}
 		if berr == nil && page < 1 {
-			t.Fatalf("BlockRect page %d", page)
+			t.Fatalf("block page %d", page)
 		}
 	})
 }

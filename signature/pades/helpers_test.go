@@ -258,3 +258,19 @@ func qpdfCheck(t *testing.T, pdf []byte) {
 		t.Fatalf("qpdf --check: %v\n%s", err, msg)
 	}
 }
+
+// check is Inspect without an appearance, for the tests that only ask
+// whether a PDF can be signed.
+func check(pdf []byte) error {
+	_, err := Inspect(pdf, nil)
+	return err
+}
+
+// inspectBlock is the page and rectangle Inspect gives for a.
+func inspectBlock(pdf []byte, a Appearance) (int, [4]float64, error) {
+	in, err := Inspect(pdf, &a)
+	if err != nil {
+		return 0, [4]float64{}, err
+	}
+	return in.Block.Page, in.Block.Rect, nil
+}

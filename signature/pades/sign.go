@@ -55,21 +55,53 @@ const (
 	reserveTSA  = 16384
 )
 
-// Check parses pdf as Sign would and reports ErrEncrypted or ErrMalformed
-// without touching a token, so a job can be refused up front.
-func Check(pdf []byte) error {
+// Inspection is what one parse of a PDF tells before it is signed.
+type Inspection struct {
+	// Pages is the number of pages.
+	Pages int
+	// Block is where Sign would draw the visible block; nil when no
+	// appearance was asked for.
+	Block *Block
+}
+
+// Block is a rectangle on a page: the 1-based page and x0, y0, x1, y1 in
+// PDF points of the page's user space.
+type Block struct {
+	Page int
+	Rect [4]float64
+}
+
+// Inspect parses pdf once, as Sign would, without touching a token, so a
+// job can be refused up front: it reports ErrEncrypted, ErrMalformed,
+// ErrLocked, or ErrPage when a requests a page the document does not have.
+// With a set, it also says where the visible block will stand, so the
+// kiosk can overlay it on a preview; the terminal keeps that beside the
+// job instead of parsing again.
+func Inspect(pdf []byte, a *Appearance) (*Inspection, error) {
 	d, err := parse(pdf)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err = d.pages(); err != nil {
-		return err
+	pages, err := d.pages()
+	if err != nil {
+		return nil, err
 	}
 	_, cat, err := d.catalog()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return d.checkLocked(cat)
+	if err := d.checkLocked(cat); err != nil {
+		return nil, err
+	}
+	in := &Inspection{Pages: len(pages)}
+	if a != nil {
+		n, pg, err := pick(pages, a.Page)
+		if err != nil {
+			return nil, err
+		}
+		in.Block = &Block{Page: n, Rect: blockRect(pg, *a)}
+	}
+	return in, nil
 }
 
 // checkLocked refuses a certified document whose DocMDP permission is 1
