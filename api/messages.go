@@ -10,8 +10,9 @@ const Version = 1
 // Format names how a document's signature is encoded.
 type Format string
 
-// The signature formats. FormatPAdES is reserved: a v1 terminal refuses a job
-// that asks for it.
+// The signature formats. A pades document must be a PDF (application/pdf)
+// with its bytes; the terminal returns the signed PDF itself. signature/cms
+// and signature/pades make and check them.
 const (
 	FormatCMS   Format = "cms"   // CMS SignedData, detached, CAdES-BES attributes
 	FormatRaw   Format = "raw"   // the bare signature over the document's SHA-256

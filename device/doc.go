@@ -71,6 +71,9 @@
 // Errors from piv-go and PC/SC are mapped once (classify, in errors.go) to
 // the sentinels ErrNoReader, ErrNoToken, ErrTokenRemoved, ErrPINBlocked,
 // ErrPUKBlocked, ErrLastAttempt, ErrPINRequired, ErrCardBusy,
-// ErrPCSCUnavailable, ErrUnsupported and ErrSlotEmpty, and *PINError for a
-// wrong PIN or PUK; the original error stays in the chain.
+// ErrPCSCUnavailable, ErrUnsupported and ErrSlotEmpty, each wrapping the
+// original error, which stays in the chain. A wrong PIN or PUK is the
+// exception: authError replaces piv-go's AuthErr with a *PINError that
+// carries the retries left and nothing of piv-go, so no caller needs to
+// import piv-go to decide.
 package device

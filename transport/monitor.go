@@ -79,26 +79,21 @@ func OpenMonitor(ctx context.Context, cfg MonitorConfig) (*Monitor, error) {
 		return nil, err
 	}
 	select {
-	case <-m.ready:
-		return m, nil
 	case <-m.s.attempted:
 	case <-ctx.Done():
 		return fail(fmt.Errorf("open monitor: %w", ctx.Err()))
 	}
-	// The first attempt ended: connected (wait for the subscriptions,
-	// whose refusal drops the connection and records why) or refused.
-	if err := m.s.err(); err != nil && !m.s.open.Load() {
-		return fail(fmt.Errorf("open monitor: connect: %w", err))
-	}
 	select {
 	case <-m.ready:
 		return m, nil
-	case <-ctx.Done():
-		if err := m.s.err(); err != nil {
-			return fail(fmt.Errorf("open monitor: %w (last error: %v)", ctx.Err(), err))
-		}
-		return fail(fmt.Errorf("open monitor: %w", ctx.Err()))
+	default:
 	}
+	// Refused at connect, or its subscriptions refused (which dropped the
+	// connection and recorded why).
+	if err := m.s.err(); err != nil {
+		return fail(fmt.Errorf("open monitor: %w", err))
+	}
+	return fail(errors.New("open monitor: the first connection ended without subscriptions"))
 }
 
 // Publish sends one QoS 1 message and waits for the broker's PUBACK. It
@@ -111,9 +106,6 @@ func (m *Monitor) Publish(ctx context.Context, topic string, payload []byte, ret
 	}
 	return nil
 }
-
-// Connected reports whether the connection to the broker is up.
-func (m *Monitor) Connected() bool { return m.s.open.Load() && m.s.client.IsConnectionOpen() }
 
 // Close disconnects and waits for the monitor's goroutines.
 func (m *Monitor) Close(ctx context.Context) error { return m.s.stop(ctx) }

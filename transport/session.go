@@ -103,7 +103,8 @@ type session struct {
 	open    atomic.Bool
 	lastErr atomic.Pointer[errBox]
 	// attempted is closed once the first connection attempt ended, either
-	// way, so a short-lived tool can fail fast on a broker it cannot reach.
+	// way: refused, or connected with its subscriptions renewed or refused.
+	// A short-lived tool can fail fast on a broker it cannot use.
 	attempted chan struct{}
 	firstOnce sync.Once
 
@@ -216,6 +217,7 @@ func (s *session) connectLoop() {
 			select {
 			case <-s.up:
 				renewed = s.connected()
+				s.firstAttemptDone()
 			case <-s.ctx.Done():
 				return
 			}
@@ -234,13 +236,11 @@ func (s *session) connect() bool {
 			return false
 		}
 		err := tok.Error()
-		if err != nil {
-			s.setErr(err)
-		}
-		s.firstOnce.Do(func() { close(s.attempted) })
 		if err == nil {
 			return true
 		}
+		s.setErr(err)
+		s.firstAttemptDone()
 		s.log.Warn("mqtt connect failed", "err", err, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {
@@ -341,6 +341,8 @@ func (s *session) publish(ctx context.Context, topic string, payload []byte, ret
 	}
 	return wait(ctx, s.client.Publish(topic, qos1, retained, payload))
 }
+
+func (s *session) firstAttemptDone() { s.firstOnce.Do(func() { close(s.attempted) }) }
 
 func (s *session) setErr(err error) { s.lastErr.Store(&errBox{err}) }
 

@@ -85,3 +85,13 @@ func TestCompletionScript(t *testing.T) {
 		t.Errorf("completion offers %q, want %q", offered, strings.Join(names, " "))
 	}
 }
+
+// TestSettingsHelpNamesEveryVariable: the help lists every environment
+// variable Load reads, so a new setting cannot be left out of it.
+func TestSettingsHelpNamesEveryVariable(t *testing.T) {
+	for _, name := range ctl.EnvNames() {
+		if !strings.Contains(envHelp, name) {
+			t.Errorf("settings help does not name %s", name)
+		}
+	}
+}
