@@ -82,7 +82,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.tokenPresent, boolFloat(present))
 	gauge(c.pinRetries, float64(retries))
 	gauge(c.certNotAfter, unixOrZero(notAfter))
-	gauge(c.certSoonest, unixOrZero(d.certsSeen.soonest(d.now())))
+	gauge(c.certSoonest, unixOrZero(d.seen.soonest(d.now())))
 
 	_, err := d.tokens.Readers(ctx)
 	gauge(c.pcscdUp, boolFloat(!errors.Is(err, device.ErrPCSCUnavailable)))

@@ -2,49 +2,108 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
+	"crypto"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/device"
 	"github.com/tekenid/teken/queue"
 )
 
-// flow is the official's side of the terminal: which token is present, what
-// the page shows, and signing and rejecting. It implements kiosk.Controller.
+// The flow's view of the parts around it: small interfaces declared here,
+// so the flow is tested with fakes and knows nothing of how the parts are
+// built.
+type (
+	// flowStore is the part of the job store the official's flow uses.
+	flowStore interface {
+		BySignerHeads(ctx context.Context, signer string, limit int) ([]queue.Job, error)
+		Get(ctx context.Context, id string) (queue.Job, error)
+		Transition(ctx context.Context, id string, c queue.Change) (queue.Job, error)
+		AppendAudit(ctx context.Context, e queue.AuditEntry) (queue.AuditEntry, error)
+	}
+	// tokenLayer is the part of the device layer the flow uses.
+	tokenLayer interface {
+		// Info reads a token without its PIN.
+		Info(ctx context.Context, reader string) (device.Info, error)
+		// Session holds the token exclusively while fn runs.
+		Session(ctx context.Context, reader string, fn func(card) error) error
+	}
+	// card is one exclusive session with a token.
+	card interface {
+		VerifyPIN(pin []byte, lastAttemptConfirmed bool) error
+		SlotPINPolicy(slot device.Slot) (device.PINPolicy, error)
+		Signer(slot device.Slot) (crypto.Signer, error)
+	}
+	// pagePublisher shows a view on the kiosk page (kiosk.Server).
+	pagePublisher interface {
+		Publish(kiosk.View)
+	}
+)
+
+var (
+	_ flowStore     = (*queue.Store)(nil)
+	_ tokenLayer    = deviceTokens{}
+	_ card          = (*device.Session)(nil)
+	_ pagePublisher = (*kiosk.Server)(nil)
+)
+
+// deviceTokens adapts *device.Tokens to tokenLayer.
+type deviceTokens struct{ *device.Tokens }
+
+// Session holds the token exclusively while fn runs.
+func (t deviceTokens) Session(ctx context.Context, reader string, fn func(card) error) error {
+	return t.Tokens.Session(ctx, reader, func(s *device.Session) error { return fn(s) })
+}
+
+// flowDeps are what a flow is built from.
+type flowDeps struct {
+	store     flowStore
+	tokens    tokenLayer
+	envelopes envelopes
+	certs     certPolicy
+	seen      *certsSeen
+	complete  *completer
+	signer    *docSigner
+	metrics   *metrics
+	batches   *batches
+	now       func() time.Time
+	log       *slog.Logger
+	lang      string
+	maxBatch  int
+	// statusChanged asks the main loop to publish the status; rearrive
+	// hands the main loop a token that arrived while an action ran;
+	// setLastError records a failure for the status and /readyz.
+	statusChanged func()
+	rearrive      func(reader string)
+	setLastError  func(msg string)
+}
+
+// flow is the official's side of the terminal: it runs the page state
+// machine (page) against the token, the store and the signature formats.
+// It implements kiosk.Controller; pages, the kiosk server it publishes to,
+// is set once before anything runs, since the server is built with the
+// flow as its controller.
 type flow struct {
-	d *Daemon
+	flowDeps
+	pages pagePublisher
 
-	mu       sync.Mutex
-	lang     string
-	state    kiosk.State
-	reader   string            // reader of the present token; "" when none
-	cert     *x509.Certificate // its 9c certificate
-	signer   string            // SHA-256 of cert, lowercase hex
-	problem  *kiosk.Message    // why this token cannot sign, if it cannot
-	tries    int               // PIN retries left, -1 when unknown
-	progress *kiosk.Progress
-	outcome  *kiosk.Outcome
-	lastErr  *kiosk.Message
-	notice   *kiosk.Message
-	busy     bool   // a batch or a rejection is in flight
-	pending  string // a reader whose token arrived while busy
-	// gen counts token arrivals, so a slow certificate read for a token
-	// that has left since cannot overwrite the newer state.
-	gen uint64
+	mu sync.Mutex
+	p  page
 }
 
-func newFlow(d *Daemon) *flow {
-	return &flow{d: d, lang: d.cfg.Kiosk.Language, state: kiosk.StateIdle, tries: -1}
+func newFlow(deps flowDeps) *flow {
+	return &flow{flowDeps: deps, p: newPage(deps.lang)}
 }
+
+var _ kiosk.Controller = (*flow)(nil)
 
 // presence handles one token event from the device layer.
 func (f *flow) presence(ctx context.Context, ev device.Event) {
@@ -58,77 +117,46 @@ func (f *flow) presence(ctx context.Context, ev device.Event) {
 
 func (f *flow) arrived(ctx context.Context, reader string) {
 	f.mu.Lock()
-	if f.busy {
-		// Another token arrived while a batch runs: it is read once the
-		// batch is over.
-		f.pending = reader
-		f.mu.Unlock()
+	gen, ok := f.p.arrive(reader)
+	f.mu.Unlock()
+	if !ok {
 		return
 	}
-	f.gen++
-	gen := f.gen
-	f.reader, f.cert, f.signer, f.problem, f.tries = reader, nil, "", nil, -1
-	f.state, f.outcome, f.lastErr, f.notice, f.progress = kiosk.StateReading, nil, nil, nil, nil
-	f.mu.Unlock()
 	f.publish(ctx)
 
 	infoStart := time.Now()
-	info, err := f.d.tokens.Info(ctx, reader)
-	f.d.metrics.tokenTime(infoStart)
+	info, err := f.tokens.Info(ctx, reader)
+	f.metrics.tokenTime(infoStart)
+	r := tokenRead{info: info, err: err}
+	if err == nil {
+		r.certProblem = f.certs.check(info.SignCert)
+	}
 	f.mu.Lock()
-	if gen != f.gen || f.reader != reader {
-		f.mu.Unlock()
+	changed := f.p.read(gen, reader, r)
+	signer := f.p.signer
+	f.mu.Unlock()
+	if !changed {
 		return
 	}
-	f.state = kiosk.StateToken
 	if err != nil {
-		msg := tokenMessage(err)
-		f.problem = &msg
-		f.d.log.Info("token not readable", "reader", reader, "err", err)
+		f.log.Info("token not readable", "reader", reader, "err", err)
 	} else {
-		f.cert = info.SignCert
-		f.tries = info.PINRetries
-		sum := sha256.Sum256(info.SignCert.Raw)
-		f.signer = hex.EncodeToString(sum[:])
-		f.problem = f.d.checkCertificate(info.SignCert)
-		if f.problem == nil && info.PINRetries == 0 {
-			f.problem = &kiosk.Message{Code: kiosk.CodePINBlocked}
-		}
-		f.d.certsSeen.add(f.signer, info.SignCert.NotAfter, f.d.now())
-		f.d.log.Info("token present", "reader", reader, "serial", info.Serial, "signer", f.signer)
+		f.seen.add(signer, info.SignCert.NotAfter, f.now())
+		f.log.Info("token present", "reader", reader, "serial", info.Serial, "signer", signer)
 	}
-	f.mu.Unlock()
 	f.publish(ctx)
-	f.d.statusChanged()
+	f.statusChanged()
 }
 
 func (f *flow) left(reader string) {
 	f.mu.Lock()
-	if reader == f.pending {
-		f.pending = ""
-	}
-	if reader != f.reader {
-		f.mu.Unlock()
+	changed := f.p.leave(reader)
+	f.mu.Unlock()
+	if !changed {
 		return
 	}
-	f.gen++
-	busy := f.busy
-	f.reader = ""
-	// The next official starts in the terminal's own language.
-	f.lang = f.d.cfg.Kiosk.Language
-	if !busy {
-		// While a batch runs, the signing itself notices the removal and
-		// reports it; the page changes when it returns.
-		f.resetLocked()
-	}
-	f.mu.Unlock()
 	f.publish(context.Background())
-	f.d.statusChanged()
-}
-
-func (f *flow) resetLocked() {
-	f.state, f.cert, f.signer, f.problem, f.tries = kiosk.StateIdle, nil, "", nil, -1
-	f.progress, f.outcome, f.lastErr, f.notice = nil, nil, nil, nil
+	f.statusChanged()
 }
 
 // tokenFacts are the present token's facts for metrics: presence, PIN
@@ -136,20 +164,20 @@ func (f *flow) resetLocked() {
 func (f *flow) tokenFacts() (present bool, retries int, notAfter time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.reader == "" {
+	if f.p.reader == "" {
 		return false, -1, time.Time{}
 	}
-	if f.cert != nil {
-		notAfter = f.cert.NotAfter
+	if f.p.cert != nil {
+		notAfter = f.p.cert.NotAfter
 	}
-	return true, f.tries, notAfter
+	return true, f.p.tries, notAfter
 }
 
 // jobsChanged refreshes the page when a job of the present signer arrived
 // or ended.
 func (f *flow) jobsChanged(signer string) {
 	f.mu.Lock()
-	mine := signer != "" && signer == f.signer
+	mine := signer != "" && signer == f.p.signer
 	f.mu.Unlock()
 	if mine {
 		f.publish(context.Background())
@@ -158,32 +186,20 @@ func (f *flow) jobsChanged(signer string) {
 
 // publish sends the current view to the page.
 func (f *flow) publish(ctx context.Context) {
-	f.d.kiosk.Publish(f.view(ctx))
+	f.pages.Publish(f.view(ctx))
 }
 
 func (f *flow) view(ctx context.Context) kiosk.View {
 	f.mu.Lock()
-	v := kiosk.View{
-		State: f.state, Lang: f.lang, MaxBatch: f.d.cfg.Signing.MaxBatch,
-		Progress: f.progress, Result: f.outcome, Error: f.lastErr, Notice: f.notice,
-	}
-	if f.problem != nil && v.Error == nil {
-		v.Error = f.problem
-	}
-	if f.tries >= 0 {
-		tries := f.tries
-		v.TriesLeft = &tries
-	}
-	signer, cert := f.signer, f.cert
-	v.CanSign = f.state == kiosk.StateToken && f.problem == nil && cert != nil
+	v := f.p.view(f.maxBatch)
+	signer := f.p.signer
 	f.mu.Unlock()
-	if cert == nil {
+	if v.Signer == nil {
 		return v
 	}
-	v.Signer = signerView(cert, signer)
-	jobs, err := f.d.readyJobs(ctx, signer)
+	jobs, err := f.readyJobs(ctx, signer)
 	if err != nil {
-		f.d.log.Error("list jobs for signer", "err", err)
+		f.log.Error("list jobs for signer", "err", err)
 		v.Error = &kiosk.Message{Code: kiosk.CodeInternal}
 		return v
 	}
@@ -193,16 +209,9 @@ func (f *flow) view(ctx context.Context) kiosk.View {
 	return v
 }
 
-func signerView(cert *x509.Certificate, hash string) *kiosk.Signer {
-	return &kiosk.Signer{
-		Name: cert.Subject.CommonName, NIP: cert.Subject.SerialNumber,
-		CertSHA256: hash, NotAfter: cert.NotAfter,
-	}
-}
-
 func jobView(j queue.Job) kiosk.Job {
 	var m jobMeta
-	_ = json.Unmarshal(j.Meta, &m) // written by queueJob; an empty title is the worst case
+	_ = json.Unmarshal(j.Meta, &m) // written by intake; an empty title is the worst case
 	v := kiosk.Job{ID: j.ID, Title: m.Title, Number: m.Number, Sender: m.Sender, ReceivedAt: j.ReceivedAt, ExpiresAt: j.ExpiresAt}
 	for i, d := range m.Docs {
 		var sum string
@@ -220,12 +229,12 @@ func jobView(j queue.Job) kiosk.Job {
 // readyJobs are the jobs waiting for this signer, and only for this signer,
 // without their envelopes: the page's list is refreshed on every step of a
 // batch and must not copy every document each time.
-func (d *Daemon) readyJobs(ctx context.Context, signer string) ([]queue.Job, error) {
-	all, err := d.store.BySignerHeads(ctx, signer, 0)
+func (f *flow) readyJobs(ctx context.Context, signer string) ([]queue.Job, error) {
+	all, err := f.store.BySignerHeads(ctx, signer, 0)
 	if err != nil {
 		return nil, err
 	}
-	now := d.now()
+	now := f.now()
 	out := all[:0]
 	for _, j := range all {
 		if j.State == queue.Ready && j.Signer == signer && (j.ExpiresAt.IsZero() || j.ExpiresAt.After(now)) {
@@ -235,63 +244,10 @@ func (d *Daemon) readyJobs(ctx context.Context, signer string) ([]queue.Job, err
 	return out, nil
 }
 
-// checkCertificate says why a signer certificate cannot sign now, or nil.
-func (d *Daemon) checkCertificate(cert *x509.Certificate) *kiosk.Message {
-	now := d.now()
-	date := func(t time.Time) map[string]string { return map[string]string{"date": t.Format("2006-01-02")} }
-	switch {
-	case now.After(cert.NotAfter):
-		return &kiosk.Message{Code: kiosk.CodeCertExpired, Params: date(cert.NotAfter)}
-	case now.Before(cert.NotBefore):
-		return &kiosk.Message{Code: kiosk.CodeCertNotYetValid, Params: date(cert.NotBefore)}
-	case cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0:
-		return &kiosk.Message{Code: kiosk.CodeCertUsage}
-	}
-	if d.signerRoots != nil {
-		_, err := cert.Verify(x509.VerifyOptions{
-			Roots: d.signerRoots, CurrentTime: now,
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-		})
-		if err != nil {
-			d.log.Info("signer certificate not trusted", "err", err)
-			return &kiosk.Message{Code: kiosk.CodeCertUntrusted}
-		}
-	}
-	return nil
-}
-
-// tokenMessage is what the official reads about a device error.
-func tokenMessage(err error) kiosk.Message {
-	var pe *device.PINError
-	switch {
-	case errors.Is(err, device.ErrPINBlocked):
-		return kiosk.Message{Code: kiosk.CodePINBlocked}
-	case errors.As(err, &pe):
-		return kiosk.Message{Code: kiosk.CodeWrongPIN, Params: map[string]string{"n": strconv.Itoa(pe.Retries)}}
-	case errors.Is(err, device.ErrLastAttempt):
-		return kiosk.Message{Code: kiosk.CodeLastAttempt}
-	case errors.Is(err, device.ErrTokenRemoved):
-		return kiosk.Message{Code: kiosk.CodeTokenRemoved}
-	case errors.Is(err, device.ErrNoToken):
-		return kiosk.Message{Code: kiosk.CodeNoToken}
-	case errors.Is(err, device.ErrCardBusy):
-		return kiosk.Message{Code: kiosk.CodeCardBusy}
-	case errors.Is(err, device.ErrNoReader):
-		return kiosk.Message{Code: kiosk.CodeNoReader}
-	case errors.Is(err, device.ErrPCSCUnavailable):
-		return kiosk.Message{Code: kiosk.CodePCSC}
-	case errors.Is(err, device.ErrSlotEmpty):
-		return kiosk.Message{Code: kiosk.CodeSlotEmpty}
-	case errors.Is(err, device.ErrUnsupported):
-		return kiosk.Message{Code: kiosk.CodeUnsupported}
-	}
-	return kiosk.Message{Code: kiosk.CodeInternal}
-}
-
 // SetLanguage switches the page's language.
 func (f *flow) SetLanguage(lang string) {
 	f.mu.Lock()
-	f.lang = lang
+	f.p.lang = lang
 	f.mu.Unlock()
 	f.publish(context.Background())
 }
@@ -299,13 +255,7 @@ func (f *flow) SetLanguage(lang string) {
 // Dismiss leaves the done screen for the list, or idle if the token left.
 func (f *flow) Dismiss(ctx context.Context) {
 	f.mu.Lock()
-	if f.state == kiosk.StateDone {
-		if f.reader == "" {
-			f.resetLocked()
-		} else {
-			f.state, f.outcome, f.lastErr = kiosk.StateToken, nil, nil
-		}
-	}
+	f.p.dismiss()
 	f.mu.Unlock()
 	f.publish(ctx)
 }
@@ -313,16 +263,16 @@ func (f *flow) Dismiss(ctx context.Context) {
 // Document returns a document of a job waiting for the present signer.
 func (f *flow) Document(ctx context.Context, jobID string, index int) (string, []byte, error) {
 	f.mu.Lock()
-	signer := f.signer
+	signer := f.p.signer
 	f.mu.Unlock()
-	j, err := f.d.store.Get(ctx, jobID)
+	j, err := f.store.Get(ctx, jobID)
 	if err != nil {
 		return "", nil, err
 	}
 	if signer == "" || j.Signer != signer {
 		return "", nil, fmt.Errorf("job %s is not for the present signer", jobID)
 	}
-	job, err := f.d.storedJob(j)
+	job, err := f.envelopes.open(j)
 	if err != nil {
 		return "", nil, err
 	}
@@ -333,70 +283,52 @@ func (f *flow) Document(ctx context.Context, jobID string, index int) (string, [
 	return doc.MediaType, doc.Content, nil
 }
 
-// claim marks the flow busy for one action by the present signer and
-// returns the token's reader, certificate and signer hash.
-func (f *flow) claim() (reader string, cert *x509.Certificate, signer string, err error) {
+// claim marks the flow busy for one action by the present signer.
+func (f *flow) claim() (claimed, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	switch {
-	case f.busy:
-		return "", nil, "", kiosk.NewUserError(kiosk.CodeCardBusy, errors.New("an action is in flight"), nil)
-	case f.reader == "" || f.cert == nil:
-		return "", nil, "", kiosk.NewUserError(kiosk.CodeNoToken, device.ErrNoToken, nil)
-	case f.problem != nil:
-		return "", nil, "", &kiosk.UserError{Message: *f.problem}
+	return f.p.claim()
+}
+
+// release ends the action in flight; a token that arrived meanwhile is
+// read by the main loop, not on the request that just finished.
+func (f *flow) release() {
+	f.mu.Lock()
+	pending := f.p.release()
+	f.mu.Unlock()
+	f.publish(context.Background())
+	if pending != "" {
+		f.rearrive(pending)
 	}
-	f.busy = true
-	return f.reader, f.cert, f.signer, nil
 }
 
 // Reject ends one job of the present signer with outcome rejected.
 func (f *flow) Reject(ctx context.Context, jobID, reason string) error {
-	_, _, signer, err := f.claim()
+	who, err := f.claim()
 	if err != nil {
 		return err
 	}
 	defer f.release()
-	j, err := f.d.store.Get(ctx, jobID)
-	if err != nil || j.Signer != signer || j.State != queue.Ready {
+	j, err := f.store.Get(ctx, jobID)
+	if err != nil || j.Signer != who.signer || j.State != queue.Ready {
 		return kiosk.NewUserError(kiosk.CodeJobGone, err, nil)
 	}
-	if err := f.d.reject(ctx, j, signer, reason); err != nil {
+	if err := f.complete.finish(ctx, j, queue.Rejected, api.ReasonRejectedBySigner, reason); err != nil {
 		return err
 	}
+	f.log.Info("job rejected", "job", j.ID, "signer", who.signer)
 	f.mu.Lock()
-	f.lastErr, f.notice = nil, nil
+	f.p.rejected()
 	f.mu.Unlock()
 	return nil
 }
 
-func (f *flow) release() {
-	f.mu.Lock()
-	f.busy = false
-	// A token that left mid-batch: the done screen stays, saying what was
-	// signed and that the token must come back, until the next tap.
-	if f.reader == "" && f.state != kiosk.StateDone {
-		f.resetLocked()
-	}
-	pending := f.pending
-	f.pending = ""
-	f.mu.Unlock()
-	f.publish(context.Background())
-	if pending != "" {
-		// Read by the main loop, not on the request that just finished.
-		select {
-		case f.d.rearrive <- pending:
-		default:
-		}
-	}
-}
-
 // selectJobs checks that every id names a job waiting for signer.
 func (f *flow) selectJobs(ctx context.Context, ids []string, signer string) ([]queue.Job, error) {
-	if max := f.d.cfg.Signing.MaxBatch; len(ids) > max {
-		return nil, kiosk.NewUserError(kiosk.CodeBatchTooLarge, nil, map[string]string{"n": strconv.Itoa(max)})
+	if len(ids) > f.maxBatch {
+		return nil, kiosk.NewUserError(kiosk.CodeBatchTooLarge, nil, map[string]string{"n": strconv.Itoa(f.maxBatch)})
 	}
-	ready, err := f.d.readyJobs(ctx, signer)
+	ready, err := f.readyJobs(ctx, signer)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
@@ -412,5 +344,3 @@ func (f *flow) selectJobs(ctx context.Context, ids []string, signer string) ([]q
 	}
 	return out, nil
 }
-
-var _ kiosk.Controller = (*flow)(nil)

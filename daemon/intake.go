@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tekenid/teken/api"
@@ -41,21 +42,58 @@ type docMeta struct {
 	Block *kiosk.Block `json:"block,omitempty"`
 }
 
+// intake is the terminal's side of the wire contract: it verifies what the
+// transport receives, stores it, and answers with receipts and Syncs. It
+// implements transport.TerminalHandler, and runs on the transport's one
+// handler goroutine.
+type intake struct {
+	store    intakeStore
+	verifier *api.Verifier
+	complete *completer
+	metrics  *metrics
+	log      *slog.Logger
+	now      func() time.Time
+	terminal string
+	// jobsChanged tells the flow that a job of signer arrived or ended;
+	// statusChanged, setLastError and resendAll reach the main loop and
+	// the outbox without waiting for them.
+	jobsChanged   func(signer string)
+	statusChanged func()
+	setLastError  func(msg string)
+	resendAll     func()
+}
+
+// intakeStore is the part of the job store intake uses.
+type intakeStore interface {
+	Insert(ctx context.Context, j queue.Job) (queue.Job, bool, error)
+	Get(ctx context.Context, id string) (queue.Job, error)
+	Transition(ctx context.Context, id string, c queue.Change) (queue.Job, error)
+	AppendAudit(ctx context.Context, e queue.AuditEntry) (queue.AuditEntry, error)
+	AckResult(ctx context.Context, id string) (bool, error)
+	ByStateHeads(ctx context.Context, st queue.State, limit int) ([]queue.Job, error)
+	Undelivered(ctx context.Context, after uint64, limit int) ([]queue.Result, error)
+}
+
+var (
+	_ intakeStore               = (*queue.Store)(nil)
+	_ transport.TerminalHandler = (*intake)(nil)
+)
+
 // HandleJob verifies one job envelope and stores it, and only then lets the
 // transport acknowledge it. A refused envelope is recorded in the audit log
 // (never stored as a job) before its receipt goes out.
-func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, error) {
-	now := d.now()
-	rc := api.Receipt{V: api.Version, Terminal: d.cfg.TerminalID, At: now, EnvelopeSHA256: api.EnvelopeSHA256(envelope)}
-	job, kid, err := d.verifier.VerifyJob(envelope)
+func (in *intake) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, error) {
+	now := in.now()
+	rc := api.Receipt{V: api.Version, Terminal: in.terminal, At: now, EnvelopeSHA256: api.EnvelopeSHA256(envelope)}
+	job, kid, err := in.verifier.VerifyJob(envelope)
 	if err != nil {
 		reason := api.Reason(err)
 		rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, reason, err.Error()
 		rc.JobID = peekJobID(envelope)
-		d.metrics.jobsReceived.WithLabelValues("refused", string(reason)).Inc()
-		d.log.Warn("job refused", "job", rc.JobID, "reason", reason, "detail", err.Error(), "envelope_sha256", api.EnvelopeSHA256(envelope))
+		in.metrics.jobsReceived.WithLabelValues("refused", string(reason)).Inc()
+		in.log.Warn("job refused", "job", rc.JobID, "reason", reason, "detail", err.Error(), "envelope_sha256", api.EnvelopeSHA256(envelope))
 		entry := queue.AuditEntry{JobID: rc.JobID, Event: eventRefused, Reason: string(reason)}
-		if _, err := d.store.AppendAudit(ctx, entry); err != nil {
+		if _, err := in.store.AppendAudit(ctx, entry); err != nil {
 			return api.Receipt{}, fmt.Errorf("record refusal: %w", err)
 		}
 		return rc, nil
@@ -64,10 +102,10 @@ func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, e
 	// Each PDF is parsed once, here: what the page and admission need of
 	// it is kept beside the job.
 	insp := inspectJob(job)
-	stored, created, err := d.store.Insert(ctx, d.queueJob(job, kid, envelope, now, insp))
+	stored, created, err := in.store.Insert(ctx, queueJob(job, kid, envelope, now, insp))
 	if errors.Is(err, queue.ErrFull) {
-		d.metrics.jobsReceived.WithLabelValues("refused", string(api.ReasonStoreFull)).Inc()
-		d.setLastError("store full")
+		in.metrics.jobsReceived.WithLabelValues("refused", string(api.ReasonStoreFull)).Inc()
+		in.setLastError("store full")
 		// Not acknowledged: the broker keeps it until there is room.
 		return api.Receipt{}, fmt.Errorf("store job %s: %w", job.JobID, err)
 	}
@@ -75,24 +113,24 @@ func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, e
 		return api.Receipt{}, fmt.Errorf("store job %s: %w", job.JobID, err)
 	}
 	if !created {
-		d.metrics.jobsReceived.WithLabelValues("duplicate", "").Inc()
+		in.metrics.jobsReceived.WithLabelValues("duplicate", "").Inc()
 		rc.Status = api.ReceiptDuplicate
 		if stored.State == queue.Received {
 			// A crash between insert and admission: finish the step now.
-			if err := d.admit(ctx, stored, job, insp.problem); err != nil {
+			if err := in.admit(ctx, stored, job, insp.problem); err != nil {
 				return api.Receipt{}, err
 			}
 		}
 		return rc, nil
 	}
-	d.metrics.jobsReceived.WithLabelValues("accepted", "").Inc()
-	if err := d.admit(ctx, stored, job, insp.problem); err != nil {
+	in.metrics.jobsReceived.WithLabelValues("accepted", "").Inc()
+	if err := in.admit(ctx, stored, job, insp.problem); err != nil {
 		return api.Receipt{}, err
 	}
-	d.log.Info("job stored", "job", job.JobID, "documents", len(job.Documents), "expires", job.ExpiresAt)
+	in.log.Info("job stored", "job", job.JobID, "documents", len(job.Documents), "expires", job.ExpiresAt)
 	rc.Status = api.ReceiptStored
-	d.flow.jobsChanged(job.Signer.CertSHA256)
-	d.statusChanged()
+	in.jobsChanged(job.Signer.CertSHA256)
+	in.statusChanged()
 	return rc, nil
 }
 
@@ -100,12 +138,12 @@ func (d *Daemon) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, e
 // to failed when a document cannot be signed in the format asked (problem)
 // — stored first, so the failure reaches the central side as a Result
 // naming the document, like any other outcome.
-func (d *Daemon) admit(ctx context.Context, stored queue.Job, job *api.Job, problem error) error {
+func (in *intake) admit(ctx context.Context, stored queue.Job, job *api.Job, problem error) error {
 	if problem != nil {
-		d.log.Warn("job cannot be signed", "job", job.JobID, "err", problem)
-		return d.finish(ctx, stored, queue.Failed, api.ReasonBadDocument, problem.Error())
+		in.log.Warn("job cannot be signed", "job", job.JobID, "err", problem)
+		return in.complete.finish(ctx, stored, queue.Failed, api.ReasonBadDocument, problem.Error())
 	}
-	if _, err := d.store.Transition(ctx, job.JobID, queue.Change{To: queue.Ready}); err != nil {
+	if _, err := in.store.Transition(ctx, job.JobID, queue.Change{To: queue.Ready}); err != nil {
 		return fmt.Errorf("ready job %s: %w", job.JobID, err)
 	}
 	return nil
@@ -144,7 +182,7 @@ func inspectJob(job *api.Job) inspection {
 // eventRefused is the audit event of an envelope refused at the door.
 const eventRefused queue.Event = "job.refused"
 
-func (d *Daemon) queueJob(job *api.Job, kid string, envelope []byte, now time.Time, insp inspection) queue.Job {
+func queueJob(job *api.Job, kid string, envelope []byte, now time.Time, insp inspection) queue.Job {
 	meta := jobMeta{
 		Title: job.Title, Number: job.Number, Sender: job.Sender,
 		SignerName: job.Signer.Name, SignerNIP: job.Signer.NIP, KID: kid, IssuedAt: job.IssuedAt,
@@ -182,49 +220,37 @@ func peekJobID(envelope []byte) string {
 	return id
 }
 
-// storedJob re-verifies a stored envelope as it was verified on arrival, so
-// the documents shown and signed are exactly the ones the dispatcher signed.
-func (d *Daemon) storedJob(j queue.Job) (*api.Job, error) {
-	v := *d.verifier
-	v.Now = func() time.Time { return j.ReceivedAt }
-	job, _, err := v.VerifyJob(j.Envelope)
-	if err != nil {
-		return nil, fmt.Errorf("re-verify stored job %s: %w", j.ID, err)
-	}
-	return job, nil
-}
-
 // HandleControl acts on a Cancel or a ResultAck.
-func (d *Daemon) HandleControl(ctx context.Context, envelope []byte) error {
+func (in *intake) HandleControl(ctx context.Context, envelope []byte) error {
 	typ, err := api.ControlType(envelope)
 	if err != nil {
-		d.log.Warn("control message refused", "err", err)
+		in.log.Warn("control message refused", "err", err)
 		return nil
 	}
 	switch typ {
 	case api.TypeCancel:
-		c, err := d.verifier.VerifyCancel(envelope)
+		c, err := in.verifier.VerifyCancel(envelope)
 		if err != nil {
-			d.log.Warn("cancel refused", "reason", api.Reason(err), "detail", err.Error())
+			in.log.Warn("cancel refused", "reason", api.Reason(err), "detail", err.Error())
 			return nil
 		}
-		return d.cancel(ctx, c)
+		return in.cancel(ctx, c)
 	case api.TypeResultAck:
-		a, err := d.verifier.VerifyResultAck(envelope)
+		a, err := in.verifier.VerifyResultAck(envelope)
 		if err != nil {
-			d.log.Warn("result acknowledgement refused", "reason", api.Reason(err), "detail", err.Error())
+			in.log.Warn("result acknowledgement refused", "reason", api.Reason(err), "detail", err.Error())
 			return nil
 		}
-		return d.resultAcked(ctx, a.JobID)
+		return in.resultAcked(ctx, a.JobID)
 	}
-	d.log.Warn("control message of unknown type", "typ", typ)
+	in.log.Warn("control message of unknown type", "typ", typ)
 	return nil
 }
 
-func (d *Daemon) cancel(ctx context.Context, c *api.Cancel) error {
-	j, err := d.store.Get(ctx, c.JobID)
+func (in *intake) cancel(ctx context.Context, c *api.Cancel) error {
+	j, err := in.store.Get(ctx, c.JobID)
 	if errors.Is(err, queue.ErrNotFound) {
-		d.log.Info("cancel for an unknown job", "job", c.JobID)
+		in.log.Info("cancel for an unknown job", "job", c.JobID)
 		return nil
 	}
 	if err != nil {
@@ -232,34 +258,34 @@ func (d *Daemon) cancel(ctx context.Context, c *api.Cancel) error {
 	}
 	if j.State != queue.Ready && j.State != queue.Received {
 		// Signing or done already: the job's own outcome stands.
-		d.log.Info("cancel too late", "job", c.JobID, "state", j.State.String())
+		in.log.Info("cancel too late", "job", c.JobID, "state", j.State.String())
 		return nil
 	}
-	if err := d.finish(ctx, j, queue.Cancelled, api.ReasonCancelled, c.Reason); err != nil {
+	if err := in.complete.finish(ctx, j, queue.Cancelled, api.ReasonCancelled, c.Reason); err != nil {
 		return fmt.Errorf("cancel %s: %w", c.JobID, err)
 	}
-	d.flow.jobsChanged(j.Signer)
+	in.jobsChanged(j.Signer)
 	return nil
 }
 
-func (d *Daemon) resultAcked(ctx context.Context, jobID string) error {
-	_, err := d.store.AckResult(ctx, jobID)
+func (in *intake) resultAcked(ctx context.Context, jobID string) error {
+	_, err := in.store.AckResult(ctx, jobID)
 	switch {
 	case errors.Is(err, queue.ErrNotFound), errors.Is(err, queue.ErrNoResult):
 		return nil // pruned long ago, never ours, or not done yet
 	case err != nil:
 		return fmt.Errorf("result ack %s: %w", jobID, err)
 	}
-	d.metrics.lastDelivery.SetToCurrentTime()
-	d.statusChanged()
+	in.metrics.lastDelivery.SetToCurrentTime()
+	in.statusChanged()
 	return nil
 }
 
 // SyncState lists what the terminal holds, published after every connect.
-func (d *Daemon) SyncState(ctx context.Context) (api.Sync, error) {
-	s := api.Sync{V: 1, Terminal: d.cfg.TerminalID, At: d.now(), JobsWaiting: []string{}, ResultsUndelivered: []string{}}
+func (in *intake) SyncState(ctx context.Context) (api.Sync, error) {
+	s := api.Sync{V: 1, Terminal: in.terminal, At: in.now(), JobsWaiting: []string{}, ResultsUndelivered: []string{}}
 	for _, st := range []queue.State{queue.Received, queue.Ready, queue.Signing} {
-		jobs, err := d.store.ByStateHeads(ctx, st, 0)
+		jobs, err := in.store.ByStateHeads(ctx, st, 0)
 		if err != nil {
 			return api.Sync{}, fmt.Errorf("sync: %w", err)
 		}
@@ -268,7 +294,7 @@ func (d *Daemon) SyncState(ctx context.Context) (api.Sync, error) {
 		}
 	}
 	for after := uint64(0); ; {
-		results, err := d.store.Undelivered(ctx, after, 500)
+		results, err := in.store.Undelivered(ctx, after, 500)
 		if err != nil {
 			return api.Sync{}, fmt.Errorf("sync: %w", err)
 		}
@@ -283,10 +309,8 @@ func (d *Daemon) SyncState(ctx context.Context) (api.Sync, error) {
 }
 
 // Connected re-sends, after every connect, each result not yet acknowledged.
-func (d *Daemon) Connected(ctx context.Context) {
-	d.metrics.reconnects.Inc()
-	d.outbox.resendAll()
-	d.statusChanged()
+func (in *intake) Connected(ctx context.Context) {
+	in.metrics.reconnects.Inc()
+	in.resendAll()
+	in.statusChanged()
 }
-
-var _ transport.TerminalHandler = (*Daemon)(nil)

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tekenid/teken/api"
@@ -15,10 +16,19 @@ import (
 	"github.com/tekenid/teken/signature/pades"
 )
 
+// docSigner turns a document and a card session into a signed document in
+// the format the job asks for, with the engines of signature/.
+type docSigner struct {
+	metrics  *metrics
+	log      *slog.Logger
+	location *time.Location // of dates in visible signature blocks
+	tsa      *pades.TSAOptions
+}
+
 // signDocument signs one document in its requested format and checks the
 // signature against the certificate before it is kept: a card that signs
 // with another key than its certificate names must never yield a result.
-func (d *Daemon) signDocument(ctx context.Context, s *device.Session, cert *x509.Certificate, doc api.Document, now time.Time) (api.SignedDocument, error) {
+func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certificate, doc api.Document, now time.Time) (api.SignedDocument, error) {
 	m := d.metrics
 	signerStart := time.Now()
 	card, err := s.Signer(device.SlotSignature)
@@ -99,12 +109,8 @@ func documentDigest(doc api.Document, h crypto.Hash) ([]byte, error) {
 
 // padesOptions asks for the job's visible block, dated in the terminal's
 // time zone, and a timestamp when a TSA is configured.
-func (d *Daemon) padesOptions(doc api.Document, h crypto.Hash, now time.Time) pades.Options {
-	opts := pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc)}
-	if d.cfg.Signing.TSAURL != "" {
-		opts.TSA = &pades.TSAOptions{URL: d.cfg.Signing.TSAURL, Timeout: time.Duration(d.cfg.Signing.TSATimeout)}
-	}
-	return opts
+func (d *docSigner) padesOptions(doc api.Document, h crypto.Hash, now time.Time) pades.Options {
+	return pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc), TSA: d.tsa}
 }
 
 // appearance is the visible block a pades document asks for, or nil.

@@ -1,0 +1,181 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/device"
+	"github.com/tekenid/teken/internal/version"
+	"github.com/tekenid/teken/queue"
+	"github.com/tekenid/teken/transport"
+)
+
+// mainLoop turns token events into page states, publishes the status, and
+// pets the systemd watchdog only after the store has answered.
+func (d *Daemon) mainLoop(ctx context.Context) error {
+	period := watchdogPeriod()
+	var watchdog <-chan time.Time
+	if period > 0 {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	minInterval := time.Duration(d.cfg.Status.MinInterval)
+	statusTick := time.NewTicker(minInterval)
+	defer statusTick.Stop()
+	pending := true
+	var lastStatus string
+	events := d.tokens.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("token events ended")
+			}
+			d.flow.presence(ctx, ev)
+		case reader := <-d.rearrive:
+			d.flow.presence(ctx, device.Event{Kind: device.Arrived, Reader: reader, At: d.now()})
+		case <-d.statusKick:
+			pending = true
+		case <-statusTick.C:
+			// A part can fail without any event (pcscd dies, the disk
+			// fills): the status is recomputed every tick and published
+			// when anything in it changed.
+			lastStatus = d.publishStatus(ctx, lastStatus, pending)
+			pending = false
+		case <-watchdog:
+			sctx, cancel := context.WithTimeout(ctx, period)
+			_, err := d.store.Stats(sctx)
+			cancel()
+			if err != nil {
+				d.log.Error("store does not answer; not petting the watchdog", "err", err)
+				continue
+			}
+			d.notify.Watchdog()
+		}
+	}
+}
+
+// tokenBack hands the main loop a token that arrived while the flow was
+// busy, to be read now; a newer one replaces none already waiting.
+func (d *Daemon) tokenBack(reader string) {
+	select {
+	case d.rearrive <- reader:
+	default:
+	}
+}
+
+// statusChanged asks the main loop to publish the status at its next tick.
+func (d *Daemon) statusChanged() {
+	select {
+	case d.statusKick <- struct{}{}:
+	default:
+	}
+}
+
+// publishStatus tells systemd and the broker what the terminal is doing,
+// when it changed since last (or force), and returns what it said.
+func (d *Daemon) publishStatus(ctx context.Context, last string, force bool) string {
+	st := d.status()
+	line := statusLine(st)
+	if line == last && !force {
+		return last
+	}
+	if line != last {
+		d.notify.Status(line)
+	}
+	if t := d.term.Load(); t != nil && t.Connected() {
+		if err := t.PublishStatus(ctx, st); err != nil {
+			d.log.Warn("publish status", "err", err)
+		}
+	}
+	return line
+}
+
+// status is the terminal's health for the retained status message: the
+// same facts as /readyz and the metrics. LastError names a part that is
+// down now, else the last error seen.
+func (d *Daemon) status() api.Status {
+	st := api.Status{V: api.Version, Terminal: d.cfg.TerminalID, Version: version.String(), Since: d.now()}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if s, err := d.store.Stats(ctx); err == nil {
+		st.JobsWaiting = s.Jobs[queue.Ready] + s.Jobs[queue.Received] + s.Jobs[queue.Signing]
+		st.ResultsUndelivered = s.Undelivered
+	}
+	st.TokenPresent, _, _ = d.flow.tokenFacts()
+	if e := d.lastErr.Load(); e != nil {
+		st.LastError = *e
+	}
+	for _, p := range d.readiness(ctx) {
+		// The broker's own state travels as online/offline.
+		if !strings.HasPrefix(p, "broker:") {
+			st.LastError = p
+			break
+		}
+	}
+	return st
+}
+
+func statusLine(st api.Status) string {
+	token := "no token"
+	if st.TokenPresent {
+		token = "token present"
+	}
+	line := fmt.Sprintf("%d letters waiting, %d results undelivered, %s", st.JobsWaiting, st.ResultsUndelivered, token)
+	if st.LastError != "" {
+		line += "; " + st.LastError
+	}
+	return line
+}
+
+func (d *Daemon) statusLine() string { return statusLine(d.status()) }
+
+func (d *Daemon) setLastError(msg string) {
+	d.lastErr.Store(&msg)
+	d.statusChanged()
+}
+
+func (d *Daemon) publisher() resultPublisher {
+	if t := d.term.Load(); t != nil {
+		return t
+	}
+	return nil
+}
+
+func (d *Daemon) openTerminal() (*transport.Terminal, error) {
+	b := d.cfg.Broker
+	conn := transport.Connection{
+		Brokers: b.URLs, ClientID: d.cfg.ClientID(), Username: b.Username,
+		MaxReconnectInterval: time.Duration(b.MaxReconnectInterval), Logger: d.log,
+	}
+	if b.PasswordFile != "" {
+		pw, err := os.ReadFile(b.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker password: %w", err)
+		}
+		conn.Password = strings.TrimSpace(string(pw))
+	}
+	if b.CAFile != "" {
+		tc, err := transport.TLSConfig(b.CAFile, b.CertFile, b.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker TLS: %w", err)
+		}
+		conn.TLS = tc
+	}
+	t, err := transport.OpenTerminal(transport.TerminalConfig{
+		Connection: conn, Root: b.TopicRoot, TerminalID: d.cfg.TerminalID,
+		Handler: d.intake, Status: d.status,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return t, nil
+}

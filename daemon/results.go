@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/queue"
+)
+
+// ending is how one job ends: everything its Result says besides what the
+// job itself names. Signed endings carry the certificate and the signed
+// documents; the others a reason, and the official's or the dispatcher's
+// words as detail.
+type ending struct {
+	outcome    queue.Outcome
+	reason     api.ReasonCode
+	detail     string
+	signerCert []byte
+	documents  []api.SignedDocument
+}
+
+// results builds the Result of every ending — signed, rejected, expired,
+// cancelled, failed — in one place, and encodes it once: the bytes it
+// returns are what the store keeps and what the outbox publishes, every
+// time.
+type results struct {
+	terminal string
+	now      func() time.Time
+}
+
+// encode builds and encodes the Result of job j ending with e. The kid
+// comes from what intake kept beside the job, so the envelope is never
+// parsed again for it.
+func (r results) encode(j queue.Job, e ending) ([]byte, error) {
+	res := &api.Result{
+		V: api.Version, JobID: j.ID, Terminal: r.terminal, KID: storedKID(j),
+		Outcome: apiOutcome(e.outcome), Reason: e.reason, Detail: e.detail, CompletedAt: r.now(),
+		SignerCert: e.signerCert, Documents: e.documents,
+	}
+	b, err := api.Encode(res)
+	if err != nil {
+		return nil, fmt.Errorf("encode result %s: %w", j.ID, err)
+	}
+	return b, nil
+}
+
+// storedKID is the dispatcher key id intake recorded for a job.
+func storedKID(j queue.Job) string {
+	var m struct {
+		KID string `json:"kid"`
+	}
+	_ = json.Unmarshal(j.Meta, &m) // written by intake; an empty kid is the worst case
+	return m.KID
+}
+
+func apiOutcome(o queue.Outcome) api.Outcome {
+	switch o {
+	case queue.Signed:
+		return api.OutcomeSigned
+	case queue.Rejected:
+		return api.OutcomeRejected
+	case queue.Expired:
+		return api.OutcomeExpired
+	case queue.Cancelled:
+		return api.OutcomeCancelled
+	}
+	return api.OutcomeFailed
+}
+
+// completer ends jobs: the Result is written in the same transaction that
+// marks the job done, then the outbox and the status learn of it. Every
+// path that ends a job — signing, rejection, cancellation, a document that
+// cannot be signed — goes through complete; the sweeper's expiries go
+// through expiryPayload.
+type completer struct {
+	store   completionStore
+	results results
+	metrics *metrics
+	log     *slog.Logger
+	// resultStored tells the outbox a new result waits; statusChanged
+	// asks the main loop to publish the status.
+	resultStored, statusChanged func()
+}
+
+// completionStore is the part of the store that ends jobs.
+type completionStore interface {
+	Transition(ctx context.Context, id string, c queue.Change) (queue.Job, error)
+}
+
+var _ completionStore = (*queue.Store)(nil)
+
+// complete ends job j with e. reason is what the audit log records.
+func (c *completer) complete(ctx context.Context, j queue.Job, e ending, auditReason string) error {
+	payload, err := c.results.encode(j, e)
+	if err != nil {
+		return err
+	}
+	if _, err := c.store.Transition(ctx, j.ID, queue.Change{To: queue.Done, Outcome: e.outcome, Reason: auditReason, Payload: payload}); err != nil {
+		return fmt.Errorf("complete %s: %w", j.ID, err)
+	}
+	c.metrics.jobsCompleted.WithLabelValues(e.outcome.String()).Inc()
+	c.resultStored()
+	c.statusChanged()
+	return nil
+}
+
+// finish ends a job that was not signed, with reason and detail in its
+// Result; the audit log records both.
+func (c *completer) finish(ctx context.Context, j queue.Job, outcome queue.Outcome, reason api.ReasonCode, detail string) error {
+	why := string(reason)
+	if detail != "" {
+		// The official's own words go into the audit log too.
+		why += ": " + detail
+	}
+	return c.complete(ctx, j, ending{outcome: outcome, reason: reason, detail: detail}, why)
+}
+
+// expiryPayload is the Result of a job the store's sweeper expires, written
+// in the sweeper's own transaction (queue.Options.ExpiryPayload).
+func (c *completer) expiryPayload(j queue.Job) []byte {
+	b, err := c.results.encode(j, ending{outcome: queue.Expired, reason: api.ReasonExpired})
+	if err != nil {
+		// Cannot happen: an expiry carries nothing that can be invalid.
+		c.log.Error("encode expiry result", "job", j.ID, "err", err)
+	}
+	c.resultStored()
+	return b
+}

@@ -1,0 +1,106 @@
+package daemon
+
+import (
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/queue"
+)
+
+// trust is what the terminal believes: the dispatcher keys its jobs must be
+// signed with, and the CAs its officials' certificates must chain to.
+type trust struct {
+	verifier    *api.Verifier
+	signerRoots *x509.CertPool // nil: any CA
+}
+
+// loadTrust reads the dispatcher keys and the signer CAs.
+func loadTrust(cfg Config, now func() time.Time) (trust, error) {
+	var keys []crypto.PublicKey
+	for _, f := range cfg.Dispatcher.KeyFiles {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return trust{}, fmt.Errorf("dispatcher.key_files: %w", err)
+		}
+		pubs, err := api.ParsePublicKeysPEM(raw)
+		if err != nil {
+			return trust{}, fmt.Errorf("dispatcher.key_files: %s: %w", f, err)
+		}
+		keys = append(keys, pubs...)
+	}
+	set, err := api.KeySet(keys...)
+	if err != nil {
+		return trust{}, fmt.Errorf("dispatcher.key_files: %w", err)
+	}
+	t := trust{verifier: &api.Verifier{
+		Keys: set, Terminal: cfg.TerminalID, Now: now,
+		Skew: time.Duration(cfg.Dispatcher.ClockSkew), MaxContentBytes: cfg.Dispatcher.MaxJobBytes,
+		AllowHashOnly: cfg.Dispatcher.AllowHashOnly,
+	}}
+	if len(cfg.Signing.SignerCAFiles) > 0 {
+		t.signerRoots = x509.NewCertPool()
+		for _, f := range cfg.Signing.SignerCAFiles {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				return trust{}, fmt.Errorf("signing.signer_ca_files: %w", err)
+			}
+			if !t.signerRoots.AppendCertsFromPEM(raw) {
+				return trust{}, fmt.Errorf("signing.signer_ca_files: %s holds no PEM certificate", f)
+			}
+		}
+	}
+	return t, nil
+}
+
+// envelopes opens stored jobs: the stored envelope is verified again as it
+// was verified on arrival, so the documents shown and signed are exactly
+// the ones the dispatcher signed, whatever happened to the file since.
+type envelopes struct{ verifier *api.Verifier }
+
+func (e envelopes) open(j queue.Job) (*api.Job, error) {
+	v := *e.verifier
+	v.Now = func() time.Time { return j.ReceivedAt }
+	job, _, err := v.VerifyJob(j.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("re-verify stored job %s: %w", j.ID, err)
+	}
+	return job, nil
+}
+
+// certPolicy decides whether an official's certificate may sign now.
+type certPolicy struct {
+	roots *x509.CertPool // nil: any CA
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// check says why a signer certificate cannot sign now, or nil.
+func (p certPolicy) check(cert *x509.Certificate) *kiosk.Message {
+	now := p.now()
+	date := func(t time.Time) map[string]string { return map[string]string{"date": t.Format("2006-01-02")} }
+	switch {
+	case now.After(cert.NotAfter):
+		return &kiosk.Message{Code: kiosk.CodeCertExpired, Params: date(cert.NotAfter)}
+	case now.Before(cert.NotBefore):
+		return &kiosk.Message{Code: kiosk.CodeCertNotYetValid, Params: date(cert.NotBefore)}
+	case cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0:
+		return &kiosk.Message{Code: kiosk.CodeCertUsage}
+	}
+	if p.roots != nil {
+		_, err := cert.Verify(x509.VerifyOptions{
+			Roots: p.roots, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		})
+		if err != nil {
+			p.log.Info("signer certificate not trusted", "err", err)
+			return &kiosk.Message{Code: kiosk.CodeCertUntrusted}
+		}
+	}
+	return nil
+}
