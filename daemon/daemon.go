@@ -60,7 +60,8 @@ type Daemon struct {
 	kioskSrv, metrSrv  *http.Server
 
 	statusKick chan struct{}
-	rearrive   chan string // a token that arrived while the flow was busy
+	statusOut  latestStatus // from the main loop to sendStatus
+	rearrive   chan string  // a token that arrived while the flow was busy
 	lastErr    atomic.Pointer[string]
 
 	closers   []func(context.Context) error // in the order opened
@@ -94,7 +95,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, metrics: newMetrics(),
-		batches: newBatches(), statusKick: make(chan struct{}, 1), rearrive: make(chan string, 1)}
+		batches: newBatches(), statusKick: make(chan struct{}, 1), statusOut: newLatestStatus(), rearrive: make(chan string, 1)}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -238,6 +239,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return d.outbox.run(gctx) })
 	g.Go(func() error { return d.mainLoop(gctx) })
+	g.Go(func() error { return d.sendStatus(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		d.stop()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
 )
@@ -60,5 +61,35 @@ func TestHealthFollowsPCSCD(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A broker that hangs (SIGSTOP: its sockets stay open, nothing is
+// answered) must not freeze the main loop, which turns taps into pages and
+// pets the watchdog: the retained status waits for its PUBACK elsewhere.
+func TestHungBrokerDoesNotStopTheMainLoop(t *testing.T) {
+	tm := tekentest.Start(t, nil)
+	ca := tekentest.NewSignerCA(t)
+	siti := ca.NewOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 3001)
+	k := tm.Kiosk()
+	k.Await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
+	if err := tm.Broker.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tm.Broker.Thaw() })
+	ctx := context.Background()
+	// Each tap and removal changes the status, which goes out on the next
+	// status tick (1 s in tests); a tap and a removal take pcscd about
+	// 0.6 s to see, so eight of them span several ticks. With the publish
+	// on the main loop, the first tap after a tick is never read.
+	for i := range 8 {
+		if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
+			t.Fatal(err)
+		}
+		k.Await(fmt.Sprintf("the token, tap %d", i+1), func(v kiosk.View) bool { return v.State == kiosk.StateToken })
+		if err := siti.Card.Remove(); err != nil {
+			t.Fatal(err)
+		}
+		k.Await(fmt.Sprintf("idle, removal %d", i+1), func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
 	}
 }

@@ -48,7 +48,7 @@ func (d *Daemon) mainLoop(ctx context.Context) error {
 			// A part can fail without any event (pcscd dies, the disk
 			// fills): the status is recomputed every tick and published
 			// when anything in it changed.
-			lastStatus = d.publishStatus(ctx, lastStatus, pending)
+			lastStatus = d.publishStatus(lastStatus, pending)
 			pending = false
 		case <-watchdog:
 			sctx, cancel := context.WithTimeout(ctx, period)
@@ -80,9 +80,11 @@ func (d *Daemon) statusChanged() {
 	}
 }
 
-// publishStatus tells systemd and the broker what the terminal is doing,
-// when it changed since last (or force), and returns what it said.
-func (d *Daemon) publishStatus(ctx context.Context, last string, force bool) string {
+// publishStatus tells systemd what the terminal is doing and hands the
+// status to sendStatus, when it changed since last (or force), and returns
+// what it said. It never waits on the broker: the main loop must go on
+// reading taps and petting the watchdog while the broker hangs.
+func (d *Daemon) publishStatus(last string, force bool) string {
 	st := d.status()
 	line := statusLine(st)
 	if line == last && !force {
@@ -91,12 +93,55 @@ func (d *Daemon) publishStatus(ctx context.Context, last string, force bool) str
 	if line != last {
 		d.notify.Status(line)
 	}
-	if t := d.term.Load(); t != nil && t.Connected() {
-		if err := t.PublishStatus(ctx, st); err != nil {
-			d.log.Warn("publish status", "err", err)
+	d.statusOut.offer(st)
+	return line
+}
+
+// statusTimeout bounds the wait for the broker's PUBACK of one status.
+const statusTimeout = 10 * time.Second
+
+// sendStatus publishes, retained, each status the main loop hands over,
+// until ctx ends. A broker that hangs holds up only this goroutine, for at
+// most statusTimeout per status; a newer status replaces one still
+// waiting, so what goes out next is always the newest.
+func (d *Daemon) sendStatus(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case st := <-d.statusOut.ch:
+			t := d.term.Load()
+			if t == nil || !t.Connected() {
+				continue // the Sync and status after the next connect tell it all
+			}
+			pctx, cancel := context.WithTimeout(ctx, statusTimeout)
+			err := t.PublishStatus(pctx, st)
+			cancel()
+			if err != nil {
+				d.log.Warn("publish status", "err", err)
+			}
 		}
 	}
-	return line
+}
+
+// latestStatus holds the newest status not yet sent.
+type latestStatus struct{ ch chan api.Status }
+
+func newLatestStatus() latestStatus { return latestStatus{ch: make(chan api.Status, 1)} }
+
+// offer puts st in place of any status still waiting; it never blocks.
+func (l latestStatus) offer(st api.Status) {
+	for {
+		select {
+		case l.ch <- st:
+			return
+		default:
+		}
+		select {
+		case <-l.ch:
+		default:
+		}
+	}
 }
 
 // status is the terminal's health for the retained status message: the

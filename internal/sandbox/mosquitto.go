@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -127,6 +129,23 @@ func (m *Mosquitto) Stop() {
 	if p != nil {
 		p.stop(5 * time.Second)
 	}
+}
+
+// Freeze stops the broker process (SIGSTOP) without closing its sockets:
+// connections stay open and nothing is answered, as with a broker that
+// hangs. Thaw lets it run again.
+func (m *Mosquitto) Freeze() error { return m.signal(syscall.SIGSTOP) }
+
+// Thaw undoes Freeze.
+func (m *Mosquitto) Thaw() error { return m.signal(syscall.SIGCONT) }
+
+func (m *Mosquitto) signal(sig syscall.Signal) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.p == nil {
+		return errors.New("mosquitto is not running")
+	}
+	return m.p.cmd.Process.Signal(sig)
 }
 
 // Restart stops the broker and starts it again on the same port.
