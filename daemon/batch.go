@@ -131,9 +131,7 @@ func (f *flow) signJob(ctx context.Context, b *batch, head queue.Job) error {
 			return err
 		}
 		b.signatures++
-		cardStart := time.Now()
 		sd, err := f.signer.signDocument(ctx, b.card, b.cert, doc, f.now())
-		f.metrics.cardSign.Observe(time.Since(cardStart).Seconds())
 		if err != nil {
 			f.abandon(j.ID, err)
 			return err

@@ -83,13 +83,19 @@ func newMetrics() *metrics {
 // tokenTime adds the time since start to the token-busy counter.
 func (m *metrics) tokenTime(start time.Time) { m.tokenBusy.Add(time.Since(start).Seconds()) }
 
-// timedSigner counts the time a token spends on each signature.
+// timedSigner counts the time a token spends on each signature, in the
+// token-busy counter and in spent.
 type timedSigner struct {
 	crypto.Signer
-	m *metrics
+	m     *metrics
+	spent *time.Duration
 }
 
 func (s timedSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	defer s.m.tokenTime(time.Now())
+	start := time.Now()
+	defer func() {
+		*s.spent += time.Since(start)
+		s.m.tokenTime(start)
+	}()
 	return s.Signer.Sign(r, digest, opts)
 }

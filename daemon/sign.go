@@ -28,15 +28,23 @@ type docSigner struct {
 // signDocument signs one document in its requested format and checks the
 // signature against the certificate before it is kept: a card that signs
 // with another key than its certificate names must never yield a result.
+//
+// teken_card_sign_seconds observes the time the token spent on the
+// document — reading the slot's key and making the signature — and not the
+// rest (hashing, building the CMS or PDF, checking, a timestamp authority),
+// so a slow token or reader shows there and a slow TSA does not.
 func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certificate, doc api.Document, now time.Time) (api.SignedDocument, error) {
 	m := d.metrics
+	var onCard time.Duration
+	defer func() { m.cardSign.Observe(onCard.Seconds()) }()
 	signerStart := time.Now()
 	card, err := s.Signer(device.SlotSignature)
+	onCard += time.Since(signerStart)
 	m.tokenTime(signerStart) // reads the slot's public key from the card
 	if err != nil {
 		return api.SignedDocument{}, err
 	}
-	signer := timedSigner{Signer: card, m: m}
+	signer := timedSigner{Signer: card, m: m, spent: &onCard}
 	h, err := cms.DefaultHash(cert.PublicKey)
 	if err != nil {
 		return api.SignedDocument{}, fmt.Errorf("document %s: %w", doc.ID, err)
