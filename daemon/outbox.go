@@ -15,9 +15,9 @@ const resendAfter = 5 * time.Minute
 
 // outbox publishes the store's undelivered results in sequence order. The
 // store is the source of truth: a result is done only when its ResultAck
-// arrives (see Daemon.resultAcked), never on PUBACK.
+// arrives (see intake.resultAcked), never on PUBACK.
 type outbox struct {
-	store *queue.Store
+	store outboxStore
 	term  func() resultPublisher
 	log   *slog.Logger
 	kick  chan struct{}
@@ -30,7 +30,14 @@ type resultPublisher interface {
 	Connected() bool
 }
 
-func newOutbox(store *queue.Store, term func() resultPublisher, log *slog.Logger) *outbox {
+// outboxStore is the part of the store the outbox reads.
+type outboxStore interface {
+	Undelivered(ctx context.Context, after uint64, limit int) ([]queue.Result, error)
+}
+
+var _ outboxStore = (*queue.Store)(nil)
+
+func newOutbox(store outboxStore, term func() resultPublisher, log *slog.Logger) *outbox {
 	return &outbox{store: store, term: term, log: log, kick: make(chan struct{}, 1), reset: make(chan struct{}, 1)}
 }
 

@@ -20,7 +20,7 @@ import (
 // a store: each case is a sequence of steps and what the official must see
 // after it.
 func TestPageStateMachine(t *testing.T) {
-	cert := testCert(t)
+	cert, _ := testCert(t)
 	info := device.Info{Serial: 1, SignCert: cert, PINRetries: 3}
 	const r1, r2 = "Reader 0", "Reader 1"
 
@@ -211,16 +211,17 @@ func TestPageStateMachine(t *testing.T) {
 
 type step = func(t *testing.T, p *page)
 
-func testCert(t *testing.T) *x509.Certificate {
+// testCert makes an official's certificate and its key, as on a token.
+func testCert(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
+		SerialNumber: big.NewInt(3001),
 		Subject:      pkix.Name{CommonName: "Siti Rahmawati", SerialNumber: "198703152010012003"},
-		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -231,5 +232,5 @@ func testCert(t *testing.T) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cert
+	return cert, key
 }

@@ -78,19 +78,8 @@ type Block struct {
 // kiosk can overlay it on a preview; the terminal keeps that beside the
 // job instead of parsing again.
 func Inspect(pdf []byte, a *Appearance) (*Inspection, error) {
-	d, err := parse(pdf)
+	_, pages, _, _, err := open(pdf)
 	if err != nil {
-		return nil, err
-	}
-	pages, err := d.pages()
-	if err != nil {
-		return nil, err
-	}
-	_, cat, err := d.catalog()
-	if err != nil {
-		return nil, err
-	}
-	if err := d.checkLocked(cat); err != nil {
 		return nil, err
 	}
 	in := &Inspection{Pages: len(pages)}
@@ -102,6 +91,24 @@ func Inspect(pdf []byte, a *Appearance) (*Inspection, error) {
 		in.Block = &Block{Page: n, Rect: blockRect(pg, *a)}
 	}
 	return in, nil
+}
+
+// open parses a PDF that is to take a signature: its pages, its catalog,
+// and the check that its certification allows one.
+func open(pdf []byte) (d *document, pages []page, rootRef ref, cat dict, err error) {
+	if d, err = parse(pdf); err != nil {
+		return nil, nil, ref{}, nil, err
+	}
+	if pages, err = d.pages(); err != nil {
+		return nil, nil, ref{}, nil, err
+	}
+	if rootRef, cat, err = d.catalog(); err != nil {
+		return nil, nil, ref{}, nil, err
+	}
+	if err := d.checkLocked(cat); err != nil {
+		return nil, nil, ref{}, nil, err
+	}
+	return d, pages, rootRef, cat, nil
 }
 
 // checkLocked refuses a certified document whose DocMDP permission is 1
@@ -157,19 +164,8 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 			return nil, fmt.Errorf("pades: %w", err)
 		}
 	}
-	d, err := parse(pdf)
+	d, pages, rootRef, cat, err := open(pdf)
 	if err != nil {
-		return nil, err
-	}
-	pages, err := d.pages()
-	if err != nil {
-		return nil, err
-	}
-	rootRef, cat, err := d.catalog()
-	if err != nil {
-		return nil, err
-	}
-	if err := d.checkLocked(cat); err != nil {
 		return nil, err
 	}
 	when := opts.Time
