@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Message is any v1 message: it can check its own fields.
@@ -82,7 +83,7 @@ func decodeAs[T any, P interface {
 
 // decode is the one path from untrusted JSON to a message: size first, then
 // the key check, then "v" (so a future version is named as such rather than
-// as malformed), then the fields, then Validate. Unknown fields are refused
+// as malformed), then the Unicode check, then the fields, then Validate. Unknown fields are refused
 // when strict (signed payloads: a terminal never ignores an instruction) and
 // ignored otherwise (messages from terminals, which may be newer).
 func decode(raw []byte, limit int, strict bool, m Message) error {
@@ -111,6 +112,9 @@ func decodeJSON(raw []byte, limit int, strict bool, m any) error {
 		return refuse(ReasonMalformed, "v is required")
 	}
 	if err := checkVersion(*probe.V); err != nil {
+		return err
+	}
+	if err := checkUnicode(raw); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -204,4 +208,56 @@ func walkValue(dec *json.Decoder, depth int) error {
 		return nil
 	}
 	return refuse(ReasonMalformed, "unexpected %v", d)
+}
+
+// checkUnicode refuses a JSON text that is not valid UTF-8, or that escapes
+// one half of a surrogate pair without the other ("\ud800"). encoding/json
+// would quietly turn either into U+FFFD, so the text checks would pass on
+// something other than what was sent, and a parser in another language would
+// read yet another string (Python keeps the lone surrogate). A backslash
+// occurs only inside strings in the JSON text that checkKeys has parsed, so
+// the escapes can be found without tracking strings.
+func checkUnicode(raw []byte) error {
+	if !utf8.Valid(raw) {
+		return refuse(ReasonMalformed, "not valid UTF-8")
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // raw[i] is the escaped character: u, or one skipped with the backslash
+		v, ok := unicodeEscape(raw[i:])
+		if !ok || v < 0xD800 || v > 0xDFFF {
+			continue
+		}
+		if v < 0xDC00 && len(raw) > i+5 && raw[i+5] == '\\' {
+			if w, ok := unicodeEscape(raw[i+6:]); ok && w >= 0xDC00 && w <= 0xDFFF {
+				i += 10 // past the second escape's last digit
+				continue
+			}
+		}
+		return refuse(ReasonMalformed, "a string escapes half a surrogate pair, \\u%04x", v)
+	}
+	return nil
+}
+
+// unicodeEscape reads the uXXXX of a \uXXXX escape at the start of b.
+func unicodeEscape(b []byte) (rune, bool) {
+	if len(b) < 5 || b[0] != 'u' {
+		return 0, false
+	}
+	var v rune
+	for _, c := range b[1:5] {
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			v = v<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			v = v<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
 }

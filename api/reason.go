@@ -44,7 +44,9 @@ const (
 )
 
 // RefusalError is returned by the Verify and Decode functions when bytes
-// from the wire are refused. Reason goes into the Receipt.
+// from the wire are refused. Reason goes into the Receipt, and so can Detail:
+// it always passes the detail rules (see SanitizeDetail). Error() adds a
+// prefix and may be longer than MaxDetailLen.
 type RefusalError struct {
 	Reason ReasonCode
 	Detail string
@@ -65,9 +67,11 @@ func (e *RefusalError) Is(target error) bool {
 	return ok && t.Reason == e.Reason && t.Detail == ""
 }
 
-// refuse builds a *RefusalError with a formatted detail.
+// refuse builds a *RefusalError with a formatted detail. The detail is
+// sanitised (SanitizeDetail), since it may quote the refused bytes: it always
+// fits a Receipt's detail.
 func refuse(reason ReasonCode, format string, args ...any) *RefusalError {
-	return &RefusalError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+	return &RefusalError{Reason: reason, Detail: SanitizeDetail(fmt.Sprintf(format, args...))}
 }
 
 // Reason returns the ReasonCode of a refusal anywhere in err's chain, or

@@ -168,16 +168,21 @@ func compareType(t *testing.T, root, p schemaNode, typ reflect.Type, path string
 }
 
 // validateScript validates each (schema, instance) pair named on stdin with
-// Draft202012Validator and prints one verdict per line.
+// Draft202012Validator and prints one verdict per line. Files are read as
+// UTF-8 whatever the locale, and each schema is checked and compiled once.
 const validateScript = `
 import json, sys
 from jsonschema import Draft202012Validator, FormatChecker
+validators = {}
 for line in sys.stdin:
     schema_path, instance_path = line.split()
-    schema = json.load(open(schema_path))
-    Draft202012Validator.check_schema(schema)
-    errors = list(Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(json.load(open(instance_path))))
-    print("invalid" if errors else "valid", instance_path, errors[0].message[:200] if errors else "")
+    v = validators.get(schema_path)
+    if v is None:
+        schema = json.load(open(schema_path, encoding="utf-8"))
+        Draft202012Validator.check_schema(schema)
+        v = validators[schema_path] = Draft202012Validator(schema, format_checker=FormatChecker())
+    errors = list(v.iter_errors(json.load(open(instance_path, encoding="utf-8"))))
+    print("invalid" if errors else "valid", instance_path, ascii(errors[0].message[:200]) if errors else "")
 `
 
 // debianPython returns the python3 that has Debian's python3-jsonschema,

@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"regexp"
 	"time"
-	"unicode"
 	"unicode/utf8"
 )
 
 // Limits of v1 that do not depend on a terminal's configuration. The JSON
 // Schemas under api/schema state the same numbers.
 const (
-	MaxTextLen       = 512       // characters of a title, number, sender, name, label or value
-	MaxDetailLen     = 1024      // characters of a detail, reason text or last error
+	MaxTextLen       = 512       // characters of a title, number, sender, name, label or value (see Text rules)
+	MaxDetailLen     = 1024      // characters of a detail, reason text, timestamp error or last error
 	MaxFields        = 32        // display fields per job
 	MaxDocuments     = 100       // documents per job
 	MaxSignatureLen  = 64 << 10  // bytes of one signature
@@ -68,30 +67,6 @@ func checkPattern(field, value string, re *regexp.Regexp, want string) error {
 	return nil
 }
 
-// checkText refuses text the kiosk cannot show faithfully: invalid UTF-8,
-// control characters (which could hide or reorder what the official reads),
-// or more than max characters.
-func checkText(field, s string, required bool, max int) error {
-	if s == "" {
-		if required {
-			return refuse(ReasonMalformed, "%s is required", field)
-		}
-		return nil
-	}
-	if !utf8.ValidString(s) {
-		return refuse(ReasonMalformed, "%s is not valid UTF-8", field)
-	}
-	if n := utf8.RuneCountInString(s); n > max {
-		return refuse(ReasonMalformed, "%s has %d characters, limit %d", field, n, max)
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
-			return refuse(ReasonMalformed, "%s contains control character %U", field, r)
-		}
-	}
-	return nil
-}
-
 func checkTime(field string, t time.Time) error {
 	if t.IsZero() {
 		return refuse(ReasonMalformed, "%s is required", field)
@@ -128,11 +103,17 @@ func checkWindow(issued, expires time.Time) error {
 	return nil
 }
 
+// truncate shortens s to at most 80 bytes, cut at a character boundary, for
+// quoting in a refusal.
 func truncate(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
+	if len(s) <= 80 {
+		return s
 	}
-	return s
+	n := 80
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // Validate checks the job's fields: required fields, id formats, text
@@ -282,7 +263,7 @@ func (c *Cancel) Validate() error {
 	if err := checkWindow(c.IssuedAt, c.ExpiresAt); err != nil {
 		return err
 	}
-	return checkText("reason", c.Reason, false, MaxDetailLen)
+	return checkDetail("reason", c.Reason, MaxDetailLen)
 }
 
 // Validate checks the acknowledgement's fields.
@@ -308,7 +289,7 @@ func (r *Receipt) Validate() error {
 	if err := checkTime("at", r.At); err != nil {
 		return err
 	}
-	if err := checkText("detail", r.Detail, false, MaxDetailLen); err != nil {
+	if err := checkDetail("detail", r.Detail, MaxDetailLen); err != nil {
 		return err
 	}
 	switch r.Status {
@@ -357,7 +338,7 @@ func (r *Result) Validate() error {
 	if err := checkTime("completed_at", r.CompletedAt); err != nil {
 		return err
 	}
-	if err := checkText("detail", r.Detail, false, MaxDetailLen); err != nil {
+	if err := checkDetail("detail", r.Detail, MaxDetailLen); err != nil {
 		return err
 	}
 	switch r.Outcome {
@@ -405,7 +386,7 @@ func (r *Result) Validate() error {
 			if d.Level != LevelBB && d.Level != LevelBT {
 				return refuse(ReasonMalformed, "%s.level %q: want B-B or B-T", field, truncate(d.Level))
 			}
-			if err := checkText(field+".timestamp_error", d.TimestampError, false, MaxDetailLen); err != nil {
+			if err := checkDetail(field+".timestamp_error", d.TimestampError, MaxDetailLen); err != nil {
 				return err
 			}
 		default:
@@ -438,7 +419,7 @@ func (s *Status) Validate() error {
 	if s.JobsWaiting < 0 || s.ResultsUndelivered < 0 {
 		return refuse(ReasonMalformed, "negative count")
 	}
-	if err := checkText("last_error", s.LastError, false, MaxDetailLen); err != nil {
+	if err := checkDetail("last_error", s.LastError, MaxDetailLen); err != nil {
 		return err
 	}
 	return checkTime("since", s.Since)
