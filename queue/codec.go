@@ -12,6 +12,7 @@ const (
 	jobVersion    = 1
 	resultVersion = 1
 	auditVersion  = 1
+	guardVersion  = 1
 )
 
 type encoder struct{ b []byte }
@@ -281,3 +282,59 @@ func decodeAudit(b []byte) (AuditEntry, error) {
 
 // hashAudit is the link value the next entry stores in Prev.
 func hashAudit(encoded []byte) Digest { return sha256.Sum256(encoded) }
+
+// guard is what Prune keeps of a done job while its envelope could still be
+// replayed: the id, the envelope's hash and how long it is kept.
+type guard struct {
+	ID             string
+	EnvelopeSHA256 Digest
+	Until          time.Time // zero: kept forever (the job never expired)
+}
+
+func encodeGuard(g *guard) []byte {
+	e := encoder{b: make([]byte, 0, 1+1+len(g.ID)+32+10)}
+	e.byte(guardVersion)
+	e.string(g.ID)
+	e.digest(g.EnvelopeSHA256)
+	e.time(g.Until)
+	return e.b
+}
+
+// decodeGuard decodes a stored replay guard record.
+func decodeGuard(b []byte) (guard, error) {
+	d := decoder{b: b, kind: "guard"}
+	var g guard
+	d.version(guardVersion)
+	g.ID = d.string()
+	g.EnvelopeSHA256 = d.digest()
+	g.Until = d.time()
+	switch {
+	case d.err != "":
+	case g.ID == "":
+		d.fail("empty job id")
+	case !g.Until.IsZero() && g.Until.UnixNano() < 0:
+		d.fail("until before 1970")
+	}
+	if err := d.finish(); err != nil {
+		return guard{}, err
+	}
+	return g, nil
+}
+
+// jobEnvelope returns the envelope of a job record without copying it: a
+// view into b, valid as long as b is (inside its transaction).
+func jobEnvelope(b []byte) ([]byte, error) {
+	d := decoder{b: b, kind: "job"}
+	d.version(jobVersion)
+	for range 4 { // id, terminal, signer, meta
+		d.skip()
+	}
+	n := d.uint()
+	if d.err == "" && n > uint64(len(d.b)) {
+		d.fail("length beyond end of record")
+	}
+	if d.err != "" {
+		return nil, &DecodeError{Kind: d.kind, Reason: d.err}
+	}
+	return d.b[:n], nil
+}

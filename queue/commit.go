@@ -28,6 +28,7 @@ type op struct {
 type delta struct {
 	states      [Done + 1]int64
 	undelivered int64
+	guards      int64
 }
 
 func (d *delta) move(from, to State) {
@@ -159,6 +160,7 @@ func (s *Store) run(batch []*op, limit int) error {
 		}
 	}
 	s.undelivered.Add(d.undelivered)
+	s.guards.Add(d.guards)
 	s.commits.Add(1)
 	return nil
 }

@@ -3,6 +3,8 @@ package queue
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -22,16 +24,26 @@ const (
 	crashEnvRun = "TEKEN_QUEUE_CRASH_RUN"
 )
 
+// crashSkew is the helper's ReplaySkew: short, so that replay guards are
+// kept, outlive their window and are pruned within a run.
+const crashSkew = time.Millisecond
+
+// crashEnvelope is the envelope of the helper's job id.
+func crashEnvelope(id string) []byte { return []byte(strings.Repeat("e", 300) + id) }
+
 // TestCrashHelper is the child process of TestCrash: it writes a stream of
 // inserts, transitions and deliveries and prints each durable point as
-// "I id" (inserted), "D id" (done) or "A seq" (acknowledged).
+// "I id expires" (inserted; expires in Unix ns, 0 for none), "D id" (done)
+// or "A seq" (acknowledged). Meanwhile it prunes delivered results after
+// a millisecond, so done jobs leave replay guards that are pruned in turn.
 func TestCrashHelper(t *testing.T) {
 	path := os.Getenv(crashEnvDB)
 	if path == "" {
 		t.Skip("child process of TestCrash only")
 	}
 	run := os.Getenv(crashEnvRun)
-	s, err := Open(path, Options{Timeout: 10 * time.Second, TerminalID: "crash", Logger: quiet, SweepInterval: time.Hour})
+	s, err := Open(path, Options{Timeout: 10 * time.Second, TerminalID: "crash", Logger: quiet, SweepInterval: time.Hour,
+		Retention: time.Millisecond, ReplaySkew: crashSkew})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -43,6 +55,15 @@ func TestCrashHelper(t *testing.T) {
 		out.Unlock()
 	}
 	ctx := context.Background()
+	go func() {
+		for {
+			if _, err := s.Prune(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(3)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
 	var wg sync.WaitGroup
 	for w := range 6 {
 		wg.Add(1)
@@ -50,12 +71,19 @@ func TestCrashHelper(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ; i++ {
 				id := fmt.Sprintf("r%s-w%d-%05d", run, w, i)
-				j := Job{ID: id, Signer: signerA, Envelope: []byte(strings.Repeat("e", 300)), Digests: []Digest{{byte(i)}}}
+				j := Job{ID: id, Signer: signerA, Envelope: crashEnvelope(id), Digests: []Digest{{byte(i)}}}
+				if rand.IntN(4) != 0 { // the window ends from a little before now to a second after
+					j.ExpiresAt = time.Now().Add(time.Duration(rand.IntN(1200)-200) * time.Millisecond)
+				}
 				if _, _, err := s.Insert(ctx, j); err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(3)
 				}
-				say("I %s", id)
+				var exp int64
+				if !j.ExpiresAt.IsZero() {
+					exp = j.ExpiresAt.UnixNano()
+				}
+				say("I %s %d", id, exp)
 				if _, _, err := s.Insert(ctx, j); err != nil { // duplicates never make a second record
 					os.Exit(3)
 				}
@@ -96,7 +124,7 @@ func TestCrash(t *testing.T) {
 		kills = 30
 	}
 	path := filepath.Join(t.TempDir(), "crash.db")
-	inserted := map[string]bool{}
+	inserted := map[string]int64{} // id → expires (Unix ns, 0 for none)
 	done := map[string]bool{}
 	acked := map[uint64]bool{}
 	recovered := 0
@@ -124,7 +152,10 @@ func TestCrash(t *testing.T) {
 			kind, val, _ := strings.Cut(lines.Text(), " ")
 			switch kind {
 			case "I":
-				inserted[val] = true
+				id, exp, _ := strings.Cut(val, " ")
+				var ns int64
+				fmt.Sscan(exp, &ns)
+				inserted[id] = ns
 			case "D":
 				done[val] = true
 			case "A":
@@ -147,16 +178,19 @@ func TestCrash(t *testing.T) {
 			recovered += checkCrashFile(t, path, inserted, done, acked)
 		}
 	}
-	t.Logf("%d kills in %s: %d durable inserts, %d done, %d acknowledged, %d signing jobs recovered",
-		kills, time.Since(start).Round(time.Millisecond), len(inserted), len(done), len(acked), recovered)
+	t.Logf("%d kills in %s: %d durable inserts, %d done, %d acknowledged, %d signing jobs recovered, %d jobs pruned, %d replay guards at the end",
+		kills, time.Since(start).Round(time.Millisecond), len(inserted), len(done), len(acked), recovered, crashPruned, crashGuards)
 	if len(inserted) == 0 || len(done) == 0 {
 		t.Fatal("the helper never reached a durable point")
 	}
 }
 
+// What the last checkCrashFile found, for the log.
+var crashPruned, crashGuards int
+
 // checkCrashFile reopens the file and checks every invariant; it returns
 // how many signing jobs this reopen moved back to ready.
-func checkCrashFile(t *testing.T, path string, inserted, done map[string]bool, acked map[uint64]bool) int {
+func checkCrashFile(t *testing.T, path string, inserted map[string]int64, done map[string]bool, acked map[uint64]bool) int {
 	t.Helper()
 	// Count jobs left in signing before Open recovers them.
 	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 10 * time.Second, ReadOnly: true})
@@ -184,6 +218,8 @@ func checkCrashFile(t *testing.T, path string, inserted, done map[string]bool, a
 	if _, err := s.VerifyAudit(ctx); err != nil {
 		t.Fatal(err)
 	}
+	checkedAt := time.Now()
+	var guarded []string
 	err = s.db.View(func(tx *bolt.Tx) error {
 		stateOf := map[string]State{}
 		c := tx.Bucket(bucketByState).Cursor()
@@ -229,23 +265,49 @@ func checkCrashFile(t *testing.T, path string, inserted, done map[string]bool, a
 		if jobs != len(stateOf) {
 			t.Errorf("%d jobs but %d state index entries", jobs, len(stateOf))
 		}
-		for id := range inserted {
-			if _, ok := stateOf[id]; !ok {
-				t.Errorf("durable insert %s lost", id)
-			}
-		}
-		for id := range done {
-			if stateOf[id] != Done {
-				t.Errorf("durable done job %s is %s", id, stateOf[id])
-			}
-		}
 		recovered := 0
+		doneAudit := map[string]bool{}
 		_ = tx.Bucket(bucketAudit).ForEach(func(_, v []byte) error {
-			if e, _ := decodeAudit(v); e.Event == EventRecovered && e.Seq > lastAudit {
+			e, _ := decodeAudit(v)
+			if e.Event == EventRecovered && e.Seq > lastAudit {
 				recovered++
+			}
+			if e.Event == EventDone {
+				doneAudit[e.JobID] = true
 			}
 			return nil
 		})
+		guards := readGuards(t, tx)
+		crashGuards, crashPruned = len(guards), 0
+		for id, exp := range inserted {
+			if _, ok := stateOf[id]; ok {
+				continue
+			}
+			// Gone: only pruning removes a job, and only a done one with a
+			// delivered result, leaving a guard until its window is over.
+			crashPruned++
+			until := time.Time{}
+			if exp != 0 {
+				until = time.Unix(0, exp).Add(crashSkew)
+			}
+			g, ok := guards[id]
+			switch {
+			case !doneAudit[id]:
+				t.Errorf("durable insert %s lost (never done, so never pruned)", id)
+			case ok && (g.EnvelopeSHA256 != Digest(sha256.Sum256(crashEnvelope(id))) || !g.Until.Equal(until)):
+				t.Errorf("guard of %s is %+v, want until %s and its envelope's hash", id, g, until)
+			case !ok && (until.IsZero() || !until.Before(checkedAt)):
+				t.Errorf("job %s pruned without a replay guard, its window open until %s", id, until)
+			}
+			if ok && len(guarded) < 5 {
+				guarded = append(guarded, id)
+			}
+		}
+		for id := range done {
+			if st, ok := stateOf[id]; ok && st != Done {
+				t.Errorf("durable done job %s is %s", id, st)
+			}
+		}
 		if recovered != signing {
 			t.Errorf("%d recovery audit entries on reopen, want %d", recovered, signing)
 		}
@@ -253,6 +315,15 @@ func checkCrashFile(t *testing.T, path string, inserted, done map[string]bool, a
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st, err := s.Stats(ctx); err != nil || st.ReplayGuards != crashGuards {
+		t.Errorf("Stats.ReplayGuards %d (%v), want %d", st.ReplayGuards, err, crashGuards)
+	}
+	for _, id := range guarded { // a replay of a pruned job stores nothing
+		j := Job{ID: id, Signer: signerA, Envelope: crashEnvelope(id)}
+		if _, created, err := s.Insert(ctx, j); !errors.Is(err, ErrReplayed) || created {
+			t.Errorf("replay of pruned job %s: created=%v %v, want ErrReplayed", id, created, err)
+		}
 	}
 	if t.Failed() {
 		t.FailNow()

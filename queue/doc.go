@@ -19,6 +19,44 @@
 // Moving a job to done writes its Result to the outbox and an AuditEntry in
 // the same transaction, so a done job always has exactly one result.
 //
+// A done job whose result was delivered longer than Options.Retention ago
+// is pruned with its result (Prune); the audit log keeps its entries. What
+// is left of it is a replay guard, while its envelope could still be
+// accepted:
+//
+//	done → pruned, guard kept until ExpiresAt + ReplaySkew → guard pruned
+//	done → pruned, no guard (ExpiresAt + ReplaySkew already before now)
+//	done → pruned, guard kept forever (the job has no ExpiresAt)
+//
+// While a guard is kept, Insert of its id stores nothing and fails with
+// *ReplayError (errors.Is ErrReplayed), with the same envelope or another:
+// the id is spent. Prune removes a guard once its Until is before now,
+// never earlier; an id whose guard is gone is a new job to Insert (the
+// envelope verifier refuses the old envelope by then as expired).
+//
+// # Layout
+//
+// The bbolt buckets of schema 2 (meta "schema" holds the version, an
+// 8-byte big-endian integer like the other meta values "outbox_seq" and
+// "audit_seq"); a seq or a time in a key is 8 bytes big-endian, a time in
+// Unix nanoseconds, ‖ is concatenation and ∅ an empty value:
+//
+//	meta              name → 8-byte value
+//	jobs              job id → job record
+//	idx_state         state byte ‖ job id → ∅
+//	idx_signer        signer ‖ 0x00 ‖ job id → ∅ (jobs not done)
+//	idx_expiry        ExpiresAt ‖ job id → ∅ (jobs not done, with an ExpiresAt)
+//	outbox            seq → result record
+//	pending           seq → ∅ (results not yet delivered)
+//	delivered         DeliveredAt ‖ seq → ∅ (delivered results, for retention)
+//	audit             seq → audit record
+//	replay            job id → replay guard record (schema 2)
+//	idx_replay_until  Until ‖ job id → ∅ (guards with an Until; schema 2)
+//
+// Schema 1 is the same without the last two; Open migrates a schema 1 file
+// to 2 by creating them, empty (jobs pruned before the upgrade left no
+// guard). OpenReadOnly reads a schema 1 file as it is, with no guards.
+//
 // # Record encoding
 //
 // Records are stored in a compact binary encoding rather than JSON: the
@@ -34,6 +72,20 @@
 // nanoseconds (0 for the zero time); a Digest is its 32 bytes; a list is
 // its length as a uvarint followed by its elements; State, Outcome are one
 // byte each.
+//
+// A job is encoded, in this order, as: version byte 1, ID, Terminal,
+// Signer, Meta, Envelope, Digests (list of Digest), ReceivedAt, ExpiresAt,
+// UpdatedAt, State, Outcome, Reason, ResultSeq. A result: version byte 1,
+// Seq, JobID, Outcome, Reason, Payload, CreatedAt, DeliveredAt.
+//
+// A replay guard is encoded as: version byte 1, job id (string),
+// EnvelopeSHA256 (Digest: SHA-256 of the job's stored envelope bytes,
+// which are the bytes received, so it equals the envelope_sha256 of the
+// job's receipt), Until (time; 0 when kept forever). The decoder also
+// refuses an empty id and an Until before 1970. For example the guard of
+// job "a" kept forever is the 36 bytes
+//
+//	01 01 61 <32 bytes of SHA-256> 00
 //
 // # Audit chain
 //

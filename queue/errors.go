@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 var (
@@ -22,9 +23,49 @@ var (
 	ErrReadOnly = errors.New("store is read-only")
 	// ErrInvalid means a caller passed a value the store cannot accept.
 	ErrInvalid = errors.New("invalid argument")
-	// ErrSchema means the file's schema version is newer than this build knows.
+	// ErrSchema means the file's schema version is newer than this build
+	// knows, or its layout lacks a bucket of that version.
 	ErrSchema = errors.New("unsupported schema version")
+	// ErrReplayed means a job id was offered again after its job was done
+	// and pruned, while its replay guard is kept (see Prune). Nothing was
+	// stored. Every such error is a *ReplayError.
+	ErrReplayed = errors.New("job id already used by a pruned job")
 )
+
+// ReplayError refuses an Insert whose job id belongs to a job that was done
+// and pruned, while the envelope of that job could still be accepted. The
+// id is spent: the job is not stored again, whether or not the envelope
+// offered is the one the pruned job had (SameEnvelope tells). It matches
+// ErrReplayed with errors.Is.
+type ReplayError struct {
+	ID string
+	// EnvelopeSHA256 is the SHA-256 of the pruned job's envelope as it was
+	// stored (the envelope_sha256 of its receipt).
+	EnvelopeSHA256 Digest
+	// Until is when the guard may go: the pruned job's ExpiresAt plus
+	// Options.ReplaySkew. Zero for a job without an ExpiresAt: kept forever.
+	Until time.Time
+	// SameEnvelope reports whether the envelope offered has the hash
+	// EnvelopeSHA256: a replay of the very job rather than a new job
+	// reusing its id.
+	SameEnvelope bool
+}
+
+func (e *ReplayError) Error() string {
+	what := "same envelope"
+	if !e.SameEnvelope {
+		what = "different envelope"
+	}
+	until := "forever"
+	if !e.Until.IsZero() {
+		until = "until " + e.Until.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("job %s was done and pruned, its id is refused %s (envelope sha256 %x, %s)",
+		e.ID, until, e.EnvelopeSHA256[:], what)
+}
+
+// Is makes errors.Is(err, ErrReplayed) hold for every *ReplayError.
+func (e *ReplayError) Is(target error) bool { return target == ErrReplayed }
 
 // TransitionError reports a state change that the job state machine forbids.
 type TransitionError struct {
@@ -53,7 +94,7 @@ func (e *ChainError) Error() string {
 
 // DecodeError reports a stored record that could not be decoded.
 type DecodeError struct {
-	Kind   string // "job", "result" or "audit"
+	Kind   string // "job", "result", "audit" or "guard"
 	Reason string
 }
 

@@ -72,6 +72,30 @@ func FuzzDecodeAudit(f *testing.F) {
 	})
 }
 
+func FuzzDecodeGuard(f *testing.F) {
+	t0 := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	f.Add(encodeGuard(&guard{ID: "01HZX3K5", EnvelopeSHA256: Digest{0xde, 0xad}, Until: t0.Add(90 * 24 * time.Hour)}))
+	f.Add(encodeGuard(&guard{ID: "a", EnvelopeSHA256: Digest{1}})) // kept forever
+	f.Add([]byte{guardVersion, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := decodeGuard(b)
+		if err != nil {
+			return
+		}
+		if g.ID == "" || (!g.Until.IsZero() && g.Until.UnixNano() < 0) {
+			t.Fatalf("decoded an invalid guard %+v", g)
+		}
+		enc := encodeGuard(&g)
+		again, err := decodeGuard(enc)
+		if err != nil || !reflect.DeepEqual(g, again) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, g, again)
+		}
+		if !bytes.Equal(encodeGuard(&again), enc) {
+			t.Fatal("encoding is not canonical")
+		}
+	})
+}
+
 func TestDecodeErrors(t *testing.T) {
 	j := seedJob()
 	good := encodeJob(&j)

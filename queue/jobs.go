@@ -67,8 +67,11 @@ func toLower(s string) string { return string(bytes.ToLower([]byte(s))) }
 // Insert stores a new job in state received and returns it with created
 // true. Insert is idempotent by job id: for an id already stored it returns
 // the existing record (in whatever state it is) with created false and
-// stores nothing. It returns only once the job is durable; ErrFull means it
-// was not stored and must not be acknowledged.
+// stores nothing. For the id of a job that was done and pruned while its
+// replay guard is kept (see Prune) it stores nothing and fails with a
+// *ReplayError (errors.Is ErrReplayed), whether or not the envelope is the
+// one the pruned job had: the id is spent. It returns only once the job is
+// durable; ErrFull means it was not stored and must not be acknowledged.
 func (s *Store) Insert(ctx context.Context, j Job) (Job, bool, error) {
 	if err := validateJob(&j); err != nil {
 		return Job{}, false, err
@@ -92,6 +95,9 @@ func (s *Store) Insert(ctx context.Context, j Job) (Job, bool, error) {
 			}
 			out, created = existing, false
 			return nil
+		}
+		if err := checkGuard(tx, j.ID, j.Envelope); err != nil {
+			return err
 		}
 		if err := s.putJob(tx, &j, 0); err != nil {
 			return err

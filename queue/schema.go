@@ -9,7 +9,10 @@ import (
 
 // schemaVersion is the layout this build writes. Bump it and append a
 // migration when the layout changes.
-const schemaVersion = 1
+//
+//	1: jobs, indexes, outbox, audit log
+//	2: adds the replay guards (bucketGuards, bucketByGuardUntil)
+const schemaVersion = 2
 
 // The file's layout. Index buckets hold keys only and are kept in the same
 // transaction as the record they index.
@@ -23,9 +26,21 @@ var (
 	bucketPending  = []byte("pending")    // seq → ∅ for results not yet delivered
 	bucketDelivery = []byte("delivered")  // delivered-at ns ‖ seq → ∅, for retention
 	bucketAudit    = []byte("audit")      // seq (8 bytes BE) → audit record
+	// Since schema 2: what is left of a pruned job while its envelope could
+	// still be replayed (see Prune).
+	bucketGuards       = []byte("replay")           // job id → replay guard record
+	bucketByGuardUntil = []byte("idx_replay_until") // until ns (8 bytes BE) ‖ job id → ∅ (guards with an Until)
 
-	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketByState, bucketBySigner,
-		bucketByExpiry, bucketOutbox, bucketPending, bucketDelivery, bucketAudit}
+	// layouts[v] lists the buckets of schema v; each version keeps all of
+	// the buckets of the one before.
+	layouts = [...][][]byte{
+		1: {bucketMeta, bucketJobs, bucketByState, bucketBySigner,
+			bucketByExpiry, bucketOutbox, bucketPending, bucketDelivery, bucketAudit},
+		2: {bucketMeta, bucketJobs, bucketByState, bucketBySigner,
+			bucketByExpiry, bucketOutbox, bucketPending, bucketDelivery, bucketAudit,
+			bucketGuards, bucketByGuardUntil},
+	}
+	allBuckets = layouts[schemaVersion]
 
 	keySchema    = []byte("schema")
 	keyOutboxSeq = []byte("outbox_seq")
@@ -38,23 +53,37 @@ type migration struct {
 	fn   func(tx *bolt.Tx) error
 }
 
-// migrations is the hook for future layout changes, applied in order on Open.
-var migrations []migration
+// migrations are the layout changes, applied in order on Open.
+var migrations = []migration{
+	// 1 → 2: the replay guards. A file of schema 1 has none: jobs it pruned
+	// before the upgrade left nothing behind.
+	{from: 1, fn: func(tx *bolt.Tx) error { return createBuckets(tx, bucketGuards, bucketByGuardUntil) }},
+}
+
+func createBuckets(tx *bolt.Tx, names ...[]byte) error {
+	for _, name := range names {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
 
 // prepare creates the layout of a new file or migrates an older one.
 func prepare(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("create bucket %s: %w", name, err)
-			}
+		if err := createBuckets(tx, allBuckets...); err != nil {
+			return err
 		}
 		return putUint(tx.Bucket(bucketMeta), keySchema, schemaVersion)
 	}
 	v, err := getUint(meta, keySchema)
 	if err != nil {
 		return err
+	}
+	if v == 0 {
+		return fmt.Errorf("file has no schema version: %w", ErrSchema)
 	}
 	if v > schemaVersion {
 		return fmt.Errorf("file has schema %d, this build knows %d: %w", v, schemaVersion, ErrSchema)
@@ -71,24 +100,36 @@ func prepare(tx *bolt.Tx) error {
 	if v != schemaVersion {
 		return fmt.Errorf("no migration from schema %d: %w", v, ErrSchema)
 	}
-	return putUint(meta, keySchema, v)
-}
-
-// checkLayout verifies a file opened read-only has the layout this build reads.
-func checkLayout(tx *bolt.Tx) error {
-	for _, name := range allBuckets {
-		if tx.Bucket(name) == nil {
-			return fmt.Errorf("bucket %s missing: %w", name, ErrSchema)
-		}
-	}
-	v, err := getUint(tx.Bucket(bucketMeta), keySchema)
-	if err != nil {
+	if err := putUint(meta, keySchema, v); err != nil {
 		return err
 	}
-	if v != schemaVersion {
-		return fmt.Errorf("file has schema %d, this build reads %d: %w", v, schemaVersion, ErrSchema)
+	_, err = checkLayout(tx)
+	return err
+}
+
+// checkLayout verifies a file has the complete layout of the schema it
+// says it has, one this build reads, and returns that version. A file
+// opened read-only is not migrated: one of an older schema is read as it
+// is, without the buckets later versions added (read paths treat a
+// missing later bucket as empty).
+func checkLayout(tx *bolt.Tx) (uint64, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return 0, fmt.Errorf("bucket %s missing: %w", bucketMeta, ErrSchema)
 	}
-	return nil
+	v, err := getUint(meta, keySchema)
+	if err != nil {
+		return 0, err
+	}
+	if v == 0 || v > schemaVersion {
+		return 0, fmt.Errorf("file has schema %d, this build reads 1 to %d: %w", v, schemaVersion, ErrSchema)
+	}
+	for _, name := range layouts[v] {
+		if tx.Bucket(name) == nil {
+			return 0, fmt.Errorf("schema %d: bucket %s missing: %w", v, name, ErrSchema)
+		}
+	}
+	return v, nil
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v) }
@@ -135,4 +176,9 @@ func signerKey(signer, id string) []byte {
 
 func expiryKey(j *Job) []byte {
 	return append(u64(uint64(j.ExpiresAt.UnixNano())), j.ID...)
+}
+
+// guardUntilKey is the index key of a guard with a non-zero Until.
+func guardUntilKey(g *guard) []byte {
+	return append(u64(uint64(g.Until.UnixNano())), g.ID...)
 }

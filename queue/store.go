@@ -19,6 +19,9 @@ const (
 	DefaultMaxSize       = 1 << 30
 	DefaultRetention     = 30 * 24 * time.Hour
 	DefaultSweepInterval = 15 * time.Second
+	// DefaultReplaySkew is the same as api.DefaultSkew, the envelope
+	// verifier's default clock-skew tolerance (queue does not import api).
+	DefaultReplaySkew = 2 * time.Minute
 )
 
 // Options configure a Store. Zero fields take the defaults above.
@@ -31,7 +34,17 @@ type Options struct {
 	// kept for transitions, deliveries and pruning so a full store can drain.
 	MaxSize int
 	// Retention is how long done jobs and delivered results are kept.
+	// A pruned job leaves a replay guard behind for as long as its
+	// envelope could still be accepted (see Prune and ReplaySkew).
 	Retention time.Duration
+	// ReplaySkew is how long past a pruned job's ExpiresAt its replay
+	// guard is kept. It must be at least the envelope verifier's clock-skew
+	// tolerance (api.Verifier.Skew, tekend's dispatcher.clock_skew), which
+	// accepts an envelope until ExpiresAt plus that skew; a shorter one
+	// opens a gap in which a replayed envelope passes the verifier and
+	// finds no guard. The default is DefaultReplaySkew, 2 minutes, the
+	// verifier's default.
+	ReplaySkew time.Duration
 	// TerminalID is written into every audit entry.
 	TerminalID string
 	// Now is the clock; tests inject a fake one.
@@ -68,6 +81,9 @@ func (o *Options) fill() {
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = DefaultSweepInterval
 	}
+	if o.ReplaySkew <= 0 {
+		o.ReplaySkew = DefaultReplaySkew
+	}
 }
 
 // Store is the terminal's durable queue: one bbolt file, a committer
@@ -83,6 +99,7 @@ type Store struct {
 	// each commit so metrics never need a transaction.
 	counts      [Done + 1]atomic.Int64
 	undelivered atomic.Int64
+	guards      atomic.Int64
 	commits     atomic.Uint64
 
 	mu      sync.Mutex // guards queue and closed
@@ -134,7 +151,7 @@ func OpenReadOnly(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, path: path, opts: opts, readOnly: true, log: opts.Logger.With("db", path)}
-	if err := db.View(checkLayout); err != nil {
+	if err := db.View(func(tx *bolt.Tx) error { _, err := checkLayout(tx); return err }); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -208,12 +225,15 @@ type Stats struct {
 	LastAuditSeq      uint64
 	LastOutboxSeq     uint64
 	Commits           uint64 // durable write transactions since Open
+	// ReplayGuards counts the replay guards of pruned jobs (see Prune).
+	ReplayGuards int
 }
 
 // Stats returns counts kept in memory plus one short read transaction for
 // the oldest undelivered result and the file size.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
-	st := Stats{Jobs: make(map[State]int, 4), Undelivered: int(s.undelivered.Load()), Commits: s.commits.Load()}
+	st := Stats{Jobs: make(map[State]int, 4), Undelivered: int(s.undelivered.Load()), Commits: s.commits.Load(),
+		ReplayGuards: int(s.guards.Load())}
 	for state := Received; state <= Done; state++ {
 		st.Jobs[state] = int(s.counts[state].Load())
 	}
@@ -247,8 +267,8 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 func (s *Store) prepare() error {
 	clean := false
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		if checkLayout(tx) != nil {
-			return nil
+		if v, err := checkLayout(tx); err != nil || v != schemaVersion {
+			return nil // to create or migrate, or to fail in prepare
 		}
 		k, _ := tx.Bucket(bucketByState).Cursor().Seek([]byte{byte(Signing)})
 		clean = k == nil || k[0] != byte(Signing)
@@ -275,6 +295,9 @@ func (s *Store) loadCounts() error {
 		}
 		n := tx.Bucket(bucketPending).Stats().KeyN
 		s.undelivered.Store(int64(n))
+		if b := tx.Bucket(bucketGuards); b != nil { // nil: schema 1, read-only
+			s.guards.Store(int64(b.Stats().KeyN))
+		}
 		return nil
 	})
 }

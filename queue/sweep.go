@@ -32,8 +32,9 @@ func (s *Store) sweepLoop() {
 		}
 		if p, err := s.Prune(ctx); err != nil {
 			s.log.Warn("prune", "err", err)
-		} else if p.Jobs+p.Results > 0 {
-			s.log.Info("pruned", "jobs", p.Jobs, "results", p.Results)
+		} else if p.Jobs+p.Results+p.GuardsKept+p.GuardsPruned > 0 {
+			s.log.Info("pruned", "jobs", p.Jobs, "results", p.Results,
+				"replay_guards_kept", p.GuardsKept, "replay_guards_pruned", p.GuardsPruned)
 		}
 	}
 }
@@ -78,24 +79,44 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	}
 }
 
-// PruneStats counts what one Prune removed.
+// PruneStats counts what one Prune removed, and the replay guards it kept.
 type PruneStats struct {
-	Jobs    int
-	Results int
+	Jobs         int
+	Results      int
+	GuardsKept   int // replay guards written for pruned jobs
+	GuardsPruned int // replay guards removed because their Until passed
 }
 
 // Prune removes results delivered longer than Retention ago together with
 // their done jobs. Undelivered results and their jobs stay however old they
 // are; the audit log is never pruned (export it first to archive it).
-// After pruning, a re-sent job with the same id is stored as a new job.
+//
+// A pruned job leaves a replay guard behind unless its window is already
+// over: its id, the SHA-256 of its envelope, and Until = ExpiresAt +
+// ReplaySkew (zero, kept forever, for a job without an ExpiresAt). While
+// the guard is kept, Insert refuses the id with *ReplayError, whatever
+// envelope comes with it. Prune removes a guard once its Until is before
+// now, never earlier (Retention does not apply to guards); after that a
+// job with the same id is stored as a new job, which is right because the
+// verifier refuses the old envelope as expired by then (if ReplaySkew is
+// at least its skew), so only an envelope newly signed by the dispatcher
+// can bring the id back.
+//
+// Each transaction prunes at most sweepBatch results and sweepBatch guards.
 func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
 	var total PruneStats
 	for {
-		cutoff := s.opts.Now().Add(-s.opts.Retention)
+		now := s.opts.Now()
+		cutoff := now.Add(-s.opts.Retention)
 		var p PruneStats
 		more := false
 		err := s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
 			p, more = PruneStats{}, false
+			n, moreGuards, err := s.pruneGuards(tx, d, now, sweepBatch)
+			p.GuardsPruned, more = n, moreGuards
+			if err != nil {
+				return err
+			}
 			c := tx.Bucket(bucketDelivery).Cursor()
 			var keys [][]byte
 			for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -109,7 +130,7 @@ func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
 				keys = append(keys, append([]byte(nil), k...))
 			}
 			for _, k := range keys {
-				if err := s.pruneOne(tx, d, k, &p); err != nil {
+				if err := s.pruneOne(tx, d, k, now, &p); err != nil {
 					return err
 				}
 			}
@@ -120,13 +141,15 @@ func (s *Store) Prune(ctx context.Context) (PruneStats, error) {
 		}
 		total.Jobs += p.Jobs
 		total.Results += p.Results
+		total.GuardsKept += p.GuardsKept
+		total.GuardsPruned += p.GuardsPruned
 		if !more {
 			return total, nil
 		}
 	}
 }
 
-func (s *Store) pruneOne(tx *bolt.Tx, d *delta, dk []byte, p *PruneStats) error {
+func (s *Store) pruneOne(tx *bolt.Tx, d *delta, dk []byte, now time.Time, p *PruneStats) error {
 	if err := tx.Bucket(bucketDelivery).Delete(dk); err != nil {
 		return err
 	}
@@ -142,9 +165,20 @@ func (s *Store) pruneOne(tx *bolt.Tx, d *delta, dk []byte, p *PruneStats) error 
 		return err
 	}
 	p.Results++
-	j, err := getJob(tx, []byte(r.JobID))
+	raw := tx.Bucket(bucketJobs).Get([]byte(r.JobID))
+	if raw == nil {
+		return nil // job already gone
+	}
+	j, err := decodeJobWith(raw, false)
 	if err != nil || j.State != Done || j.ResultSeq != r.Seq {
-		return nil // job already gone, or a later job reused the id
+		return nil // a later job reused the id
+	}
+	kept, err := s.guardJob(tx, d, &j, raw, now)
+	if err != nil {
+		return err
+	}
+	if kept {
+		p.GuardsKept++
 	}
 	if err := tx.Bucket(bucketJobs).Delete([]byte(j.ID)); err != nil {
 		return err
