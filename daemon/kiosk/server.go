@@ -1,7 +1,6 @@
 package kiosk
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -42,18 +41,22 @@ type Options struct {
 	Addr       string
 	Controller Controller
 	Logger     *slog.Logger
+	// MaxReasonLen is the most characters of a reject reason; zero means
+	// DefaultMaxReasonLen, the wire limit of a Result's detail.
+	MaxReasonLen int
 }
 
 // Server is the kiosk's HTTP handler and its live-state hub.
 type Server struct {
-	ctl     Controller
-	log     *slog.Logger
-	csrf    string
-	hosts   []string
-	origins []string
-	page    *template.Template
-	static  http.Handler
-	mux     *http.ServeMux
+	ctl       Controller
+	log       *slog.Logger
+	maxReason int
+	csrf      string
+	hosts     []string
+	origins   []string
+	page      *template.Template
+	static    http.Handler
+	mux       *http.ServeMux
 
 	mu     sync.Mutex
 	latest []byte // the last published View, JSON
@@ -61,9 +64,6 @@ type Server struct {
 	closed chan struct{} // ends every event stream at shutdown
 	once   sync.Once
 }
-
-// maxBody bounds every POST body; the largest is a batch of job ids.
-const maxBody = 64 << 10
 
 // New builds a Server. Its CSRF token is random for the life of the process.
 func New(opts Options) (*Server, error) {
@@ -73,6 +73,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.MaxReasonLen <= 0 {
+		opts.MaxReasonLen = DefaultMaxReasonLen
 	}
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
@@ -87,13 +90,14 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		ctl:    opts.Controller,
-		log:    opts.Logger,
-		csrf:   base64.RawURLEncoding.EncodeToString(tok),
-		page:   page,
-		static: http.StripPrefix("/static/", http.FileServerFS(static)),
-		subs:   make(map[chan []byte]struct{}),
-		closed: make(chan struct{}),
+		ctl:       opts.Controller,
+		log:       opts.Logger,
+		maxReason: opts.MaxReasonLen,
+		csrf:      base64.RawURLEncoding.EncodeToString(tok),
+		page:      page,
+		static:    http.StripPrefix("/static/", http.FileServerFS(static)),
+		subs:      make(map[chan []byte]struct{}),
+		closed:    make(chan struct{}),
 	}
 	for _, h := range []string{"127.0.0.1", "localhost", "[::1]"} {
 		s.hosts = append(s.hosts, h+":"+port)
@@ -175,7 +179,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		lang = Languages[0]
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := s.page.Execute(w, map[string]string{"Lang": lang, "CSRF": s.csrf}); err != nil {
+	if err := s.page.Execute(w, map[string]any{"Lang": lang, "CSRF": s.csrf, "MaxReason": s.maxReason}); err != nil {
 		s.log.Error("render kiosk page", "err", err)
 	}
 }
@@ -266,12 +270,13 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 var inlineTypes = []string{"application/pdf", "text/plain", "image/png", "image/jpeg"}
 
 func (s *Server) serveDocument(w http.ResponseWriter, r *http.Request) {
-	idx, err := strconv.Atoi(r.PathValue("index"))
-	if err != nil || idx < 0 {
-		http.NotFound(w, r)
+	job := r.PathValue("job")
+	idx, ok := parseIndex(r.PathValue("index"))
+	if !ok || !validJobID(job) {
+		s.refuse(w, r, badRequest("want /api/documents/{job id}/{index}"))
 		return
 	}
-	mt, body, err := s.ctl.Document(r.Context(), r.PathValue("job"), idx)
+	mt, body, err := s.ctl.Document(r.Context(), job, idx)
 	if err != nil {
 		s.log.Info("document not served", "err", err)
 		http.NotFound(w, r)
@@ -287,24 +292,9 @@ func (s *Server) serveDocument(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// readJSON decodes the body strictly into v and returns the raw buffer, which
-// the caller zeroes when it held a PIN.
-func readJSON(r *http.Request, v any) ([]byte, error) {
-	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
-	if err != nil {
-		return raw, fmt.Errorf("read body: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return raw, fmt.Errorf("decode body: %w", err)
-	}
-	return raw, nil
-}
-
 func writeResult(w http.ResponseWriter, err error) {
-	w.Header().Set("Content-Type", "application/json")
 	if err == nil {
+		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"ok":true}`)
 		return
 	}
@@ -313,77 +303,75 @@ func writeResult(w http.ResponseWriter, err error) {
 	if m.Code == CodeInternal {
 		status = http.StatusInternalServerError
 	}
+	writeMessage(w, status, m)
+}
+
+func writeMessage(w http.ResponseWriter, status int, m Message) {
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": m})
 }
 
-type signRequest struct {
-	JobIDs []string `json:"job_ids"`
-	// PIN stays raw JSON so that it lands in a byte slice the server can
-	// zero, never in an immutable string.
-	PIN         json.RawMessage `json:"pin"`
-	ConfirmLast bool            `json:"confirm_last_attempt"`
+// refuse answers a request the kiosk cannot take with 400 and the
+// catalogue code of err, a *requestError.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	m := Message{Code: CodeBadRequest}
+	var re *requestError
+	if errors.As(err, &re) {
+		m = Message{Code: re.code, Params: re.params}
+	}
+	s.log.Info("kiosk request refused", "path", r.URL.Path, "code", m.Code, "err", err.Error())
+	writeMessage(w, http.StatusBadRequest, m)
 }
 
+// handleSign reads the request into one buffer of its own, takes the PIN
+// out of it without a string or a decoder's copy, hands the controller a
+// copy of its own and wipes both before it returns.
 func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
-	var req signRequest
-	raw, err := readJSON(r, &req)
-	defer clear(raw)
-	defer clear(req.PIN)
+	data, buf, err := readBody(w, r, maxSignBody)
+	defer wipe(buf)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.refuse(w, r, err)
 		return
 	}
-	pin, err := pinBytes(req.PIN)
+	req, err := parseSignRequest(data)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.refuse(w, r, err)
 		return
 	}
+	pin := make([]byte, len(req.PIN))
+	copy(pin, req.PIN)
 	defer clear(pin)
-	if len(req.JobIDs) == 0 {
-		http.Error(w, "no jobs selected", http.StatusBadRequest)
-		return
-	}
+	wipe(buf)
 	writeResult(w, s.ctl.Sign(r.Context(), req.JobIDs, pin, req.ConfirmLast))
 }
 
-// pinBytes takes the PIN out of its JSON string without a string copy. A PIV
-// PIN is 6-8 characters; only letters and digits are accepted, which also
-// rules out JSON escapes.
-func pinBytes(raw json.RawMessage) ([]byte, error) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return nil, errors.New("pin: want a JSON string")
-	}
-	inner := raw[1 : len(raw)-1]
-	if len(inner) < 6 || len(inner) > 8 {
-		return nil, errors.New("pin: want 6 to 8 characters")
-	}
-	for _, c := range inner {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return nil, errors.New("pin: letters and digits only")
-		}
-	}
-	pin := make([]byte, len(inner))
-	copy(pin, inner)
-	return pin, nil
-}
-
 func (s *Server) handleReject(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		JobID  string `json:"job_id"`
-		Reason string `json:"reason"`
-	}
-	if _, err := readJSON(r, &req); err != nil || req.JobID == "" || len(req.Reason) > 500 {
-		http.Error(w, "want job_id and a reason of at most 500 bytes", http.StatusBadRequest)
+	data, _, err := readBody(w, r, maxBody)
+	if err != nil {
+		s.refuse(w, r, err)
 		return
 	}
-	writeResult(w, s.ctl.Reject(r.Context(), req.JobID, req.Reason))
+	req, err := parseRejectRequest(data)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	reason, err := normalizeReason(req.Reason, s.maxReason)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	writeResult(w, s.ctl.Reject(r.Context(), req.JobID, reason))
 }
 
 func (s *Server) handleDismiss(w http.ResponseWriter, r *http.Request) {
-	var req struct{}
-	if _, err := readJSON(r, &req); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	data, _, err := readBody(w, r, maxBody)
+	if err == nil {
+		err = parseEmptyObject(data)
+	}
+	if err != nil {
+		s.refuse(w, r, err)
 		return
 	}
 	s.ctl.Dismiss(r.Context())
@@ -391,13 +379,18 @@ func (s *Server) handleDismiss(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLanguage(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Lang string `json:"lang"`
+	data, _, err := readBody(w, r, maxBody)
+	var lang string
+	if err == nil {
+		lang, err = parseLanguageRequest(data)
 	}
-	if _, err := readJSON(r, &req); err != nil || !slices.Contains(Languages, req.Lang) {
-		http.Error(w, "want lang id or en", http.StatusBadRequest)
+	if err == nil && !slices.Contains(Languages, lang) {
+		err = badRequest("language not offered")
+	}
+	if err != nil {
+		s.refuse(w, r, err)
 		return
 	}
-	s.ctl.SetLanguage(req.Lang)
+	s.ctl.SetLanguage(lang)
 	writeResult(w, nil)
 }

@@ -3,30 +3,39 @@ package kiosk
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 )
 
 type recorder struct {
-	mu    sync.Mutex
-	pins  []string
-	jobs  [][]string
-	last  bool
-	err   error
-	lang  string
-	rejct []string
+	mu        sync.Mutex
+	pins      []string
+	pinBufs   [][]byte // the buffers Sign was handed, to check they are wiped
+	jobs      [][]string
+	last      bool
+	err       error
+	rejectErr error
+	lang      string
+	langs     int
+	rejct     []string
+	dismissed int
 }
 
 func (c *recorder) Sign(_ context.Context, ids []string, pin []byte, confirm bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pins = append(c.pins, string(pin))
+	c.pinBufs = append(c.pinBufs, pin)
 	c.jobs = append(c.jobs, ids)
 	c.last = confirm
 	return c.err
@@ -35,7 +44,14 @@ func (c *recorder) Reject(_ context.Context, id, reason string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rejct = append(c.rejct, id+":"+reason)
-	return nil
+	return c.rejectErr
+}
+
+// calls counts every action the controller was asked for.
+func (c *recorder) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pins) + len(c.rejct) + c.dismissed + c.langs
 }
 func (c *recorder) Document(_ context.Context, id string, i int) (string, []byte, error) {
 	if id == "j1" && i == 0 {
@@ -46,8 +62,8 @@ func (c *recorder) Document(_ context.Context, id string, i int) (string, []byte
 	}
 	return "", nil, errors.New("not for this signer")
 }
-func (c *recorder) Dismiss(context.Context) {}
-func (c *recorder) SetLanguage(l string)    { c.mu.Lock(); c.lang = l; c.mu.Unlock() }
+func (c *recorder) Dismiss(context.Context) { c.mu.Lock(); c.dismissed++; c.mu.Unlock() }
+func (c *recorder) SetLanguage(l string)    { c.mu.Lock(); c.lang = l; c.langs++; c.mu.Unlock() }
 
 func newTestServer(t *testing.T) (*Server, *recorder, *httptest.Server) {
 	t.Helper()
@@ -241,5 +257,304 @@ func TestStaticFilesAndPage(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Errorf("raw template served: %d", res.StatusCode)
+	}
+}
+
+// errorCode is the catalogue code of a JSON error answer, or "".
+func errorCode(t *testing.T, res *http.Response) (string, map[string]string) {
+	t.Helper()
+	var out struct {
+		Error *Message `json:"error"`
+	}
+	b, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(b, &out); err != nil || out.Error == nil {
+		return "", nil
+	}
+	return out.Error.Code, out.Error.Params
+}
+
+// Whatever the page (or anything else that passes the state-change checks)
+// sends, a request the kiosk cannot take is a 400 with a catalogue code, it
+// never reaches the controller, and nothing answers 500 or panics.
+func TestInvalidInputIs400WithCode(t *testing.T) {
+	_, ctl, ts := newTestServer(t)
+	tok := csrfOf(t, ts)
+	hdr := map[string]string{"Origin": ts.URL, "Content-Type": "application/json", "X-Teken-CSRF": tok}
+	ids := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"j%d"`, i)
+		}
+		return b.String()
+	}
+	cases := []struct {
+		name, path, body, code string
+	}{
+		// sign
+		{"sign: empty body", "/api/sign", ``, CodeBadRequest},
+		{"sign: not an object", "/api/sign", `["j1"]`, CodeBadRequest},
+		{"sign: a string", "/api/sign", `"123456"`, CodeBadRequest},
+		{"sign: null", "/api/sign", `null`, CodeBadRequest},
+		{"sign: truncated", "/api/sign", `{"job_ids":["j1"],"pin":"123456"`, CodeBadRequest},
+		{"sign: trailing data", "/api/sign", `{"job_ids":["j1"],"pin":"123456"} x`, CodeBadRequest},
+		{"sign: two objects", "/api/sign", `{"job_ids":["j1"],"pin":"123456"}{}`, CodeBadRequest},
+		{"sign: byte order mark", "/api/sign", "\ufeff" + `{"job_ids":["j1"],"pin":"123456"}`, CodeBadRequest},
+		{"sign: unknown field", "/api/sign", `{"job_ids":["j1"],"pin":"123456","x":1}`, CodeBadRequest},
+		{"sign: field in other case", "/api/sign", `{"job_ids":["j1"],"PIN":"123456"}`, CodeBadRequest},
+		{"sign: escaped field name", "/api/sign", `{"job_ids":["j1"],"p\u0069n":"123456"}`, CodeBadRequest},
+		{"sign: pin twice", "/api/sign", `{"job_ids":["j1"],"pin":"000000","pin":"123456"}`, CodeBadRequest},
+		{"sign: job_ids twice", "/api/sign", `{"job_ids":["j1"],"job_ids":["j2"],"pin":"123456"}`, CodeBadRequest},
+		{"sign: job_ids a string", "/api/sign", `{"job_ids":"j1","pin":"123456"}`, CodeBadRequest},
+		{"sign: job_ids null", "/api/sign", `{"job_ids":null,"pin":"123456"}`, CodeBadRequest},
+		{"sign: job id a number", "/api/sign", `{"job_ids":[1],"pin":"123456"}`, CodeBadRequest},
+		{"sign: job id nested", "/api/sign", `{"job_ids":[["j1"]],"pin":"123456"}`, CodeBadRequest},
+		{"sign: deep nesting", "/api/sign", `{"job_ids":` + strings.Repeat("[", 10000) + `,"pin":"123456"}`, CodeBadRequest},
+		{"sign: no jobs", "/api/sign", `{"job_ids":[],"pin":"123456"}`, CodeBadRequest},
+		{"sign: no job_ids", "/api/sign", `{"pin":"123456"}`, CodeBadRequest},
+		{"sign: empty id", "/api/sign", `{"job_ids":[""],"pin":"123456"}`, CodeBadRequest},
+		{"sign: id with a slash", "/api/sign", `{"job_ids":["../j1"],"pin":"123456"}`, CodeBadRequest},
+		{"sign: id too long", "/api/sign", `{"job_ids":["` + strings.Repeat("a", maxJobIDLen+1) + `"],"pin":"123456"}`, CodeBadRequest},
+		{"sign: id not UTF-8", "/api/sign", "{\"job_ids\":[\"j\xff\"],\"pin\":\"123456\"}", CodeBadRequest},
+		{"sign: id repeated", "/api/sign", `{"job_ids":["j1","j1"],"pin":"123456"}`, CodeBadRequest},
+		{"sign: too many ids", "/api/sign", `{"job_ids":[` + ids(maxJobIDs+1) + `],"pin":"123456"}`, CodeBadRequest},
+		{"sign: too large", "/api/sign", `{"job_ids":["j1"],"pin":"123456"}` + strings.Repeat(" ", maxSignBody), CodeBadRequest},
+		{"sign: confirm a number", "/api/sign", `{"job_ids":["j1"],"pin":"123456","confirm_last_attempt":1}`, CodeBadRequest},
+		{"sign: confirm a huge number", "/api/sign", `{"job_ids":["j1"],"pin":"123456","confirm_last_attempt":1e999999}`, CodeBadRequest},
+		{"sign: confirm a string", "/api/sign", `{"job_ids":["j1"],"pin":"123456","confirm_last_attempt":"true"}`, CodeBadRequest},
+		{"sign: confirm null", "/api/sign", `{"job_ids":["j1"],"pin":"123456","confirm_last_attempt":null}`, CodeBadRequest},
+		{"sign: numeric pin", "/api/sign", `{"job_ids":["j1"],"pin":123456}`, CodeBadRequest},
+		{"sign: huge numeric pin", "/api/sign", `{"job_ids":["j1"],"pin":123456789012345678901234567890}`, CodeBadRequest},
+		{"sign: null pin", "/api/sign", `{"job_ids":["j1"],"pin":null}`, CodeBadRequest},
+		{"sign: no pin", "/api/sign", `{"job_ids":["j1"]}`, CodePINFormat},
+		{"sign: short pin", "/api/sign", `{"job_ids":["j1"],"pin":"12345"}`, CodePINFormat},
+		{"sign: long pin", "/api/sign", `{"job_ids":["j1"],"pin":"123456789"}`, CodePINFormat},
+		{"sign: escaped pin", "/api/sign", `{"job_ids":["j1"],"pin":"12\u00334567"}`, CodePINFormat},
+		{"sign: pin with a space", "/api/sign", `{"job_ids":["j1"],"pin":"123 456"}`, CodePINFormat},
+		{"sign: pin not ASCII", "/api/sign", `{"job_ids":["j1"],"pin":"12345é"}`, CodePINFormat},
+		{"sign: pin not UTF-8", "/api/sign", "{\"job_ids\":[\"j1\"],\"pin\":\"12345\xff\"}", CodePINFormat},
+		{"sign: pin with a raw control", "/api/sign", "{\"job_ids\":[\"j1\"],\"pin\":\"12345\x01\"}", CodeBadRequest},
+		// reject
+		{"reject: empty body", "/api/reject", ``, CodeBadRequest},
+		{"reject: not JSON", "/api/reject", `job_id=j1`, CodeBadRequest},
+		{"reject: no job_id", "/api/reject", `{"reason":"salah"}`, CodeBadRequest},
+		{"reject: empty job_id", "/api/reject", `{"job_id":"","reason":"salah"}`, CodeBadRequest},
+		{"reject: job_id a number", "/api/reject", `{"job_id":12,"reason":"salah"}`, CodeBadRequest},
+		{"reject: job_id bad", "/api/reject", `{"job_id":"j 1","reason":"salah"}`, CodeBadRequest},
+		{"reject: unknown field", "/api/reject", `{"job_id":"j1","reason":"salah","x":true}`, CodeBadRequest},
+		{"reject: reason a number", "/api/reject", `{"job_id":"j1","reason":1e400}`, CodeBadRequest},
+		{"reject: reason an array", "/api/reject", `{"job_id":"j1","reason":["a"]}`, CodeBadRequest},
+		{"reject: reason twice", "/api/reject", `{"job_id":"j1","reason":"a","reason":"b"}`, CodeBadRequest},
+		{"reject: raw line break", "/api/reject", "{\"job_id\":\"j1\",\"reason\":\"a\nb\"}", CodeBadRequest},
+		{"reject: reason not UTF-8", "/api/reject", "{\"job_id\":\"j1\",\"reason\":\"salah \xff\"}", CodeReasonInvalid},
+		{"reject: lone surrogate", "/api/reject", `{"job_id":"j1","reason":"salah \ud800"}`, CodeReasonInvalid},
+		{"reject: NUL", "/api/reject", `{"job_id":"j1","reason":"salah\u0000"}`, CodeReasonInvalid},
+		{"reject: escape", "/api/reject", `{"job_id":"j1","reason":"\u001b[31msalah"}`, CodeReasonInvalid},
+		{"reject: vertical tab", "/api/reject", `{"job_id":"j1","reason":"a\u000bb"}`, CodeReasonInvalid},
+		{"reject: form feed", "/api/reject", `{"job_id":"j1","reason":"a\fb"}`, CodeReasonInvalid},
+		{"reject: DEL", "/api/reject", `{"job_id":"j1","reason":"a\u007fb"}`, CodeReasonInvalid},
+		{"reject: C1 next line", "/api/reject", `{"job_id":"j1","reason":"a\u0085b"}`, CodeReasonInvalid},
+		{"reject: right-to-left override", "/api/reject", `{"job_id":"j1","reason":"fdp.\u202eexe"}`, CodeReasonInvalid},
+		{"reject: zero width space", "/api/reject", `{"job_id":"j1","reason":"sa\u200blah"}`, CodeReasonInvalid},
+		{"reject: soft hyphen", "/api/reject", `{"job_id":"j1","reason":"sa\u00adlah"}`, CodeReasonInvalid},
+		{"reject: byte order mark", "/api/reject", `{"job_id":"j1","reason":"\ufeffsalah"}`, CodeReasonInvalid},
+		{"reject: line separator", "/api/reject", `{"job_id":"j1","reason":"a\u2028b"}`, CodeReasonInvalid},
+		{"reject: paragraph separator", "/api/reject", "{\"job_id\":\"j1\",\"reason\":\"a\u2029b\"}", CodeReasonInvalid},
+		{"reject: tag character", "/api/reject", `{"job_id":"j1","reason":"a\udb40\udc41b"}`, CodeReasonInvalid},
+		{"reject: unassigned tag block", "/api/reject", "{\"job_id\":\"j1\",\"reason\":\"a\U000E0002b\"}", CodeReasonInvalid},
+		{"reject: too long", "/api/reject", `{"job_id":"j1","reason":"` + strings.Repeat("é", DefaultMaxReasonLen+1) + `"}`, CodeReasonTooLong},
+		{"reject: too large", "/api/reject", `{"job_id":"j1","reason":"` + strings.Repeat("a", maxBody) + `"}`, CodeBadRequest},
+		// dismiss
+		{"dismiss: empty body", "/api/dismiss", ``, CodeBadRequest},
+		{"dismiss: a member", "/api/dismiss", `{"x":1}`, CodeBadRequest},
+		{"dismiss: an array", "/api/dismiss", `[]`, CodeBadRequest},
+		{"dismiss: two objects", "/api/dismiss", `{}{}`, CodeBadRequest},
+		// language
+		{"language: unknown", "/api/language", `{"lang":"fr"}`, CodeBadRequest},
+		{"language: empty", "/api/language", `{"lang":""}`, CodeBadRequest},
+		{"language: a number", "/api/language", `{"lang":1}`, CodeBadRequest},
+		{"language: missing", "/api/language", `{}`, CodeBadRequest},
+		{"language: unknown field", "/api/language", `{"lang":"en","x":1}`, CodeBadRequest},
+		{"language: twice", "/api/language", `{"lang":"en","lang":"id"}`, CodeBadRequest},
+		{"language: not UTF-8", "/api/language", "{\"lang\":\"e\xffn\"}", CodeBadRequest},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := post(t, ts, tc.path, tc.body, hdr)
+			code, params := errorCode(t, res)
+			if res.StatusCode != http.StatusBadRequest || code != tc.code {
+				t.Fatalf("status %d code %q, want 400 %q", res.StatusCode, code, tc.code)
+			}
+			if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("content type %q", ct)
+			}
+			if code == CodeReasonTooLong && params["n"] != strconv.Itoa(DefaultMaxReasonLen) {
+				t.Errorf("params %v", params)
+			}
+		})
+	}
+	if n := ctl.calls(); n != 0 {
+		t.Fatalf("the controller was called %d times for refused requests", n)
+	}
+}
+
+// A body without a Content-Length (chunked) is read within the same bound.
+func TestChunkedBodies(t *testing.T) {
+	_, ctl, ts := newTestServer(t)
+	tok := csrfOf(t, ts)
+	send := func(body string) *http.Response {
+		// A reader of unknown length makes the client send chunks.
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/sign", io.MultiReader(strings.NewReader(body)))
+		req.Header.Set("Origin", ts.URL)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Teken-CSRF", tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		if req.ContentLength != 0 && req.ContentLength != -1 {
+			t.Fatalf("request sent with a length")
+		}
+		return res
+	}
+	if res := send(`{"job_ids":["j1"],"pin":"123456"}`); res.StatusCode != http.StatusOK {
+		t.Fatalf("chunked sign: %d", res.StatusCode)
+	}
+	res := send(`{"job_ids":["j1"],"pin":"123456"}` + strings.Repeat(" ", maxSignBody))
+	if code, _ := errorCode(t, res); res.StatusCode != http.StatusBadRequest || code != CodeBadRequest {
+		t.Fatalf("chunked sign over the limit: %d %q", res.StatusCode, code)
+	}
+	if len(ctl.pins) != 1 {
+		t.Fatalf("controller saw %d sign requests, want 1", len(ctl.pins))
+	}
+}
+
+func TestDocumentURLs(t *testing.T) {
+	_, _, ts := newTestServer(t)
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/api/documents/j1/0", http.StatusOK},
+		{"/api/documents/j1/-1", http.StatusBadRequest},
+		{"/api/documents/j1/+1", http.StatusBadRequest},
+		{"/api/documents/j1/01", http.StatusBadRequest},
+		{"/api/documents/j1/1e3", http.StatusBadRequest},
+		{"/api/documents/j1/abc", http.StatusBadRequest},
+		{"/api/documents/j1/99999999999999999999999", http.StatusBadRequest},
+		{"/api/documents/j%20x/0", http.StatusBadRequest},
+		{"/api/documents/j%FF/0", http.StatusBadRequest},
+		{"/api/documents/" + strings.Repeat("a", maxJobIDLen+1) + "/0", http.StatusBadRequest},
+		{"/api/documents/j1/7", http.StatusNotFound},     // the controller has no such document
+		{"/api/documents/other/0", http.StatusNotFound},  // not the present signer's
+		{"/api/documents/j1/65535", http.StatusNotFound}, // a number, just not a document
+	} {
+		res, err := http.Get(ts.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := errorCode(t, res)
+		res.Body.Close()
+		if res.StatusCode != tc.want || (tc.want == http.StatusBadRequest && code != CodeBadRequest) {
+			t.Errorf("%s: %d %q, want %d", tc.path, res.StatusCode, code, tc.want)
+		}
+	}
+}
+
+// A reason on several lines reaches the controller with LF line breaks,
+// trimmed; at the limit it is taken, counted in characters.
+func TestRejectReasons(t *testing.T) {
+	_, ctl, ts := newTestServer(t)
+	tok := csrfOf(t, ts)
+	hdr := map[string]string{"Origin": ts.URL, "Content-Type": "application/json", "X-Teken-CSRF": tok}
+	atLimit := strings.Repeat("文", DefaultMaxReasonLen)
+	for _, tc := range []struct{ name, reason, want string }{
+		{"one line", `Tanggal salah`, "Tanggal salah"},
+		{"LF", `Tanggal salah\nNomor surat salah`, "Tanggal salah\nNomor surat salah"},
+		{"CRLF", `Tanggal salah\r\nNomor surat salah\r\n`, "Tanggal salah\nNomor surat salah"},
+		{"CR", `satu\rdua\r\rtiga`, "satu\ndua\n\ntiga"},
+		{"blank lines kept inside", `satu\n\n\ndua`, "satu\n\n\ndua"},
+		{"trimmed", `  \n\t satu \n `, "satu"},
+		{"tab", `a\tb`, "a b"},
+		{"empty", ``, ""},
+		{"only space", ` \r\n\t `, ""},
+		{"emoji", `Salah \ud83d\ude00 alamat`, "Salah 😀 alamat"},
+		{"escaped slash and quote", `a\/b \"c\"`, `a/b "c"`},
+		{"at the limit", atLimit, atLimit},
+		{"at the limit once trimmed", `\r\n  ` + atLimit + `  \n`, atLimit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctl.mu.Lock()
+			ctl.rejct = nil
+			ctl.mu.Unlock()
+			res := post(t, ts, "/api/reject", `{"job_id":"j1","reason":"`+tc.reason+`"}`, hdr)
+			if res.StatusCode != http.StatusOK {
+				b, _ := io.ReadAll(res.Body)
+				t.Fatalf("status %d: %s", res.StatusCode, b)
+			}
+			if len(ctl.rejct) != 1 || ctl.rejct[0] != "j1:"+tc.want {
+				t.Fatalf("controller saw %q, want %q", ctl.rejct, "j1:"+tc.want)
+			}
+		})
+	}
+	res := post(t, ts, "/api/reject", `{"job_id":"j1"}`, hdr)
+	if res.StatusCode != http.StatusOK || ctl.rejct[len(ctl.rejct)-1] != "j1:" {
+		t.Fatalf("reject without a reason: %d %q", res.StatusCode, ctl.rejct)
+	}
+}
+
+// The controller's own errors keep their statuses: the official's are 409
+// with their code, a genuine internal error stays 500.
+func TestRejectErrorsFromController(t *testing.T) {
+	_, ctl, ts := newTestServer(t)
+	tok := csrfOf(t, ts)
+	hdr := map[string]string{"Origin": ts.URL, "Content-Type": "application/json", "X-Teken-CSRF": tok}
+	ctl.rejectErr = NewUserError(CodeJobGone, errors.New("cancelled"), nil)
+	res := post(t, ts, "/api/reject", `{"job_id":"j1","reason":"a\nb"}`, hdr)
+	if code, _ := errorCode(t, res); res.StatusCode != http.StatusConflict || code != CodeJobGone {
+		t.Fatalf("user error: %d %q", res.StatusCode, code)
+	}
+	ctl.rejectErr = errors.New("store on fire")
+	res = post(t, ts, "/api/reject", `{"job_id":"j1","reason":"a\nb"}`, hdr)
+	if code, _ := errorCode(t, res); res.StatusCode != http.StatusInternalServerError || code != CodeInternal {
+		t.Fatalf("internal error: %d %q", res.StatusCode, code)
+	}
+}
+
+// The PIN reaches the controller in a buffer of its own, which is wiped
+// once the controller returns, whatever it answered.
+func TestSignPINBufferWiped(t *testing.T) {
+	_, ctl, ts := newTestServer(t)
+	tok := csrfOf(t, ts)
+	hdr := map[string]string{"Origin": ts.URL, "Content-Type": "application/json", "X-Teken-CSRF": tok}
+	post(t, ts, "/api/sign", `{"pin":"Zq7Kx3Wv","job_ids":["j1","j2"],"confirm_last_attempt":true}`, hdr)
+	ctl.err = NewUserError(CodeWrongPIN, nil, map[string]string{"n": "2"})
+	post(t, ts, "/api/sign", `{"job_ids":["j1"],"pin":"a1B2c3"}`, hdr)
+	if len(ctl.pinBufs) != 2 || ctl.pins[0] != "Zq7Kx3Wv" || ctl.pins[1] != "a1B2c3" {
+		t.Fatalf("controller saw %q", ctl.pins)
+	}
+	if !slices.Equal(ctl.jobs[0], []string{"j1", "j2"}) {
+		t.Errorf("jobs %q", ctl.jobs[0])
+	}
+	for i, b := range ctl.pinBufs {
+		if len(b) == 0 || strings.Trim(string(b), "\x00") != "" {
+			t.Errorf("PIN buffer %d not wiped after the call: %q", i, b)
+		}
+	}
+}
+
+func TestPageCarriesReasonLimit(t *testing.T) {
+	_, _, ts := newTestServer(t)
+	res, err := http.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if want := `<meta name="reason-max" content="` + strconv.Itoa(DefaultMaxReasonLen) + `">`; !strings.Contains(string(b), want) {
+		t.Fatalf("page lacks %s", want)
 	}
 }

@@ -147,10 +147,27 @@ const (
 	CodeSignedPartial   = "signed_partial"
 )
 
+// Catalogue ids of the requests the kiosk refuses itself, with 400.
+const (
+	// CodeBadRequest: a body or URL the page never sends (not JSON of the
+	// request's shape, an unknown member, a wrong type, a bad job id, too
+	// many ids, too large).
+	CodeBadRequest = "err_bad_request"
+	// CodePINFormat: a PIN that is not 6 to 8 letters or digits.
+	CodePINFormat = "err_pin_format"
+	// CodeReasonInvalid: a reject reason holding a character the Result
+	// cannot carry (invalid UTF-8, a control or format character, U+2028,
+	// U+2029, a tag character).
+	CodeReasonInvalid = "err_reason_invalid"
+	// CodeReasonTooLong: a reject reason over the limit, with {n}.
+	CodeReasonTooLong = "err_reason_too_long"
+)
+
 // ErrorCodes lists every code above, for the catalogue test.
 var ErrorCodes = []string{
 	CodeWrongPIN, CodeLastAttempt, CodePINBlocked, CodeTokenRemoved, CodeNoToken,
 	CodeCardBusy, CodeNoReader, CodePCSC, CodeCertExpired, CodeCertNotYetValid,
 	CodeCertUsage, CodeCertUntrusted, CodeSlotEmpty, CodeUnsupported, CodeJobGone,
 	CodeBatchTooLarge, CodeInternal, CodeSignedPartial,
+	CodeBadRequest, CodePINFormat, CodeReasonInvalid, CodeReasonTooLong,
 }

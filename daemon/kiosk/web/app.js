@@ -5,10 +5,14 @@
 "use strict";
 
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
+// The most characters of a reject reason. The terminal counts code points
+// once line breaks are one LF; the browser's maxlength counts UTF-16 units,
+// never fewer, so the page never lets through more than the server takes.
+const reasonMax = Number(document.querySelector('meta[name="reason-max"]').content) || 1024;
 let view = { state: "idle", jobs: [] };
 let catalogs = {};
 let lang = document.documentElement.lang || "id";
-let ui = { mode: "list", selected: new Set(), doc: null, error: null, busy: false, confirmLast: false };
+let ui = { mode: "list", selected: new Set(), doc: null, error: null, busy: false, confirmLast: false, reason: "" };
 let pin = "";
 
 function t(id, params) {
@@ -90,7 +94,7 @@ function letterRow(job) {
       docs.filter((d) => d.available).map((d) => el("button", { type: "button", "data-open": job.id + "/" + d.index,
         onclick: () => { ui.mode = "doc"; ui.doc = { job, d }; render(); } }, t("open_document"))),
       el("button", { type: "button", class: "danger", "data-reject": job.id,
-        onclick: () => { ui.mode = "reject"; ui.doc = { job }; ui.error = null; render(); } }, t("reject"))));
+        onclick: () => { ui.mode = "reject"; ui.doc = { job }; ui.error = null; ui.reason = ""; render(); } }, t("reject"))));
 }
 
 function renderList() {
@@ -172,21 +176,29 @@ async function renderPDF(url, into, block) {
   }
 }
 
+// renderReject asks for an optional reason, on as many lines as the official
+// likes. What is typed lives in ui.reason, so a view pushed meanwhile (which
+// re-renders the screen) does not lose it.
 function renderReject() {
   const { job } = ui.doc;
-  const reason = el("textarea", { id: "reject-reason", placeholder: t("reject_reason"), maxlength: "500" });
+  const reason = el("textarea", { id: "reject-reason", placeholder: t("reject_reason"), rows: "5",
+    maxlength: String(reasonMax), "aria-label": t("reject_reason"), wrap: "soft",
+    oninput: (e) => { ui.reason = e.target.value; } });
+  reason.value = ui.reason;
+  setTimeout(() => reason.focus(), 0);
   return el("div", { class: "pin", "data-state": "reject" },
     el("div", { class: "big" }, job.title),
     errorBox(ui.error),
     reason,
     el("div", { class: "actions" },
-      el("button", { type: "button", onclick: () => { ui.mode = "list"; render(); } }, t("cancel")),
+      el("button", { type: "button", onclick: () => { ui.mode = "list"; ui.reason = ""; render(); } }, t("cancel")),
       el("button", { type: "button", class: "danger", id: "reject-confirm", disabled: ui.busy, onclick: async () => {
+        ui.reason = reason.value;
         ui.busy = true; render();
-        const res = await post("/api/reject", { job_id: job.id, reason: reason.value });
+        const res = await post("/api/reject", { job_id: job.id, reason: ui.reason });
         ui.busy = false;
         if (res.error) { ui.error = res.error; render(); return; }
-        ui.mode = "list"; ui.error = null; render();
+        ui.mode = "list"; ui.error = null; ui.reason = ""; render();
       } }, t("reject_confirm"))));
 }
 
@@ -207,8 +219,9 @@ function renderPIN() {
     ui.busy = false;
     if (res.error) {
       ui.error = res.error;
-      // Wrong PIN keeps the PIN screen; anything else goes back to the list.
-      if (!["err_wrong_pin", "err_last_attempt"].includes(res.error.code)) ui.mode = "list";
+      // A wrong or malformed PIN keeps the PIN screen; anything else goes
+      // back to the list.
+      if (!["err_wrong_pin", "err_last_attempt", "err_pin_format"].includes(res.error.code)) ui.mode = "list";
       render();
       return;
     }
@@ -275,10 +288,12 @@ function onView(next) {
   view = next;
   if (view.lang) lang = view.lang;
   if (before !== view.state) {
-    if (view.state !== "token") { ui.mode = "list"; ui.doc = null; pin = ""; }
+    if (view.state !== "token") { ui.mode = "list"; ui.doc = null; pin = ""; ui.reason = ""; }
     if (view.state === "idle") { ui.selected.clear(); ui.error = null; }
   }
-  // The PIN screen keeps its own input; re-rendering it would drop focus.
+  // The PIN and reject screens keep their own input; re-rendering them
+  // would drop focus.
+  if (ui.mode === "reject" && view.state === "token") return;
   if (!(ui.mode === "pin" && view.state === "token")) render();
   else document.getElementById("tries") && render();
 }
