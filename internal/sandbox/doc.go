@@ -2,4 +2,16 @@
 // against — pcscd with the vsmartcard vpcd reader driver, and Mosquitto — on
 // free loopback ports, for the tests (through internal/testenv) and for
 // `make demo`. Each start waits for readiness by polling a condition.
+//
+// Nothing it starts listens beyond loopback. Mosquitto is told to listen on
+// 127.0.0.1. vpcd cannot be told: it binds INADDR_ANY (opensock in
+// vsmartcard's virtualsmartcard/src/vpcd/vpcd.c), and a connection to its
+// port is a card in the reader, so on a shared network anyone could put a
+// card into a demo terminal. The private pcscd therefore runs in network
+// and mount namespaces of its own (unshare --net --mount), where only lo
+// exists, and for each reader a forwarder in this process listens on the
+// host's 127.0.0.1 and, per connection, dials vpcd from inside that
+// namespace (setns on a locked thread, see inNetns) and copies both ways.
+// A card's connection and its end pass through one for one, so vpcd sees
+// an insertion and a removal as before.
 package sandbox

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -33,14 +34,27 @@ func startProc(logDir, name string, argv ...string) (*proc, error) {
 	// Its own process group, so stop can end anything it spawned, and
 	// Pdeathsig so a crashed parent does not leave it behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
 	p := &proc{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	started := make(chan error, 1)
 	go func() {
+		// Pdeathsig comes when the thread that forked the child ends,
+		// not the process (go.dev/issue/27505), and the runtime ends a
+		// thread whose goroutine exits locked to it. Forking from a
+		// thread held until the child is reaped makes the signal mean
+		// what it is here for: this process died.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		p.err = cmd.Wait()
 		close(p.exited)
 	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
 	return p, nil
 }
 

@@ -25,8 +25,10 @@ func FreePorts(n int) (int, error) {
 		held := []net.Listener{l}
 		ok := base+n-1 <= 65535
 		for i := 1; ok && i < n; i++ {
-			// vpcd binds every interface, so probe the wildcard address.
-			li, err := net.Listen("tcp", ":"+strconv.Itoa(base+i))
+			// Loopback only, like every port the sandbox opens: vpcd,
+			// which binds every address, does so inside pcscd's own
+			// network namespace (PCSCD).
+			li, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
 			if err != nil {
 				ok = false
 				break
@@ -80,9 +82,13 @@ func WaitFor(ctx context.Context, timeout time.Duration, cond func() error) erro
 // TCPListening reports whether some socket in this network namespace listens
 // on port. It reads /proc instead of connecting, because a connection to a
 // vpcd port is taken by the driver as a card being inserted.
-func TCPListening(port int) (bool, error) {
+func TCPListening(port int) (bool, error) { return tcpListening("/proc/net", port) }
+
+// tcpListening is TCPListening for the network namespace whose tables are
+// in netDir: /proc/net for this process's, /proc/PID/net for process PID's.
+func tcpListening(netDir string, port int) (bool, error) {
 	want := fmt.Sprintf(":%04X", port)
-	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	for _, name := range []string{netDir + "/tcp", netDir + "/tcp6"} {
 		f, err := os.Open(name)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {

@@ -30,12 +30,13 @@ var (
 	pcscdRunDir = filepath.Join(os.TempDir(), "teken-pcscd-"+strconv.Itoa(os.Getpid()))
 )
 
-// StartPCSCD starts a pcscd of the test's own with the vpcd driver on free
-// ports and points this process's PC/SC clients at it; it stops when the test
-// ends. As root it runs beside any system pcscd, in a private mount
-// namespace. Without root it falls back to the system pcscd when that is
-// reachable and has vpcd on its default port; otherwise the test is skipped
-// (failed in CI). Tests that use it cannot run in parallel.
+// StartPCSCD starts a pcscd of the test's own with the vpcd driver and
+// points this process's PC/SC clients at it; it stops when the test ends. As
+// root it runs beside any system pcscd, in private mount and network
+// namespaces, its readers reached through forwarders on free 127.0.0.1
+// ports (see sandbox.PCSCD). Without root it falls back to the system pcscd
+// when that is reachable and has vpcd on its default port; otherwise the
+// test is skipped (failed in CI). Tests that use it cannot run in parallel.
 func StartPCSCD(t testing.TB) *PCSCD {
 	t.Helper()
 	LookPath(t, "pcscd")
@@ -46,6 +47,7 @@ func StartPCSCD(t testing.TB) *PCSCD {
 		return systemPCSCD(t)
 	}
 	LookPath(t, "unshare")
+	LookPath(t, "ip")
 	pcscdMu.Lock()
 	d, err := sandbox.StartPCSCD(sandbox.PCSCDOptions{RunDir: pcscdRunDir, Dir: t.TempDir()})
 	if err != nil {
@@ -67,6 +69,15 @@ func (d *PCSCD) VPCDAddr(i int) string {
 		return "127.0.0.1:" + strconv.Itoa(d.port+i)
 	}
 	return d.PCSCD.VPCDAddr(i)
+}
+
+// VPCDPort is the port vpcd listens on for reader i: inside the private
+// pcscd's network namespace, or the system vpcd's on the host.
+func (d *PCSCD) VPCDPort(i int) int {
+	if d.system {
+		return d.port + i
+	}
+	return d.PCSCD.VPCDPort(i)
 }
 
 // Stop, Kill and Restart act on a private pcscd only.
