@@ -77,7 +77,7 @@ func TestBlockRect(t *testing.T) {
 // widgetRect reads back the last annotation's /Rect on page n.
 func widgetRect(t *testing.T, pdf []byte, n int) [4]float64 {
 	t.Helper()
-	d, err := parse(pdf)
+	d, err := parse(pdf, newBudget(Limits{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,35 @@
 // predictors). Encrypted documents are refused with ErrEncrypted, and
 // anything it cannot read with ErrMalformed, before the token is asked.
 //
+// Reading one document is bounded by Limits, so that a small hostile file
+// cannot take the terminal's memory: the bytes inflated from
+// cross-reference and object streams (DefaultLimits: 32 MiB, re-decodes
+// included), the heap the parsed objects take, estimated as they are
+// built (128 MiB, every read counted), the objects in the cross-reference
+// (262,144) and the decoded object streams kept at once (16). Each is
+// counted as the work is done, so a compression bomb is stopped after the
+// budget, not after the bomb; a document over a limit is refused with
+// ErrTooComplex, whose text names the limit. Nesting of arrays,
+// dictionaries, the page tree and reference chains is bounded at 64
+// levels, and the page tree at 100,000 pages. A 1,000-page document uses
+// less than a tenth of each default (see DefaultLimits for the reasons).
+//
+// A document with active content is refused with ErrActiveContent, by
+// Inspect and Sign alike: what the official saw on the kiosk must be
+// what any viewer of the signed letter shows, and code or actions that
+// run in a viewer can change that after the signature. Every object in
+// the cross-reference is read, not only what the catalog reaches. Refused
+// are JavaScript (actions, /JS and the document's /JavaScript name tree),
+// Launch, SubmitForm, ImportData, ResetForm, Hide, SetOCGState, GoToR,
+// Sound, Movie and Rendition actions, Named actions other than the four
+// page navigations, URI actions to anything but http, https, mailto and
+// tel addresses, an /OpenAction other than a destination or GoTo, any
+// /AA additional actions, XFA forms, 3D and RichMedia annotations,
+// portfolios (/Collection), and, unless Limits.AllowEmbeddedFiles,
+// embedded files. Links (GoTo, plain URI) and named page navigation are
+// accepted. The reasons, with the sections of ISO 32000-1, are in
+// active.go.
+//
 // github.com/digitorus/pdfsign was evaluated and not used: it writes
 // SubFilter adbe.pkcs7.detached, its pkcs7 dependency always adds a
 // signing-time attribute and an adbe-revocationInfoArchival attribute,

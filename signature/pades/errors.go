@@ -19,6 +19,19 @@ var (
 	// no change, not even another signature, keeps the certification.
 	ErrLocked = errors.New("pades: document is certified against any change")
 
+	// ErrTooComplex means reading the document would take more work than
+	// its Limits allow: more bytes to inflate, more parsing, or more
+	// objects. The error text names the limit and its value.
+	ErrTooComplex = errors.New("pades: document over budget")
+
+	// ErrActiveContent means the document holds something that runs or
+	// changes on its own in a viewer (JavaScript, launch and form
+	// actions, additional actions, XFA, rich media) or, unless
+	// Limits.AllowEmbeddedFiles, an embedded file. The error text names
+	// what was found and where. What the kiosk showed must be what every
+	// viewer of the signed letter shows.
+	ErrActiveContent = errors.New("pades: active content")
+
 	// ErrTooLarge means the signature did not fit the space reserved for
 	// it in /Contents.
 	ErrTooLarge = errors.New("pades: signature larger than reserved space")

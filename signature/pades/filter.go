@@ -1,20 +1,9 @@
 package pades
 
-import (
-	"bytes"
-	"compress/zlib"
-	"fmt"
-	"io"
-)
-
-// maxDecoded bounds a decoded stream so a small compressed bomb cannot
-// exhaust memory.
-const maxDecoded = 64 << 20
-
-// decode undoes the stream's filters. Only FlateDecode is supported: it is
-// what cross-reference and object streams use in practice, and those are
-// the only streams this package reads.
-func decode(s *stream) ([]byte, error) {
+// decode undoes the stream's filters, inflating against b. Only
+// FlateDecode is supported: it is what cross-reference and object streams
+// use in practice, and those are the only streams this package reads.
+func (b *budget) decode(s *stream) ([]byte, error) {
 	var filters array
 	switch f := s.dict["Filter"].(type) {
 	case nil:
@@ -29,16 +18,9 @@ func decode(s *stream) ([]byte, error) {
 	if len(filters) != 1 || filters[0] != name("FlateDecode") {
 		return nil, malformed("unsupported stream filter %v", filters)
 	}
-	zr, err := zlib.NewReader(bytes.NewReader(s.data))
+	out, err := b.inflate(s.data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: flate stream: %v", ErrMalformed, err)
-	}
-	out, err := io.ReadAll(io.LimitReader(zr, maxDecoded+1))
-	if err != nil && len(out) == 0 {
-		return nil, fmt.Errorf("%w: flate stream: %v", ErrMalformed, err)
-	}
-	if len(out) > maxDecoded {
-		return nil, malformed("stream decodes to more than %d bytes", maxDecoded)
+		return nil, err
 	}
 	parms, _ := s.dict["DecodeParms"].(dict)
 	if a, ok := s.dict["DecodeParms"].(array); ok && len(a) == 1 {
@@ -48,7 +30,9 @@ func decode(s *stream) ([]byte, error) {
 }
 
 // unpredict reverses a PNG predictor (§7.4.4.4, Predictor 10 to 15) for
-// 8-bit, one-colour data, the form cross-reference streams use.
+// 8-bit, one-colour data, the form cross-reference streams use. It works
+// in place: row r is written to b[r*w:], before the bytes of row r it
+// still has to read, so the decoded data costs no second copy.
 func unpredict(b []byte, parms dict) ([]byte, error) {
 	pred, _ := parms["Predictor"].(int64)
 	if pred <= 1 {
@@ -77,35 +61,44 @@ func unpredict(b []byte, parms dict) ([]byte, error) {
 	if len(b)%row != 0 {
 		return nil, malformed("predicted data is not whole rows")
 	}
-	out := make([]byte, 0, len(b)/row*w)
-	prev := make([]byte, w)
-	for i := 0; i < len(b); i += row {
-		cur := make([]byte, w)
-		copy(cur, b[i+1:i+row])
-		for x := range cur {
-			var left, upLeft byte
+	rows := len(b) / row
+	for r := range rows {
+		typ := b[r*row]
+		in := b[r*row+1 : r*row+row]
+		cur := b[r*w : r*w+w]
+		var prev []byte
+		if r > 0 {
+			prev = b[(r-1)*w : r*w]
+		}
+		for x := range w {
+			var left, up, upLeft byte
 			if x > 0 {
-				left, upLeft = cur[x-1], prev[x-1]
+				left = cur[x-1]
 			}
-			up := prev[x]
-			switch b[i] {
+			if prev != nil {
+				up = prev[x]
+				if x > 0 {
+					upLeft = prev[x-1]
+				}
+			}
+			c := in[x]
+			switch typ {
 			case 0:
 			case 1:
-				cur[x] += left
+				c += left
 			case 2:
-				cur[x] += up
+				c += up
 			case 3:
-				cur[x] += byte((int(left) + int(up)) / 2)
+				c += byte((int(left) + int(up)) / 2)
 			case 4:
-				cur[x] += paeth(left, up, upLeft)
+				c += paeth(left, up, upLeft)
 			default:
-				return nil, malformed("bad PNG filter type %d", b[i])
+				return nil, malformed("bad PNG filter type %d", typ)
 			}
+			cur[x] = c
 		}
-		out = append(out, cur...)
-		prev = cur
 	}
-	return out, nil
+	return b[:rows*w], nil
 }
 
 func paeth(a, b, c byte) byte {

@@ -144,6 +144,17 @@ func testPDF(n int) []byte { return testPDFWith(n, "", "") }
 // testPDFWith is testPDF with extra entries in the catalog and the root
 // of the page tree, and extra objects numbered from 4+2n on.
 func testPDFWith(n int, catalog, pages string, extra ...string) []byte {
+	return testPDFPages(n, catalog, pages, "", extra...)
+}
+
+// letterWith is a one-page letter with extra entries in the catalog and in
+// the page itself (object 4), and extra objects numbered from 6 on.
+func letterWith(catalog, page string, extra ...string) []byte {
+	return testPDFPages(1, catalog, "", page, extra...)
+}
+
+// testPDFPages is testPDFWith with extra entries in every page as well.
+func testPDFPages(n int, catalog, pages, leaf string, extra ...string) []byte {
 	var b bytes.Buffer
 	var offs []int
 	obj := func(body string) {
@@ -160,7 +171,7 @@ func testPDFWith(n int, catalog, pages string, extra ...string) []byte {
 	obj("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
 	for i := range n {
 		content := fmt.Sprintf("BT /F1 14 Tf 72 770 Td (Surat Keputusan Gubernur - halaman %d) Tj ET", i+1)
-		obj(fmt.Sprintf("<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>", 5+2*i))
+		obj(fmt.Sprintf("<< /Type /Page /Parent 2 0 R /Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R %s >>", 5+2*i, leaf))
 		obj(fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))
 	}
 	for _, e := range extra {
@@ -259,16 +270,16 @@ func qpdfCheck(t *testing.T, pdf []byte) {
 	}
 }
 
-// check is Inspect without an appearance, for the tests that only ask
-// whether a PDF can be signed.
+// check is Inspect without an appearance and with the default limits,
+// for the tests that only ask whether a PDF can be signed.
 func check(pdf []byte) error {
-	_, err := Inspect(pdf, nil)
+	_, err := Inspect(pdf, nil, Limits{})
 	return err
 }
 
 // inspectBlock is the page and rectangle Inspect gives for a.
 func inspectBlock(pdf []byte, a Appearance) (int, [4]float64, error) {
-	in, err := Inspect(pdf, &a)
+	in, err := Inspect(pdf, &a, Limits{})
 	if err != nil {
 		return 0, [4]float64{}, err
 	}

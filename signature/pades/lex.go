@@ -41,13 +41,34 @@ func isDelim(c byte) bool {
 	return false
 }
 
-// lexer reads PDF tokens from b starting at pos.
+// lexer reads PDF tokens from b starting at pos. With a budget, it
+// charges what it builds (Limits.MaxParsedBytes) before building it.
 type lexer struct {
 	b   []byte
 	pos int
+	bud *budget // nil: not counted
 }
 
+// charge counts n bytes against the budget. Over budget, the lexer moves
+// to the end of its data, so that every loop reading it ends, and the
+// error stays in the budget for open to report.
+func (l *lexer) charge(n int) error {
+	if l.bud == nil {
+		return nil
+	}
+	if err := l.bud.parse(n); err != nil {
+		l.pos = len(l.b)
+		return err
+	}
+	return nil
+}
+
+// skip passes white space and comments. What it passes is charged a
+// byte a byte: it allocates nothing, but a file read many times over a
+// long run of it would take time without bound.
 func (l *lexer) skip() {
+	start := l.pos
+loop:
 	for l.pos < len(l.b) {
 		c := l.b[l.pos]
 		switch {
@@ -58,17 +79,23 @@ func (l *lexer) skip() {
 				l.pos++
 			}
 		default:
-			return
+			break loop
 		}
+	}
+	if l.pos > start {
+		_ = l.charge(l.pos - start)
 	}
 }
 
-// keyword reads a run of regular characters.
+// keyword reads a run of regular characters; over budget it reads none.
 func (l *lexer) keyword() string {
 	l.skip()
 	start := l.pos
 	for l.pos < len(l.b) && !isWhite(l.b[l.pos]) && !isDelim(l.b[l.pos]) {
 		l.pos++
+	}
+	if l.charge(costToken+l.pos-start) != nil {
+		return ""
 	}
 	return string(l.b[start:l.pos])
 }
@@ -105,6 +132,9 @@ func (l *lexer) integer() (int, bool) {
 func (l *lexer) object(depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, malformed("objects nested deeper than %d", maxDepth)
+	}
+	if err := l.charge(costValue); err != nil {
+		return nil, err
 	}
 	l.skip()
 	if l.pos >= len(l.b) {
@@ -151,6 +181,9 @@ func (l *lexer) object(depth int) (any, error) {
 	case "null":
 		return nil, nil
 	case "":
+		if l.bud != nil && l.bud.err != nil {
+			return nil, l.bud.err
+		}
 		return nil, malformed("unexpected byte at offset %d", at)
 	}
 	if i, err := strconv.ParseInt(kw, 10, 64); err == nil {
@@ -158,6 +191,9 @@ func (l *lexer) object(depth int) (any, error) {
 			save := l.pos
 			if gen, ok := l.integer(); ok && gen <= 65535 {
 				if l.keyword() == "R" {
+					if err := l.charge(costRef); err != nil {
+						return nil, err
+					}
 					return ref{int(i), gen}, nil
 				}
 			}
@@ -183,22 +219,46 @@ func isNumeric(s string) bool {
 	return true
 }
 
+// name reads a name (§7.3.5), decoding #xx escapes.
 func (l *lexer) name() (name, error) {
 	l.pos++ // '/'
-	var out []byte
+	start, escaped := l.pos, false
 	for l.pos < len(l.b) && !isWhite(l.b[l.pos]) && !isDelim(l.b[l.pos]) {
-		c := l.b[l.pos]
-		if c == '#' && l.pos+2 < len(l.b) {
-			if v, err := strconv.ParseUint(string(l.b[l.pos+1:l.pos+3]), 16, 8); err == nil {
-				out = append(out, byte(v))
-				l.pos += 3
+		escaped = escaped || l.b[l.pos] == '#'
+		l.pos++
+	}
+	raw := l.b[start:l.pos]
+	if err := l.charge(costString + len(raw)); err != nil {
+		return "", err
+	}
+	if !escaped {
+		return name(raw), nil
+	}
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '#' && i+2 < len(raw) {
+			if hi, lo := unhex(raw[i+1]), unhex(raw[i+2]); hi >= 0 && lo >= 0 {
+				out = append(out, byte(hi<<4|lo))
+				i += 2
 				continue
 			}
 		}
-		out = append(out, c)
-		l.pos++
+		out = append(out, raw[i])
 	}
 	return name(out), nil
+}
+
+// unhex is the value of a hexadecimal digit, or -1.
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c - 'a' + 10)
+	case c >= 'A' && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
 }
 
 func (l *lexer) literal() (pdfString, error) {
@@ -213,6 +273,11 @@ func (l *lexer) literal() (pdfString, error) {
 			nest++
 		case ')':
 			if nest == 0 {
+				// Counted once read: a string is no longer than the
+				// data it is read from.
+				if err := l.charge(costString + 2*len(out)); err != nil {
+					return nil, err
+				}
 				return out, nil
 			}
 			nest--
@@ -264,7 +329,10 @@ func (l *lexer) hex() (pdfString, error) {
 	if end < 0 {
 		return nil, malformed("unterminated hex string")
 	}
-	var out []byte
+	if err := l.charge(costString + end); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, end/2+1)
 	var hi byte
 	odd := false
 	for _, c := range l.b[l.pos : l.pos+end] {
@@ -297,6 +365,9 @@ func (l *lexer) hex() (pdfString, error) {
 
 func (l *lexer) dict(depth int) (dict, error) {
 	l.pos += 2 // "<<"
+	if err := l.charge(costDict); err != nil {
+		return nil, err
+	}
 	d := dict{}
 	for {
 		l.skip()
@@ -307,10 +378,18 @@ func (l *lexer) dict(depth int) (dict, error) {
 		if l.pos >= len(l.b) || l.b[l.pos] != '/' {
 			return nil, malformed("dictionary key is not a name at offset %d", l.pos)
 		}
-		k, _ := l.name()
+		k, err := l.name()
+		if err != nil {
+			return nil, err
+		}
 		v, err := l.object(depth + 1)
 		if err != nil {
 			return nil, err
+		}
+		if _, ok := d[k]; !ok {
+			if err := l.charge(costEntry); err != nil {
+				return nil, err
+			}
 		}
 		d[k] = v
 	}

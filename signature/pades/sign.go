@@ -35,6 +35,11 @@ type Options struct {
 	Visible *Appearance
 	// TSA, when set, asks for an RFC 3161 timestamp (PAdES B-T).
 	TSA *TSAOptions
+	// Limits bound the work of reading the document and say whether
+	// embedded files are accepted; the zero value is DefaultLimits. Pass
+	// the same Limits as to Inspect, so that Sign accepts what Inspect
+	// did.
+	Limits Limits
 }
 
 // Signed is a signed PDF.
@@ -62,6 +67,9 @@ type Inspection struct {
 	// Block is where Sign would draw the visible block; nil when no
 	// appearance was asked for.
 	Block *Block
+	// Decompressed is what the parse inflated, as MaxDecompressedBytes
+	// counts it, so a caller can bound several documents together.
+	Decompressed int64
 }
 
 // Block is a rectangle on a page: the 1-based page and x0, y0, x1, y1 in
@@ -73,16 +81,20 @@ type Block struct {
 
 // Inspect parses pdf once, as Sign would, without touching a token, so a
 // job can be refused up front: it reports ErrEncrypted, ErrMalformed,
-// ErrLocked, or ErrPage when a requests a page the document does not have.
-// With a set, it also says where the visible block will stand, so the
-// kiosk can overlay it on a preview; the terminal keeps that beside the
-// job instead of parsing again.
-func Inspect(pdf []byte, a *Appearance) (*Inspection, error) {
-	_, pages, _, _, err := open(pdf)
+// ErrLocked, ErrTooComplex when reading it would pass lim,
+// ErrActiveContent when it holds JavaScript, actions that run on their
+// own, XFA, rich media or (unless lim allows them) embedded files, or
+// ErrPage when a requests a page the document does not have. With a set,
+// it also says where the visible block will stand, so the kiosk can
+// overlay it on a preview; the terminal keeps that beside the job instead
+// of parsing again.
+func Inspect(pdf []byte, a *Appearance, lim Limits) (*Inspection, error) {
+	bud := newBudget(lim)
+	_, pages, _, _, err := open(pdf, bud)
 	if err != nil {
 		return nil, err
 	}
-	in := &Inspection{Pages: len(pages)}
+	in := &Inspection{Pages: len(pages), Decompressed: bud.inflated}
 	if a != nil {
 		n, pg, err := pick(pages, a.Page)
 		if err != nil {
@@ -93,10 +105,18 @@ func Inspect(pdf []byte, a *Appearance) (*Inspection, error) {
 	return in, nil
 }
 
-// open parses a PDF that is to take a signature: its pages, its catalog,
-// and the check that its certification allows one.
-func open(pdf []byte) (d *document, pages []page, rootRef ref, cat dict, err error) {
-	if d, err = parse(pdf); err != nil {
+// open parses a PDF that is to take a signature, within lim: its pages,
+// its catalog, the check that its certification allows one and the walk
+// through every object for active content. When the budget ran out
+// anywhere, even in a read whose failure a caller tolerated, the answer is
+// ErrTooComplex.
+func open(pdf []byte, bud *budget) (d *document, pages []page, rootRef ref, cat dict, err error) {
+	defer func() {
+		if bud.err != nil {
+			d, pages, rootRef, cat, err = nil, nil, ref{}, nil, bud.err
+		}
+	}()
+	if d, err = parse(pdf, bud); err != nil {
 		return nil, nil, ref{}, nil, err
 	}
 	if pages, err = d.pages(); err != nil {
@@ -106,6 +126,9 @@ func open(pdf []byte) (d *document, pages []page, rootRef ref, cat dict, err err
 		return nil, nil, ref{}, nil, err
 	}
 	if err := d.checkLocked(cat); err != nil {
+		return nil, nil, ref{}, nil, err
+	}
+	if err := d.checkActive(pages, rootRef, cat, bud.lim.AllowEmbeddedFiles); err != nil {
 		return nil, nil, ref{}, nil, err
 	}
 	return d, pages, rootRef, cat, nil
@@ -164,7 +187,7 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 			return nil, fmt.Errorf("pades: %w", err)
 		}
 	}
-	d, pages, rootRef, cat, err := open(pdf)
+	d, pages, rootRef, cat, err := open(pdf, newBudget(opts.Limits))
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +244,10 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 	}
 	if err := u.addField(rootRef, cat, pg, widgetNum, widget); err != nil {
 		return nil, err
+	}
+	if d.bud.err != nil {
+		// A field name read over budget was skipped, not refused.
+		return nil, d.bud.err
 	}
 	out := u.finish()
 

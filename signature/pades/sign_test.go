@@ -142,7 +142,7 @@ func TestSecondSignatureKeepsFirstValid(t *testing.T) {
 				t.Errorf("second signature does not cover the document:\n%s", report)
 			}
 			qpdfCheck(t, second.PDF)
-			d, err := parse(second.PDF)
+			d, err := parse(second.PDF, newBudget(Limits{}))
 			if err != nil {
 				t.Fatal(err)
 			}

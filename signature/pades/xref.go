@@ -23,8 +23,9 @@ type document struct {
 	xrefStream bool // the newest section is a cross-reference stream
 	trailer    dict // the newest trailer (or xref stream dictionary)
 	xref       map[int]xrefEntry
-	objstm     map[int]*objectStream
+	objstm     streamCache
 	busy       map[int]bool // objects being resolved, to catch cycles
+	bud        *budget
 }
 
 type objectStream struct {
@@ -37,8 +38,9 @@ type objectStream struct {
 const maxSections = 4096
 
 // parse reads the header, the trailer chain and the cross-reference
-// sections of b. It refuses encrypted documents.
-func parse(b []byte) (*document, error) {
+// sections of b, counting the work against bud. It refuses encrypted
+// documents.
+func parse(b []byte, bud *budget) (*document, error) {
 	head := b[:min(len(b), 1024)]
 	if !bytes.Contains(head, []byte("%PDF-")) {
 		return nil, malformed("no %%PDF- header")
@@ -53,7 +55,8 @@ func parse(b []byte) (*document, error) {
 	if !ok || off >= len(b) {
 		return nil, malformed("bad startxref")
 	}
-	d := &document{b: b, startxref: off, xref: map[int]xrefEntry{}, objstm: map[int]*objectStream{}, busy: map[int]bool{}}
+	d := &document{b: b, startxref: off, xref: map[int]xrefEntry{}, busy: map[int]bool{}, bud: bud}
+	d.objstm.max = bud.lim.MaxObjectStreams
 	seen := map[int]bool{}
 	for n := 0; ; n++ {
 		if n >= maxSections || seen[off] {
@@ -98,7 +101,7 @@ func (d *document) section(off int) (dict, bool, error) {
 	if off < 0 || off >= len(d.b) {
 		return nil, false, malformed("cross-reference offset %d out of range", off)
 	}
-	l := &lexer{b: d.b, pos: off}
+	l := d.lexer(d.b, off)
 	l.skip()
 	if bytes.HasPrefix(d.b[l.pos:], []byte("xref")) {
 		l.pos += 4
@@ -119,11 +122,22 @@ func (d *document) section(off int) (dict, bool, error) {
 	return s.dict, true, nil
 }
 
-func (d *document) set(num int, e xrefEntry) {
-	if _, ok := d.xref[num]; !ok {
-		d.xref[num] = e
+// set records e for num unless a newer section had it, within
+// MaxObjects.
+func (d *document) set(num int, e xrefEntry) error {
+	if _, ok := d.xref[num]; ok {
+		return nil
 	}
+	if err := d.bud.objects(len(d.xref) + 1); err != nil {
+		return err
+	}
+	d.xref[num] = e
+	return nil
 }
+
+// lexer reads b from pos, charging what it builds to the document's
+// budget.
+func (d *document) lexer(b []byte, pos int) *lexer { return &lexer{b: b, pos: pos, bud: d.bud} }
 
 // table reads a classic cross-reference table (§7.5.4) and its trailer.
 func (d *document) table(l *lexer) (dict, error) {
@@ -149,7 +163,9 @@ func (d *document) table(l *lexer) (dict, error) {
 			if kind == "n" {
 				e.kind = 1
 			}
-			d.set(start+i, e)
+			if err := d.set(start+i, e); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := l.expect("trailer"); err != nil {
@@ -168,7 +184,7 @@ func (d *document) table(l *lexer) (dict, error) {
 
 // xrefStreamEntries reads a cross-reference stream (§7.5.8).
 func (d *document) xrefStreamEntries(s *stream) error {
-	data, err := decode(s)
+	data, err := d.bud.decode(s)
 	if err != nil {
 		return err
 	}
@@ -224,13 +240,17 @@ func (d *document) xrefStreamEntries(s *stream) error {
 			f2 := field(row[widths[0] : widths[0]+widths[1]])
 			f3 := field(row[widths[0]+widths[1]:])
 			num := int(start + j)
+			var err error
 			switch kind {
 			case 0:
-				d.set(num, xrefEntry{kind: 0})
+				err = d.set(num, xrefEntry{kind: 0})
 			case 1:
-				d.set(num, xrefEntry{kind: 1, off: f2, gen: int(f3)})
+				err = d.set(num, xrefEntry{kind: 1, off: f2, gen: int(f3)})
 			case 2:
-				d.set(num, xrefEntry{kind: 2, off: f2, idx: int(f3)})
+				err = d.set(num, xrefEntry{kind: 2, off: f2, idx: int(f3)})
+			}
+			if err != nil {
+				return err
 			}
 		}
 	}
@@ -239,7 +259,7 @@ func (d *document) xrefStreamEntries(s *stream) error {
 
 // indirect parses "num gen obj ... endobj" at off, with a stream if any.
 func (d *document) indirect(off int) (int, any, error) {
-	l := &lexer{b: d.b, pos: off}
+	l := d.lexer(d.b, off)
 	num, ok1 := l.integer()
 	_, ok2 := l.integer()
 	if !ok1 || !ok2 {
@@ -287,8 +307,25 @@ func (d *document) indirect(off int) (int, any, error) {
 		}
 	}
 	// A wrong /Length is common in the wild; fall back to the keyword.
-	end := bytes.Index(d.b[start:], []byte("endstream"))
+	// The search is work too: many streams that all run to one distant
+	// endstream would scan the file once each.
+	win := d.b[start:]
+	if left := d.bud.parseLeft(); int64(len(win)) > left {
+		win = win[:left]
+	}
+	end := bytes.Index(win, []byte("endstream"))
+	scanned := len(win)
+	if end >= 0 {
+		scanned = end + len("endstream")
+	}
+	if err := d.bud.parse(scanned); err != nil {
+		return 0, nil, err
+	}
 	if end < 0 {
+		if len(win) < len(d.b)-start {
+			// The window stopped at the budget, not at the end of the file.
+			return 0, nil, d.bud.parse(1)
+		}
 		return 0, nil, malformed("unterminated stream in object %d", num)
 	}
 	data := bytes.TrimSuffix(d.b[start:start+end], []byte("\n"))
@@ -344,13 +381,13 @@ func (d *document) object(num int) (any, error) {
 	if e.idx < 0 || e.idx >= len(os.offsets) {
 		return nil, malformed("object %d: index %d outside its object stream", num, e.idx)
 	}
-	l := &lexer{b: os.data, pos: os.first + os.offsets[e.idx]}
-	return l.object(0)
+	return d.lexer(os.data, os.first+os.offsets[e.idx]).object(0)
 }
 
-// objectStream decodes and indexes object stream num (§7.5.7).
+// objectStream decodes and indexes object stream num (§7.5.7), or takes
+// it from the cache.
 func (d *document) objectStream(num int) (*objectStream, error) {
-	if os, ok := d.objstm[num]; ok {
+	if os, ok := d.objstm.get(num); ok {
 		return os, nil
 	}
 	if e := d.xref[num]; e.kind != 1 {
@@ -364,7 +401,7 @@ func (d *document) objectStream(num int) (*objectStream, error) {
 	if !ok || s.dict["Type"] != name("ObjStm") {
 		return nil, malformed("object %d is not an object stream", num)
 	}
-	data, err := decode(s)
+	data, err := d.bud.decode(s)
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +411,7 @@ func (d *document) objectStream(num int) (*objectStream, error) {
 		return nil, malformed("object stream %d header", num)
 	}
 	os := &objectStream{data: data, first: int(first)}
-	l := &lexer{b: data[:first]}
+	l := d.lexer(data[:first], 0)
 	for range n {
 		_, ok1 := l.integer()
 		off, ok2 := l.integer()
@@ -383,7 +420,7 @@ func (d *document) objectStream(num int) (*objectStream, error) {
 		}
 		os.offsets = append(os.offsets, off)
 	}
-	d.objstm[num] = os
+	d.objstm.put(num, os)
 	return os, nil
 }
 
