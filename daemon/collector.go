@@ -20,7 +20,7 @@ type stateCollector struct {
 	jobsWaiting, oldestWaiting, undelivered, oldestUndelivered *prometheus.Desc
 	tokenPresent, pinRetries, certNotAfter, certSoonest        *prometheus.Desc
 	pcscdUp, brokerConnected, storeSize, storeMaxSize          *prometheus.Desc
-	scrapeErrors                                               *prometheus.Desc
+	scrapeErrors, intakeRetrying                               *prometheus.Desc
 }
 
 func newStateCollector(d *Daemon) *stateCollector {
@@ -42,6 +42,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 		storeSize:         desc("store_size_bytes", "Size of the job store file."),
 		storeMaxSize:      desc("store_max_size_bytes", "Configured cap of the job store file."),
 		scrapeErrors:      desc("scrape_store_errors", "1 when the store did not answer this scrape."),
+		intakeRetrying:    desc("intake_retrying", "1 while the terminal retries a message it could not store; later messages wait behind it."),
 	}
 }
 
@@ -49,7 +50,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.jobsWaiting, c.oldestWaiting, c.undelivered, c.oldestUndelivered,
 		c.tokenPresent, c.pinRetries, c.certNotAfter, c.certSoonest, c.pcscdUp, c.brokerConnected,
-		c.storeSize, c.storeMaxSize, c.scrapeErrors} {
+		c.storeSize, c.storeMaxSize, c.scrapeErrors, c.intakeRetrying} {
 		ch <- d
 	}
 }
@@ -88,6 +89,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.pcscdUp, boolFloat(!errors.Is(err, device.ErrPCSCUnavailable)))
 	t := d.term.Load()
 	gauge(c.brokerConnected, boolFloat(t != nil && t.Connected()))
+	gauge(c.intakeRetrying, boolFloat(d.intake.retrying.reason() != ""))
 }
 
 func boolFloat(b bool) float64 {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,9 @@ type KioskConfig struct {
 type MetricsConfig struct {
 	Listen    string `toml:"listen"`
 	WebConfig string `toml:"web_config"`
+	// AllowedHosts are the names Prometheus may use in Host, besides the
+	// loopback names and the listen address's own host.
+	AllowedHosts []string `toml:"allowed_hosts"`
 }
 
 // SigningConfig governs what may be signed and how.
@@ -77,6 +81,11 @@ type SigningConfig struct {
 	TimeZone      string   `toml:"time_zone"`
 	TSAURL        string   `toml:"tsa_url"`
 	TSATimeout    Duration `toml:"tsa_timeout"`
+	// PDF work is bounded per document and per job (see signature/pades
+	// Limits): a letter that needs more fails with bad_document.
+	PDFMaxDecompressedBytes    int64 `toml:"pdf_max_decompressed_bytes"`
+	PDFMaxJobDecompressedBytes int64 `toml:"pdf_max_job_decompressed_bytes"`
+	PDFAllowEmbeddedFiles      bool  `toml:"pdf_allow_embedded_files"`
 }
 
 // StoreConfig governs the bbolt store.
@@ -123,6 +132,7 @@ func DefaultConfig() Config {
 		Signing: SigningConfig{
 			MaxBatch: 20, ShutdownGrace: Duration(20 * time.Second),
 			TimeZone: "Asia/Makassar", TSATimeout: Duration(10 * time.Second),
+			PDFMaxDecompressedBytes: 32 << 20, PDFMaxJobDecompressedBytes: 64 << 20,
 		},
 		Store: StoreConfig{
 			Retention:    Duration(30 * 24 * time.Hour),
@@ -233,6 +243,11 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 		bad("metrics.listen", c.Metrics.Listen, "%v", err)
 	}
+	for _, h := range c.Metrics.AllowedHosts {
+		if !validHostName(h) {
+			bad("metrics.allowed_hosts", h, "want a host name or an IP address, without port")
+		}
+	}
 	if c.Signing.MaxBatch < 1 || c.Signing.MaxBatch > 200 {
 		bad("signing.max_batch", c.Signing.MaxBatch, "want between 1 and 200")
 	}
@@ -246,6 +261,12 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.Signing.TSAURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("signing.tsa_url", c.Signing.TSAURL, "want an http or https URL of an RFC 3161 timestamp authority")
 		}
+	}
+	if c.Signing.PDFMaxDecompressedBytes < 1<<20 || c.Signing.PDFMaxDecompressedBytes > 1<<30 {
+		bad("signing.pdf_max_decompressed_bytes", c.Signing.PDFMaxDecompressedBytes, "want between 1048576 (1 MiB) and 1073741824 (1 GiB)")
+	}
+	if c.Signing.PDFMaxJobDecompressedBytes < c.Signing.PDFMaxDecompressedBytes || c.Signing.PDFMaxJobDecompressedBytes > 4<<30 {
+		bad("signing.pdf_max_job_decompressed_bytes", c.Signing.PDFMaxJobDecompressedBytes, "want at least signing.pdf_max_decompressed_bytes and at most 4294967296 (4 GiB)")
 	}
 	if c.Signing.TSATimeout < Duration(time.Second) || c.Signing.TSATimeout > Duration(2*time.Minute) {
 		bad("signing.tsa_timeout", time.Duration(c.Signing.TSATimeout), "want between 1s and 2m")
@@ -264,6 +285,17 @@ func (c *Config) Validate() error {
 
 // loopbackAddr accepts only host:port on a loopback address: the kiosk's API
 // takes PINs and must never be reachable from the network.
+var hostNamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+
+// validHostName accepts a DNS name or an IP address (IPv6 with or without
+// brackets), as Host may carry it, without a port.
+func validHostName(h string) bool {
+	if ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); ip != nil {
+		return true
+	}
+	return len(h) <= 253 && hostNamePattern.MatchString(h)
+}
+
 func loopbackAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -104,6 +104,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 	}
 	d.notify = notifier{log: d.log}
 	d.notify.Status("starting")
+	applyMemoryLimit(d.log)
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -134,6 +135,9 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 	d.store, err = queue.Open(StorePath(cfg.DataDir), queue.Options{
 		Timeout: 2 * time.Second, MaxSize: int(cfg.Store.MaxSizeBytes), Retention: time.Duration(cfg.Store.Retention),
 		TerminalID: cfg.TerminalID, Now: d.now, Logger: d.log, ExpiryPayload: comp.expiryPayload,
+		// A replay is refused until the envelope verifier would refuse
+		// it as expired, whatever the retention.
+		ReplaySkew: time.Duration(cfg.Dispatcher.ClockSkew),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -147,7 +151,11 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 	}
 	d.onClose(d.tokens.Close)
 
-	signer := &docSigner{metrics: d.metrics, log: d.log, location: location}
+	pdfLimits := pades.Limits{
+		MaxDecompressedBytes: cfg.Signing.PDFMaxDecompressedBytes,
+		AllowEmbeddedFiles:   cfg.Signing.PDFAllowEmbeddedFiles,
+	}
+	signer := &docSigner{metrics: d.metrics, log: d.log, location: location, limits: pdfLimits}
 	if cfg.Signing.TSAURL != "" {
 		signer.tsa = &pades.TSAOptions{URL: cfg.Signing.TSAURL, Timeout: time.Duration(cfg.Signing.TSATimeout)}
 	}
@@ -162,6 +170,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 		store: d.store, verifier: tr.verifier, complete: comp, metrics: d.metrics, log: d.log,
 		now: d.now, terminal: cfg.TerminalID, jobsChanged: d.flow.jobsChanged,
 		statusChanged: d.statusChanged, setLastError: d.setLastError, resendAll: d.outbox.resendAll,
+		pdf: pdfBudget{perDoc: pdfLimits, perJob: cfg.Signing.PDFMaxJobDecompressedBytes},
 	}
 	d.metrics.reg.MustRegister(newStateCollector(d))
 

@@ -136,6 +136,7 @@ func TestFlowWithFakeToken(t *testing.T) {
 
 type flowRig struct {
 	ctx     context.Context
+	clock   *testClock
 	store   *queue.Store
 	flow    *flow
 	intake  *intake
@@ -149,7 +150,8 @@ type flowRig struct {
 
 func newFlowRig(t *testing.T, policy device.PINPolicy) *flowRig {
 	t.Helper()
-	r := &flowRig{ctx: context.Background(), pages: &pageRecorder{}, card: newFakeCard(t, policy)}
+	r := &flowRig{ctx: context.Background(), clock: &testClock{}, pages: &pageRecorder{}, card: newFakeCard(t, policy)}
+	now := r.clock.now
 	sum := sha256.Sum256(r.card.cert.Raw)
 	r.signer = hex.EncodeToString(sum[:])
 	key, err := api.GenerateKey(api.AlgES256)
@@ -165,11 +167,12 @@ func newFlowRig(t *testing.T, policy device.PINPolicy) *flowRig {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	verifier := &api.Verifier{Keys: keys, Terminal: "kendari-setda-01"}
+	verifier := &api.Verifier{Keys: keys, Terminal: "kendari-setda-01", Now: now}
 	m := newMetrics()
-	comp := &completer{results: results{terminal: "kendari-setda-01", now: time.Now}, metrics: m, log: log,
+	comp := &completer{results: results{terminal: "kendari-setda-01", now: now}, metrics: m, log: log,
 		resultStored: func() {}, statusChanged: func() {}}
-	r.store, err = queue.Open(filepath.Join(t.TempDir(), "q.db"), queue.Options{Logger: log, TerminalID: "kendari-setda-01", ExpiryPayload: comp.expiryPayload})
+	r.store, err = queue.Open(filepath.Join(t.TempDir(), "q.db"), queue.Options{Logger: log, TerminalID: "kendari-setda-01", ExpiryPayload: comp.expiryPayload,
+		Now: now, Retention: time.Minute, SweepInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,13 +180,13 @@ func newFlowRig(t *testing.T, policy device.PINPolicy) *flowRig {
 	comp.store = r.store
 	r.flow = newFlow(flowDeps{
 		store: r.store, tokens: fakeTokens{r.card}, envelopes: envelopes{verifier},
-		certs: certPolicy{now: time.Now, log: log}, seen: &certsSeen{}, complete: comp,
+		certs: certPolicy{now: now, log: log}, seen: &certsSeen{}, complete: comp,
 		signer: &docSigner{metrics: m, log: log, location: time.UTC}, metrics: m, batches: newBatches(),
-		now: time.Now, log: log, lang: "id", maxBatch: 20,
+		now: now, log: log, lang: "id", maxBatch: 20,
 		statusChanged: func() {}, rearrive: func(string) {}, setLastError: func(string) {},
 	})
 	r.flow.pages = r.pages
-	r.intake = &intake{store: r.store, verifier: verifier, complete: comp, metrics: m, log: log, now: time.Now,
+	r.intake = &intake{store: r.store, verifier: verifier, complete: comp, metrics: m, log: log, now: now,
 		terminal: "kendari-setda-01", jobsChanged: r.flow.jobsChanged, statusChanged: func() {},
 		setLastError: func(string) {}, resendAll: func() {}}
 	return r
@@ -192,8 +195,19 @@ func newFlowRig(t *testing.T, policy device.PINPolicy) *flowRig {
 // storeJob dispatches a job of n documents to signer through intake.
 func (r *flowRig) storeJob(t *testing.T, signer string, n int) string {
 	t.Helper()
-	now := time.Now().UTC().Truncate(time.Second)
-	j := &api.Job{V: api.Version, JobID: api.NewJobID(), Terminal: "kendari-setda-01", IssuedAt: now, ExpiresAt: now.Add(time.Hour),
+	id, env := r.envelope(t, signer, n)
+	rc, err := r.intake.HandleJob(r.ctx, env)
+	if err != nil || rc.Status != api.ReceiptStored {
+		t.Fatalf("intake: %+v %v", rc, err)
+	}
+	return id
+}
+
+// envelope signs a job of n documents to signer, valid for a day.
+func (r *flowRig) envelope(t *testing.T, signer string, n int) (string, []byte) {
+	t.Helper()
+	now := r.clock.now().UTC().Truncate(time.Second)
+	j := &api.Job{V: api.Version, JobID: api.NewJobID(), Terminal: "kendari-setda-01", IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour),
 		Signer: api.Signatory{CertSHA256: signer}, Title: "Surat Edaran", Number: "800/1/2026", Sender: "Setda"}
 	if signer != r.signer {
 		j.Signer.CertSHA256 = hex.EncodeToString(make([]byte, 32))
@@ -209,11 +223,25 @@ func (r *flowRig) storeJob(t *testing.T, signer string, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := r.intake.HandleJob(r.ctx, env)
-	if err != nil || rc.Status != api.ReceiptStored {
-		t.Fatalf("intake: %+v %v", rc, err)
-	}
-	return j.JobID
+	return j.JobID, env
+}
+
+// testClock is the rig's clock: now, moved on by advance.
+type testClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off += d
 }
 
 func (r *flowRig) results(t *testing.T) []*api.Result {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -11,7 +12,8 @@ import (
 )
 
 // metricsHandler serves IT's endpoints: /metrics, /healthz (the process
-// answers) and /readyz (the parts a terminal needs, the failing one named).
+// answers) and /readyz (the parts a terminal needs, the failing one named),
+// to requests that name an allowed host.
 func (d *Daemon) metricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{Registry: d.metrics.reg}))
@@ -28,7 +30,46 @@ func (d *Daemon) metricsHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	return mux
+	return newHostGuard(d.metricsLn.Addr().String(), d.cfg.Metrics.AllowedHosts, mux)
+}
+
+// hostGuard refuses a request whose Host names a host it was not told of.
+// A web page the terminal's browser opens could otherwise read the token
+// and queue metrics by DNS rebinding: its script talks to a name that now
+// resolves to the terminal, but the request still carries that name. The
+// port is not compared: the name is what rebinding cannot fake.
+type hostGuard struct {
+	allowed map[string]bool
+	next    http.Handler
+}
+
+func newHostGuard(listen string, extra []string, next http.Handler) *hostGuard {
+	g := &hostGuard{allowed: map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}, next: next}
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			g.allowed[normalHost(host)] = true
+		}
+	}
+	for _, h := range extra {
+		g.allowed[normalHost(h)] = true
+	}
+	return g
+}
+
+func normalHost(h string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
+}
+
+func (g *hostGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host // no port
+	}
+	if !g.allowed[normalHost(host)] {
+		http.Error(w, "unknown host", http.StatusMisdirectedRequest)
+		return
+	}
+	g.next.ServeHTTP(w, r)
 }
 
 // readiness names every part that is not ready.
@@ -44,6 +85,9 @@ func (d *Daemon) readiness(ctx context.Context) []string {
 	}
 	if _, err := d.tokens.Readers(ctx); err != nil {
 		problems = append(problems, "pcscd: "+err.Error())
+	}
+	if why := d.intake.retrying.reason(); why != "" {
+		problems = append(problems, "intake: retrying: "+why)
 	}
 	return problems
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
@@ -91,5 +92,48 @@ func TestHungBrokerDoesNotStopTheMainLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		k.Await(fmt.Sprintf("idle, removal %d", i+1), func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
+	}
+}
+
+// IT's endpoints answer only requests that name the terminal: a web page
+// that rebinds its own name to 127.0.0.1 still sends that name in Host.
+func TestMetricsRefuseOtherHosts(t *testing.T) {
+	tm := tekentest.Start(t, nil, func(c *daemon.Config) {
+		c.Metrics.AllowedHosts = []string{"Kendari-Setda-01.pemprov.go.id", "10.20.1.17"}
+	})
+	for _, c := range []struct {
+		host string
+		want int
+	}{
+		{"", http.StatusOK}, // the listener's own address
+		{"localhost:9470", http.StatusOK},
+		{"[::1]:9470", http.StatusOK},
+		{"kendari-setda-01.pemprov.go.id:9470", http.StatusOK},
+		{"10.20.1.17", http.StatusOK},
+		{"attacker.example:9470", http.StatusMisdirectedRequest},
+		{"127.0.0.1.nip.io:9470", http.StatusMisdirectedRequest},
+		{"10.20.1.18:9470", http.StatusMisdirectedRequest},
+	} {
+		for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+			req, err := http.NewRequest(http.MethodGet, tm.MetricsURL+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.host != "" {
+				req.Host = c.host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got := resp.StatusCode
+			if path == "/readyz" && got == http.StatusServiceUnavailable {
+				got = http.StatusOK // answered: readiness is another test's concern
+			}
+			if got != c.want {
+				t.Errorf("Host %q %s: %d, want %d", c.host, path, resp.StatusCode, c.want)
+			}
+		}
 	}
 }

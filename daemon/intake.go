@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/tekenid/teken/api"
@@ -61,6 +62,9 @@ type intake struct {
 	statusChanged func()
 	setLastError  func(msg string)
 	resendAll     func()
+	pdf           pdfBudget
+
+	retrying retryState
 }
 
 // intakeStore is the part of the job store intake uses.
@@ -74,6 +78,50 @@ type intakeStore interface {
 	Undelivered(ctx context.Context, after uint64, limit int) ([]queue.Result, error)
 }
 
+// transient records a failure the transport will retry (the disk, a full
+// or closed store): the metric and the status say intake is held up, and
+// why, until a message goes through again.
+func (in *intake) transient(err error) error {
+	if err == nil {
+		in.retrying.clear()
+		return nil
+	}
+	in.metrics.intakeFailures.WithLabelValues("transient").Inc()
+	if in.retrying.set(err) {
+		in.setLastError("intake: " + err.Error())
+	}
+	return err
+}
+
+// permanent reports whether err can never go away by trying the same
+// message again: the message itself cannot be stored as it is, or the job
+// it names moved on meanwhile. Everything else — the disk, a full, locked
+// or closed store, a cancelled context — is transient.
+func permanent(err error) bool {
+	var te *queue.TransitionError
+	var re *api.RefusalError
+	return errors.Is(err, queue.ErrInvalid) || errors.As(err, &te) || errors.As(err, &re)
+}
+
+// retryState says whether intake is retrying a message, and why.
+type retryState struct{ why atomic.Pointer[string] }
+
+// set records err and reports whether intake was not retrying before.
+func (r *retryState) set(err error) bool {
+	msg := err.Error()
+	return r.why.Swap(&msg) == nil
+}
+
+func (r *retryState) clear() { r.why.Store(nil) }
+
+// reason is why intake is retrying, or "".
+func (r *retryState) reason() string {
+	if p := r.why.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 var (
 	_ intakeStore               = (*queue.Store)(nil)
 	_ transport.TerminalHandler = (*intake)(nil)
@@ -83,12 +131,37 @@ var (
 // transport acknowledge it. A refused envelope is recorded in the audit log
 // (never stored as a job) before its receipt goes out.
 func (in *intake) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, error) {
-	now := in.now()
-	rc := api.Receipt{V: api.Version, Terminal: in.terminal, At: now, EnvelopeSHA256: api.EnvelopeSHA256(envelope)}
+	rc, err := in.handleJob(ctx, envelope)
+	if err != nil && permanent(err) {
+		// Stored or not, this message can never be handled better: it
+		// is acknowledged, with what the terminal knows of it.
+		in.log.Error("job message cannot be handled; acknowledged", "job", rc.JobID, "err", err)
+		in.metrics.intakeFailures.WithLabelValues("permanent").Inc()
+		in.retrying.clear()
+		if rc.Status == "" { // not stored
+			rc = in.receipt(envelope)
+			rc.JobID = peekJobID(envelope)
+			rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, api.ReasonInternal, api.SanitizeDetail(err.Error())
+		}
+		return rc, nil
+	}
+	return rc, in.transient(err)
+}
+
+// receipt is the start of every receipt for envelope.
+func (in *intake) receipt(envelope []byte) api.Receipt {
+	return api.Receipt{V: api.Version, Terminal: in.terminal, At: in.now(), EnvelopeSHA256: api.EnvelopeSHA256(envelope)}
+}
+
+func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, error) {
+	rc := in.receipt(envelope)
+	now := rc.At
 	job, kid, err := in.verifier.VerifyJob(envelope)
 	if err != nil {
 		reason := api.Reason(err)
-		rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, reason, err.Error()
+		// The refusal names what was wrong, quoting the envelope: made
+		// safe to carry in the receipt where it is built.
+		rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, reason, api.SanitizeDetail(err.Error())
 		rc.JobID = peekJobID(envelope)
 		in.metrics.jobsReceived.WithLabelValues("refused", string(reason)).Inc()
 		in.log.Warn("job refused", "job", rc.JobID, "reason", reason, "detail", err.Error(), "envelope_sha256", api.EnvelopeSHA256(envelope))
@@ -101,8 +174,20 @@ func (in *intake) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 	rc.JobID = job.JobID
 	// Each PDF is parsed once, here: what the page and admission need of
 	// it is kept beside the job.
-	insp := inspectJob(job)
+	insp := inspectJob(job, in.pdf)
 	stored, created, err := in.store.Insert(ctx, queueJob(job, kid, envelope, now, insp))
+	var replay *queue.ReplayError
+	if errors.As(err, &replay) {
+		// Done and pruned earlier, its window still open: nothing is
+		// stored or shown again. The answer is the one for any
+		// duplicate — the terminal had this job — and the central side
+		// holds its result already.
+		in.metrics.jobsReceived.WithLabelValues("duplicate", "").Inc()
+		in.log.Warn("replay of a finished job dropped", "job", job.JobID,
+			"same_envelope", replay.SameEnvelope, "guarded_until", replay.Until)
+		rc.Status = api.ReceiptDuplicate
+		return rc, nil
+	}
 	if errors.Is(err, queue.ErrFull) {
 		in.metrics.jobsReceived.WithLabelValues("refused", string(api.ReasonStoreFull)).Inc()
 		in.setLastError("store full")
@@ -137,16 +222,22 @@ func (in *intake) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 // admit moves a stored job on from received: to waiting for its signer, or
 // to failed when a document cannot be signed in the format asked (problem)
 // — stored first, so the failure reaches the central side as a Result
-// naming the document, like any other outcome.
+// naming the document, like any other outcome. A job that moved on
+// meanwhile (a Cancel came first) is left as it is.
 func (in *intake) admit(ctx context.Context, stored queue.Job, job *api.Job, problem error) error {
+	var err error
 	if problem != nil {
 		in.log.Warn("job cannot be signed", "job", job.JobID, "err", problem)
-		return in.complete.finish(ctx, stored, queue.Failed, api.ReasonBadDocument, problem.Error())
+		err = in.complete.finish(ctx, stored, queue.Failed, api.ReasonBadDocument, problem.Error())
+	} else if _, err = in.store.Transition(ctx, job.JobID, queue.Change{To: queue.Ready}); err != nil {
+		err = fmt.Errorf("ready job %s: %w", job.JobID, err)
 	}
-	if _, err := in.store.Transition(ctx, job.JobID, queue.Change{To: queue.Ready}); err != nil {
-		return fmt.Errorf("ready job %s: %w", job.JobID, err)
+	var te *queue.TransitionError
+	if errors.As(err, &te) {
+		in.log.Info("job moved on before admission", "job", job.JobID, "err", err)
+		return nil
 	}
-	return nil
+	return err
 }
 
 // inspection is what intake learned of a job's PDFs from one parse each.
@@ -155,23 +246,42 @@ type inspection struct {
 	problem error          // why a pades document cannot be signed, or nil
 }
 
-// inspectJob parses every pades document once.
-func inspectJob(job *api.Job) inspection {
+// pdfBudget bounds the PDF work of one job: each document within its own
+// limits, and all of a job's documents together within perJob inflated
+// bytes (0: no bound beyond each document's).
+type pdfBudget struct {
+	perDoc pades.Limits
+	perJob int64
+}
+
+// inspectJob parses every pades document once, within the budget. The
+// first document that cannot be signed is the job's problem; the rest are
+// not parsed.
+func inspectJob(job *api.Job, b pdfBudget) inspection {
 	in := inspection{blocks: make([]*kiosk.Block, len(job.Documents))}
+	left := b.perJob
 	for i, doc := range job.Documents {
 		if doc.SignatureFormat() != api.FormatPAdES {
 			continue
 		}
-		got, err := pades.Inspect(doc.Content, appearance(doc))
-		if err != nil {
-			if in.problem == nil {
-				if doc.Visible != nil && errors.Is(err, pades.ErrPage) {
-					err = fmt.Errorf("visible block: %w", err)
-				}
-				in.problem = fmt.Errorf("document %s: %w", doc.ID, err)
-			}
-			continue
+		lim := b.perDoc
+		// perJob 0: no bound beyond each document's own.
+		jobBound := b.perJob > 0 && (lim.MaxDecompressedBytes <= 0 || left < lim.MaxDecompressedBytes)
+		if jobBound {
+			lim.MaxDecompressedBytes = max(left, 1)
 		}
+		got, err := pades.Inspect(doc.Content, appearance(doc), lim)
+		if err != nil {
+			switch {
+			case doc.Visible != nil && errors.Is(err, pades.ErrPage):
+				err = fmt.Errorf("visible block: %w", err)
+			case jobBound && errors.Is(err, pades.ErrTooComplex):
+				err = fmt.Errorf("the job's PDFs together need more than signing.pdf_max_job_decompressed_bytes (%d): %w", b.perJob, err)
+			}
+			in.problem = fmt.Errorf("document %s: %w", doc.ID, err)
+			return in
+		}
+		left -= got.Decompressed
 		if got.Block != nil {
 			in.blocks[i] = &kiosk.Block{Page: got.Block.Page, Rect: got.Block.Rect}
 		}
@@ -222,6 +332,17 @@ func peekJobID(envelope []byte) string {
 
 // HandleControl acts on a Cancel or a ResultAck.
 func (in *intake) HandleControl(ctx context.Context, envelope []byte) error {
+	err := in.handleControl(ctx, envelope)
+	if err != nil && permanent(err) {
+		in.log.Error("control message cannot be handled; acknowledged", "err", err)
+		in.metrics.intakeFailures.WithLabelValues("permanent").Inc()
+		in.retrying.clear()
+		return nil
+	}
+	return in.transient(err)
+}
+
+func (in *intake) handleControl(ctx context.Context, envelope []byte) error {
 	typ, err := api.ControlType(envelope)
 	if err != nil {
 		in.log.Warn("control message refused", "err", err)

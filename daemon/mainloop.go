@@ -166,6 +166,9 @@ func (d *Daemon) status() api.Status {
 			break
 		}
 	}
+	// Errors quote what failed (a path, a broker's words): made safe for
+	// the wire where the status is built.
+	st.LastError = api.SanitizeDetail(st.LastError)
 	return st
 }
 

@@ -23,7 +23,10 @@ type metrics struct {
 	pinFailures   prometheus.Counter
 	tokenBusy     prometheus.Counter
 	reconnects    prometheus.Counter
-	lastDelivery  prometheus.Gauge
+	// intakeFailures counts messages the handler could not take, by
+	// class: transient ones are retried, permanent ones acknowledged.
+	intakeFailures *prometheus.CounterVec
+	lastDelivery   prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -65,6 +68,10 @@ func newMetrics() *metrics {
 			Namespace: ns, Name: "broker_connects_total",
 			Help: "Connections made to the broker, the first included.",
 		}),
+		intakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "intake_failures_total",
+			Help: "Messages from the broker the terminal could not take, by class: transient (retried) or permanent (acknowledged and recorded).",
+		}, []string{"class"}),
 		lastDelivery: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "last_result_delivery_timestamp_seconds",
 			Help: "When the central side last acknowledged a result, Unix time.",
@@ -74,8 +81,11 @@ func newMetrics() *metrics {
 		Namespace: ns, Name: "build_info", Help: "Version of tekend; always 1.",
 	}, []string{"version"})
 	buildInfo.WithLabelValues(version.String()).Set(1)
+	for _, class := range []string{"transient", "permanent"} {
+		m.intakeFailures.WithLabelValues(class) // present at 0 from the start
+	}
 	m.reg.MustRegister(m.jobsReceived, m.jobsCompleted, m.waitTime, m.cardSign, m.signBatch,
-		m.pinFailures, m.tokenBusy, m.reconnects, m.lastDelivery, buildInfo,
+		m.pinFailures, m.tokenBusy, m.reconnects, m.intakeFailures, m.lastDelivery, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: ns}))
 	return m
 }

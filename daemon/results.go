@@ -34,14 +34,28 @@ type results struct {
 
 // encode builds and encodes the Result of job j ending with e. The kid
 // comes from what intake kept beside the job, so the envelope is never
-// parsed again for it.
+// parsed again for it. The detail often quotes untrusted bytes (a PDF
+// parser's error, an official's words): it is made valid here, where the
+// Result is built, so a Result of Teken's never fails Teken's own
+// validation — one that did would be retried forever and hold up
+// everything behind it.
 func (r results) encode(j queue.Job, e ending) ([]byte, error) {
 	res := &api.Result{
 		V: api.Version, JobID: j.ID, Terminal: r.terminal, KID: storedKID(j),
-		Outcome: apiOutcome(e.outcome), Reason: e.reason, Detail: e.detail, CompletedAt: r.now(),
+		Outcome: apiOutcome(e.outcome), Reason: e.reason, Detail: api.SanitizeDetail(e.detail), CompletedAt: r.now(),
 		SignerCert: e.signerCert, Documents: e.documents,
 	}
+	for i := range res.Documents {
+		res.Documents[i].TimestampError = api.SanitizeDetail(res.Documents[i].TimestampError)
+	}
 	b, err := api.Encode(res)
+	if err != nil && e.outcome != queue.Signed {
+		// Nothing of an unsigned ending can be invalid but its words:
+		// the outcome and reason go out without them rather than not
+		// at all.
+		res.Detail = ""
+		b, err = api.Encode(res)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encode result %s: %w", j.ID, err)
 	}

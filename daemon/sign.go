@@ -23,6 +23,9 @@ type docSigner struct {
 	log      *slog.Logger
 	location *time.Location // of dates in visible signature blocks
 	tsa      *pades.TSAOptions
+	// limits are the ones intake inspected each document with, so the
+	// signature refuses nothing intake accepted.
+	limits pades.Limits
 }
 
 // signDocument signs one document in its requested format and checks the
@@ -118,7 +121,7 @@ func documentDigest(doc api.Document, h crypto.Hash) ([]byte, error) {
 // padesOptions asks for the job's visible block, dated in the terminal's
 // time zone, and a timestamp when a TSA is configured.
 func (d *docSigner) padesOptions(doc api.Document, h crypto.Hash, now time.Time) pades.Options {
-	return pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc), TSA: d.tsa}
+	return pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc), TSA: d.tsa, Limits: d.limits}
 }
 
 // appearance is the visible block a pades document asks for, or nil.

@@ -30,6 +30,8 @@ var exported = []string{
 	"teken_store_size_bytes",
 	"teken_store_max_size_bytes",
 	"teken_build_info",
+	"teken_intake_failures_total",
+	"teken_intake_retrying",
 	"node_filesystem_avail_bytes",
 	"node_filesystem_size_bytes",
 }
