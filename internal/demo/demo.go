@@ -293,13 +293,15 @@ func startTekend(ctx context.Context, bin, conf, pcscSocket, logPath string, met
 	cmd := exec.Command(bin, "-config", conf)
 	cmd.Env = append(os.Environ(), sandbox.SocketEnv+"="+pcscSocket)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// A demo that dies takes its tekend with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	waited, err := sandbox.StartHeld(cmd)
+	if err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start tekend: %w", err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logFile.Close() }()
+	go func() { exited <- <-waited; logFile.Close() }()
 	stop = func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {

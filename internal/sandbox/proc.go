@@ -35,13 +35,27 @@ func startProc(logDir, name string, argv ...string) (*proc, error) {
 	// Pdeathsig so a crashed parent does not leave it behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p := &proc{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	started := make(chan error, 1)
+	waited, err := StartHeld(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
 	go func() {
-		// Pdeathsig comes when the thread that forked the child ends,
-		// not the process (go.dev/issue/27505), and the runtime ends a
-		// thread whose goroutine exits locked to it. Forking from a
-		// thread held until the child is reaped makes the signal mean
-		// what it is here for: this process died.
+		p.err = <-waited
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// StartHeld starts cmd and reaps it from one goroutine locked to its
+// thread until then, and returns what Wait returned on a channel. A
+// Pdeathsig set on cmd comes when the thread that forked the child ends,
+// not the process (go.dev/issue/27505), and the runtime ends a thread
+// whose goroutine exits locked to it; forking from a thread held until the
+// child is reaped makes the signal mean what it is for: this process died.
+func StartHeld(cmd *exec.Cmd) (<-chan error, error) {
+	started := make(chan error, 1)
+	waited := make(chan error, 1)
+	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		if err := cmd.Start(); err != nil {
@@ -49,13 +63,12 @@ func startProc(logDir, name string, argv ...string) (*proc, error) {
 			return
 		}
 		started <- nil
-		p.err = cmd.Wait()
-		close(p.exited)
+		waited <- cmd.Wait()
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+		return nil, err
 	}
-	return p, nil
+	return waited, nil
 }
 
 // running reports a permanent error if the process has already exited.
