@@ -1,12 +1,10 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -70,24 +68,4 @@ func (g *hostGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.next.ServeHTTP(w, r)
-}
-
-// readiness names every part that is not ready.
-func (d *Daemon) readiness(ctx context.Context) []string {
-	var problems []string
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if _, err := d.store.Stats(ctx); err != nil {
-		problems = append(problems, "store: "+err.Error())
-	}
-	if t := d.term.Load(); t == nil || !t.Connected() {
-		problems = append(problems, "broker: not connected")
-	}
-	if _, err := d.tokens.Readers(ctx); err != nil {
-		problems = append(problems, "pcscd: "+err.Error())
-	}
-	if why := d.intake.retrying.reason(); why != "" {
-		problems = append(problems, "intake: retrying: "+why)
-	}
-	return problems
 }
