@@ -25,7 +25,10 @@ const DefaultConfigPath = "/etc/teken/tekend.toml"
 // Config is tekend's configuration. Every field is documented in
 // packaging/tekend.toml; DefaultConfig gives the values a missing field takes.
 type Config struct {
-	TerminalID string         `toml:"terminal_id"`
+	TerminalID string `toml:"terminal_id"`
+	// LogLevel is the least severe level logged: debug, info, warn or
+	// error.
+	LogLevel   string         `toml:"log_level"`
 	DataDir    string         `toml:"data_dir"`
 	Broker     BrokerConfig   `toml:"broker"`
 	Dispatcher DispatchConfig `toml:"dispatcher"`
@@ -118,7 +121,8 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // DefaultConfig returns the values every field takes when the file is silent.
 func DefaultConfig() Config {
 	return Config{
-		DataDir: "/var/lib/teken",
+		DataDir:  "/var/lib/teken",
+		LogLevel: "info",
 		Broker: BrokerConfig{
 			TopicRoot:            api.DefaultRoot,
 			MaxReconnectInterval: Duration(time.Minute),
@@ -198,6 +202,9 @@ func (c *Config) Validate() error {
 	if err := api.ValidTerminalID(c.TerminalID); err != nil {
 		bad("terminal_id", c.TerminalID, "want a slug such as \"kendari-setda-01\"")
 	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		bad("log_level", c.LogLevel, "want debug, info, warn or error")
+	}
 	if !filepath.IsAbs(c.DataDir) {
 		bad("data_dir", c.DataDir, "want an absolute path")
 	}
@@ -214,6 +221,11 @@ func (c *Config) Validate() error {
 			bad(field, u, "scheme must be tcp, mqtt, ssl, tls or mqtts")
 		case p.Port() == "":
 			bad(field, u, "missing port")
+		case p.Scheme != "tcp" && p.Scheme != "mqtt" && c.Broker.CAFile == "":
+			// Without a CA of its own the broker's certificate would be
+			// checked against the system's roots, which any public CA
+			// can satisfy for a name it was asked to certify.
+			bad("broker.ca_file", "", "required for the TLS broker %s: the system's CAs are never trusted for the broker", u)
 		}
 	}
 	if err := api.ValidRoot(c.Broker.TopicRoot); err != nil {

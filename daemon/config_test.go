@@ -68,6 +68,12 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"half tls", `[broker]` + "\n" + `cert_file = "/c.pem"`, `broker.cert_file`},
 		{"no keys", ``, `dispatcher.key_files`},
 		{"retention", `[store]` + "\n" + `retention = "1m"`, `store.retention = "1m0s"`},
+		{"tls broker without CA", `[broker]` + "\n" + `urls = ["ssl://mqtt.example.go.id:8883"]`, `broker.ca_file`},
+		{"tls:// without CA", `[broker]` + "\n" + `urls = ["tcp://a:1883", "tls://b:8883"]`, `broker.ca_file`},
+		{"mqtts:// without CA", `[broker]` + "\n" + `urls = ["mqtts://b:8883"]`, `broker.ca_file`},
+		{"log level", `log_level = "loud"`, `log_level = "loud"`},
+		{"metrics host with port", `[metrics]` + "\n" + `allowed_hosts = ["a.example:9470"]`, `metrics.allowed_hosts = "a.example:9470"`},
+		{"pdf budget", `[signing]` + "\n" + `pdf_max_decompressed_bytes = 10`, `signing.pdf_max_decompressed_bytes = "10"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

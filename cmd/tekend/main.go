@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -57,7 +56,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "tekend", version.String())
 		return 0
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	switch cmd := fs.Arg(0); cmd {
 	case "check-config":
 		cfg, err := daemon.LoadConfig(*configPath)
@@ -76,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "tekend:", err)
 			return 1
 		}
+		level, _ := daemon.ParseLogLevel(cfg.LogLevel) // validated by LoadConfig
+		log := daemon.NewLogger(level, stderr)
 		if err := daemon.Run(ctx, cfg, daemon.Options{Logger: log}); err != nil {
 			log.Error("tekend failed", "err", err)
 			return 1
