@@ -20,7 +20,7 @@ DEB_PACKAGES := ca-certificates gcc git libpcsclite-dev pkg-config pcscd \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test demo bench lint deb clean vendor-pdfjs
+.PHONY: all deps build test demo bench soak lint deb clean vendor-pdfjs
 
 all: build
 
@@ -48,6 +48,13 @@ test: deps
 # hence root), a software token, tekend and three sample letters.
 demo: deps build
 	$(SUDO) $(BIN)/tekenctl demo --tekend $(BIN)/tekend
+
+# soak runs a live flow for SOAK (default 10m) while tekend, Mosquitto and
+# pcscd are killed at random, the broker is frozen and the disk fills, then
+# checks that every job has exactly one outcome (README, How the tests run).
+SOAK ?= 10m
+soak: deps
+	TEKEN_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 0 -run TestSoak ./internal/soak
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
