@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/tekenid/teken/queue"
+	"github.com/tekenid/teken/transport"
 )
 
 // resendAfter is how long a published result may wait for its ResultAck
@@ -22,6 +24,7 @@ type outbox struct {
 	log   *slog.Logger
 	kick  chan struct{}
 	reset chan struct{}
+	awake chan struct{} // the broker answers again after a stall
 }
 
 // resultPublisher is the part of the MQTT transport the outbox uses.
@@ -38,7 +41,17 @@ type outboxStore interface {
 var _ outboxStore = (*queue.Store)(nil)
 
 func newOutbox(store outboxStore, term func() resultPublisher, log *slog.Logger) *outbox {
-	return &outbox{store: store, term: term, log: log, kick: make(chan struct{}, 1), reset: make(chan struct{}, 1)}
+	return &outbox{store: store, term: term, log: log, kick: make(chan struct{}, 1), reset: make(chan struct{}, 1), awake: make(chan struct{}, 1)}
+}
+
+// answered says the broker answers again after a stall: a drain paused by
+// the stall goes on now instead of at the end of its backoff. It never
+// blocks.
+func (o *outbox) answered() {
+	select {
+	case o.awake <- struct{}{}:
+	default:
+	}
 }
 
 // notify says a new result is in the store.
@@ -66,6 +79,8 @@ func (o *outbox) run(ctx context.Context) error {
 	tick := time.NewTicker(30 * time.Second)
 	defer tick.Stop()
 	backoff := time.Second
+	var pausedBy string // the error publishing stopped on, logged once
+	var pauses int
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,15 +96,36 @@ func (o *outbox) run(ctx context.Context) error {
 		next, err := o.drain(ctx, sent)
 		sent = next
 		if err != nil && ctx.Err() == nil {
-			o.log.Warn("publishing results paused", "err", err, "retry_in", backoff)
+			// A stalled broker (no PUBACK within its deadline) pauses
+			// the drain like any other failure: the result that timed
+			// out is still after sent and goes out again when the pause
+			// ends, or as soon as the broker answers again. It may then
+			// reach the central side twice (paho resends its copy
+			// too); the central side takes a result once.
+			stalled := errors.Is(err, transport.ErrStalled) || errors.Is(err, context.DeadlineExceeded)
+			// Logged on change, not per pause: a broker down for an
+			// hour is one line, and one more when results flow again.
+			if text := err.Error(); text != pausedBy {
+				o.log.Warn("publishing results paused", "err", err, "broker_stalled", stalled, "retry_in", backoff)
+				pausedBy = text
+			}
+			pauses++
+			pause := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
+				pause.Stop()
 				return nil
-			case <-time.After(backoff):
+			case <-pause.C:
+			case <-o.awake:
+				pause.Stop()
 			}
 			backoff = min(backoff*2, time.Minute)
 			o.notify()
 			continue
+		}
+		if pauses > 0 {
+			o.log.Info("publishing results again", "pauses", pauses, "last_err", pausedBy)
+			pausedBy, pauses = "", 0
 		}
 		backoff = time.Second
 	}
@@ -118,7 +154,15 @@ func (o *outbox) drain(ctx context.Context, after uint64) (uint64, error) {
 			}
 			// The bytes stored when the job ended, as they are: a
 			// result is encoded once, and every re-send is the same.
-			if err := term.PublishResult(ctx, r.JobID, r.Payload); err != nil {
+			// Each has its deadline: a broker that stalls ends the
+			// drain here, and the results wait in the store. The
+			// transport's AnswerTimeout (the same brokerAnswerTimeout)
+			// normally ends the wait first, with ErrStalled; this
+			// bound is the outbox's own, whatever the publisher.
+			pctx, cancel := context.WithTimeout(ctx, brokerAnswerTimeout+time.Second)
+			err := term.PublishResult(pctx, r.JobID, r.Payload)
+			cancel()
+			if err != nil {
 				return after, err
 			}
 			after = r.Seq

@@ -17,10 +17,12 @@ import (
 	"github.com/tekenid/teken/internal/testenv"
 )
 
-// notifySocket stands in for systemd: it collects every sd_notify datagram.
+// notifySocket stands in for systemd: it collects every sd_notify datagram,
+// and when each WATCHDOG=1 came.
 type notifySocket struct {
 	mu   sync.Mutex
 	msgs []string
+	pets []time.Time
 }
 
 func listenNotify(t *testing.T) *notifySocket {
@@ -44,10 +46,30 @@ func listenNotify(t *testing.T) *notifySocket {
 			}
 			n.mu.Lock()
 			n.msgs = append(n.msgs, string(buf[:k]))
+			if strings.Contains(string(buf[:k]), "WATCHDOG=1") {
+				n.pets = append(n.pets, time.Now())
+			}
 			n.mu.Unlock()
 		}
 	}()
 	return n
+}
+
+// maxGapSince is the longest wait between watchdog pets from start until
+// now.
+func (n *notifySocket) maxGapSince(start time.Time) time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var longest time.Duration
+	prev := start
+	for _, p := range append(n.pets, time.Now()) {
+		if p.Before(start) {
+			continue
+		}
+		longest = max(longest, p.Sub(prev))
+		prev = p
+	}
+	return longest
 }
 
 func (n *notifySocket) index(prefix string) int {

@@ -116,15 +116,20 @@ func (d *Dispatcher) WaitConnected(ctx context.Context) error {
 }
 
 // Connected reports whether the connection to the broker is up.
-func (d *Dispatcher) Connected() bool { return d.s.open.Load() && d.s.client.IsConnectionOpen() }
+func (d *Dispatcher) Connected() bool { return d.s.connectionUp() }
+
+// Stalled reports whether the broker stopped answering; see
+// Terminal.Stalled.
+func (d *Dispatcher) Stalled() (since time.Time, stalled bool) { return d.s.stalled() }
 
 // Err returns the last connection error, or nil.
 func (d *Dispatcher) Err() error { return d.s.err() }
 
 // Publish signs a job, keeps it as pending and publishes it to its terminal
-// at QoS 1, returning after the broker's PUBACK. On error the job stays
-// pending: the terminal's next Sync brings it out again, and calling Publish
-// again is safe, since a terminal stores a job id once.
+// at QoS 1, returning after the broker's PUBACK, or with an error wrapping
+// ErrStalled when it did not come within AnswerTimeout. On error the job
+// stays pending: the terminal's next Sync brings it out again, and calling
+// Publish again is safe, since a terminal stores a job id once.
 func (d *Dispatcher) Publish(ctx context.Context, j *api.Job) error {
 	if j.V == 0 {
 		j.V = api.Version
@@ -144,7 +149,8 @@ func (d *Dispatcher) Publish(ctx context.Context, j *api.Job) error {
 }
 
 // Cancel signs and publishes a Cancel for a job, returning after the
-// broker's PUBACK. The terminal answers with a cancelled Result, unless the
+// broker's PUBACK, or with an error wrapping ErrStalled after
+// AnswerTimeout. The terminal answers with a cancelled Result, unless the
 // job was signed first.
 func (d *Dispatcher) Cancel(ctx context.Context, terminal, jobID, reason string) error {
 	now := time.Now().UTC()
@@ -252,8 +258,9 @@ func (d *Dispatcher) result(ctx context.Context, r *api.Result) error {
 	return nil
 }
 
-// ackResult publishes a signed ResultAck without waiting for its PUBACK: a
-// lost one costs a duplicate result, which is acknowledged again.
+// ackResult queues a signed ResultAck for the sender without waiting for
+// paho or the PUBACK, so a stalled broker does not hold the handler worker:
+// a lost one costs a duplicate result, which is acknowledged again.
 func (d *Dispatcher) ackResult(terminal, jobID string) {
 	now := time.Now().UTC()
 	a := &api.ResultAck{V: api.Version, JobID: jobID, Terminal: terminal, IssuedAt: now, ExpiresAt: now.Add(d.cfg.AckTTL)}
@@ -262,17 +269,7 @@ func (d *Dispatcher) ackResult(terminal, jobID string) {
 		d.s.log.Error("sign result ack", "terminal", terminal, "job_id", jobID, "err", err)
 		return
 	}
-	if !d.s.client.IsConnectionOpen() {
-		return
-	}
-	tok := d.s.client.Publish(api.Topic(d.cfg.Root, terminal, api.KindControl), qos1, false, env)
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			d.s.log.Warn("publish result ack", "terminal", terminal, "job_id", jobID, "err", err)
-		}
-	default:
-	}
+	d.s.publishLater("result ack "+jobID, api.Topic(d.cfg.Root, terminal, api.KindControl), env)
 }
 
 // sync publishes again every pending job the terminal lacks, and
@@ -306,6 +303,8 @@ func (d *Dispatcher) sync(ctx context.Context, s *api.Sync) error {
 		if holds[p.JobID] {
 			continue
 		}
+		// Each waits at most AnswerTimeout on this handler worker; a
+		// stalled broker costs one timeout, then the rest wait.
 		if err := d.s.publish(ctx, topic, p.Envelope, false); err != nil {
 			// The next Sync tries again.
 			d.s.log.Warn("publish job again", "terminal", s.Terminal, "job_id", p.JobID, "err", err)

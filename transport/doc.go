@@ -25,6 +25,18 @@
 // with ErrNotConnected and the caller's durable store sends it again after
 // the next connect. Every blocking call takes a context.
 //
+// Every publish has a deadline, whatever the caller's context: the broker
+// has Connection.AnswerTimeout to answer it (PUBACK), as it has for a
+// SUBACK and a PINGRESP. A broker that hangs keeps its sockets open, so the
+// connection looks up and paho, with a persistent session and
+// auto-reconnect, never completes such a publish by itself; past the
+// deadline the publish fails with ErrStalled and the client reports itself
+// stalled (Terminal.Stalled, TerminalConfig.OnStall) until the broker
+// answers again or a new connection is up. Publishes nobody waits for
+// (receipts, ResultAcks) go through a bounded queue to one sender
+// goroutine, so neither the handler worker nor a caller ever blocks inside
+// paho.
+//
 // The transport knows the contract's types, topics and Encode/Decode
 // functions, and nothing of bbolt, PIV tokens or signature formats.
 package transport

@@ -241,6 +241,7 @@ type rig struct {
 	results chan *api.Result
 	recv    chan *api.Receipt
 	status  chan *api.Status
+	stalls  chan bool // the terminal's OnStall transitions
 	nResult atomic.Int32
 }
 
@@ -253,7 +254,7 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func newRig(t testing.TB, m *testenv.Mosquitto, conn Connection) *rig {
 	t.Helper()
-	r := &rig{m: m, results: make(chan *api.Result, 100000), recv: make(chan *api.Receipt, 100000), status: make(chan *api.Status, 1000)}
+	r := &rig{m: m, results: make(chan *api.Result, 100000), recv: make(chan *api.Receipt, 100000), status: make(chan *api.Status, 1000), stalls: make(chan bool, 1000)}
 	r.signer, r.v = newPKI(t)
 	conn.Brokers = []string{m.URL}
 	conn.Logger = testLogger(t)
@@ -300,6 +301,12 @@ func (r *rig) openTerminal(t testing.TB, conn Connection) {
 		Connection: conn, TerminalID: testTerminal, Handler: r.term,
 		Status:       func() api.Status { return api.Status{Version: "test"} },
 		SyncInterval: time.Second,
+		OnStall: func(stalled bool, _ time.Time) {
+			select {
+			case r.stalls <- stalled:
+			default:
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

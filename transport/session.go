@@ -43,8 +43,31 @@ type Connection struct {
 	MaxReconnectInterval time.Duration
 	// KeepAlive is the MQTT keep-alive; zero means 30 seconds.
 	KeepAlive time.Duration
-	Logger    *slog.Logger
+	// AnswerTimeout is how long the broker has to answer a publish
+	// (PUBACK), a subscribe (SUBACK) or a keep-alive ping (PINGRESP); zero
+	// means DefaultAnswerTimeout. Past it a publish fails with ErrStalled
+	// and the client counts the broker as stalled (Terminal.Stalled) until
+	// it answers again or the connection is made anew. A publish's time
+	// counts from the call, so it includes writing the message (which paho
+	// bounds by its own 10 s write timeout): a client that sends large
+	// messages over a slow link needs more.
+	AnswerTimeout time.Duration
+	Logger        *slog.Logger
 }
+
+func (c Connection) answerTimeout() time.Duration {
+	if c.AnswerTimeout <= 0 {
+		return DefaultAnswerTimeout
+	}
+	return c.AnswerTimeout
+}
+
+// paho's handshake and write deadlines, shared by options and the stall
+// watch, which tells a timed-out write or CONNACK from other failures.
+const (
+	connectTimeout = 10 * time.Second
+	writeTimeout   = 10 * time.Second
+)
 
 func (c Connection) validate() error {
 	if len(c.Brokers) == 0 {
@@ -67,8 +90,14 @@ func (c Connection) options() *paho.ClientOptions {
 		SetClientID(c.ClientID).
 		SetProtocolVersion(4). // MQTT 3.1.1 only, for NATS, RabbitMQ, EMQX
 		SetKeepAlive(keepAlive).
-		SetConnectTimeout(10 * time.Second).
-		SetWriteTimeout(10 * time.Second)
+		// paho sends a PINGREQ after KeepAlive without traffic either
+		// way and drops the connection when no PINGRESP came within the
+		// ping timeout (ping.go keepalive); the broker has as long to
+		// answer a ping as a publish. A stalled broker that is not asked
+		// anything is found this way, after KeepAlive plus this.
+		SetPingTimeout(c.answerTimeout()).
+		SetConnectTimeout(connectTimeout).
+		SetWriteTimeout(writeTimeout)
 	for _, b := range c.Brokers {
 		o.AddBroker(b)
 	}
@@ -97,10 +126,19 @@ type session struct {
 	handle  func(ctx context.Context, m paho.Message) error
 	onUp    func(ctx context.Context) // after the subscriptions are renewed
 	maxWait time.Duration
+	answer  time.Duration // the broker's time to answer, see Connection.AnswerTimeout
 
-	in      inbox
-	up      chan struct{} // one pending "connected" event, coalesced
+	in    inbox
+	out   chan *outgoing // to the sender goroutine (send), bounded
+	watch *stallWatch
+	up    chan struct{} // one pending "connected" event, coalesced
+	// linkMu orders paho's connect and connection-lost handlers, which
+	// paho starts on goroutines of their own (client.go startCommsWorkers
+	// and internalConnLost): a loss handled after the reconnect that
+	// followed it must not mark the new connection down.
+	linkMu  sync.Mutex
 	open    atomic.Bool
+	link    atomic.Pointer[link] // the current connection's life
 	lastErr atomic.Pointer[errBox]
 	// attempted is closed once the first connection attempt ended, either
 	// way: refused, or connected with its subscriptions renewed or refused.
@@ -125,6 +163,9 @@ type sessionConfig struct {
 	// keeps nothing for the client after it leaves. Only for read-only
 	// watchers, which must not collect messages while nobody listens.
 	clean bool
+	// onStall is told when the broker stops answering (true, since when)
+	// and answers again (false, since when it had not); see stallWatch.
+	onStall func(stalled bool, since time.Time)
 }
 
 func newSession(c Connection, sc sessionConfig) (*session, error) {
@@ -138,9 +179,12 @@ func newSession(c Connection, sc sessionConfig) (*session, error) {
 		handle:    sc.handle,
 		onUp:      sc.onUp,
 		maxWait:   c.MaxReconnectInterval,
+		answer:    c.answerTimeout(),
+		out:       make(chan *outgoing, maxOutgoing),
 		up:        make(chan struct{}, 1),
 		attempted: make(chan struct{}),
 	}
+	s.link.Store(downLink())
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -148,6 +192,14 @@ func newSession(c Connection, sc sessionConfig) (*session, error) {
 		s.maxWait = time.Minute
 	}
 	s.log = s.log.With("client_id", c.ClientID)
+	s.watch = newStallWatch(s.answer, s.log, s.connectionUp, func(stalled bool, since time.Time) {
+		if stalled {
+			s.setErr(fmt.Errorf("%w: no answer since %s", ErrStalled, since.UTC().Format(time.RFC3339)))
+		}
+		if sc.onStall != nil {
+			sc.onStall(stalled, since)
+		}
+	})
 	s.in.init(maxInbox)
 	for _, f := range filters {
 		s.filters[f] = qos1
@@ -175,16 +227,34 @@ func newSession(c Connection, sc sessionConfig) (*session, error) {
 		// messages go through the default handler.
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { s.in.push(m, s.log) }).
 		SetOnConnectHandler(func(paho.Client) {
+			s.linkMu.Lock()
+			s.watch.connected()  // a CONNACK is an answer
+			s.link.Load().drop() // if the loss was not handled yet
+			s.link.Store(&link{down: make(chan struct{})})
 			s.open.Store(true)
+			s.linkMu.Unlock()
 			select {
 			case s.up <- struct{}{}:
 			default:
 			}
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			s.open.Store(false)
 			s.setErr(err)
 			s.log.Warn("mqtt connection lost", "err", err)
+			s.linkMu.Lock()
+			defer s.linkMu.Unlock()
+			if s.client.IsConnectionOpen() {
+				return // paho reconnected before this ran
+			}
+			s.open.Store(false)
+			s.link.Load().drop()
+			s.watch.lost(err, s.answer, writeTimeout)
+		}).
+		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+			// Called on paho's connecting goroutine: it must not block.
+			if f, ok := n.(paho.ConnectionNotificationFailed); ok {
+				s.watch.connectFailed(f.Reason, connectTimeout)
+			}
 		}).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 			s.log.Debug("mqtt reconnecting")
@@ -199,16 +269,47 @@ func newSession(c Connection, sc sessionConfig) (*session, error) {
 // start connects in the background and starts the worker goroutines.
 func (s *session) start() {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(2)
+	s.wg.Add(4)
 	go s.connectLoop()
 	go s.work()
+	go s.send()
+	go func() { defer s.wg.Done(); s.watch.run(s.ctx) }()
+}
+
+// connectionUp reports whether the connection is open now.
+func (s *session) connectionUp() bool { return s.open.Load() && s.client.IsConnectionOpen() }
+
+// link is the life of one connection: down is closed when it ends.
+type link struct {
+	down chan struct{}
+	once sync.Once
+}
+
+func downLink() *link {
+	l := &link{down: make(chan struct{})}
+	l.drop()
+	return l
+}
+
+func (l *link) drop() { l.once.Do(func() { close(l.down) }) }
+
+// markDown says the connection is gone, as the connection-lost handler does,
+// for a disconnect of the session's own.
+func (s *session) markDown() {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	s.open.Store(false)
+	s.link.Load().drop()
 }
 
 // connectLoop connects with capped exponential backoff, then serves connect
 // events; paho reconnects by itself after a lost connection. It connects
-// anew only when renewing the subscriptions failed.
+// anew only when renewing the subscriptions failed, after a pause that
+// grows while they keep failing, so a broker that refuses them is not
+// hammered.
 func (s *session) connectLoop() {
 	defer s.wg.Done()
+	backoff := 250 * time.Millisecond
 	for {
 		if !s.connect() {
 			return
@@ -218,16 +319,36 @@ func (s *session) connectLoop() {
 			case <-s.up:
 				renewed = s.connected()
 				s.firstAttemptDone()
+				if renewed {
+					backoff = 250 * time.Millisecond
+				}
 			case <-s.ctx.Done():
 				return
 			}
 		}
+		if !s.pause(backoff) {
+			return
+		}
+		backoff = min(2*backoff, s.maxWait)
+	}
+}
+
+// pause waits for d, or returns false when the session stops.
+func (s *session) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
 	}
 }
 
 // connect returns true once connected, false when the session is stopped.
 func (s *session) connect() bool {
 	backoff := 250 * time.Millisecond
+	fails := failureLog{msg: "mqtt connect failed"}
 	for {
 		tok := s.client.Connect()
 		select {
@@ -237,16 +358,13 @@ func (s *session) connect() bool {
 		}
 		err := tok.Error()
 		if err == nil {
+			fails.succeeded(s.log, "mqtt connected after failed attempts")
 			return true
 		}
 		s.setErr(err)
 		s.firstAttemptDone()
-		s.log.Warn("mqtt connect failed", "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-s.ctx.Done():
-			t.Stop()
+		fails.failed(s.log, err, "retry_in", backoff)
+		if !s.pause(backoff) {
 			return false
 		}
 		backoff = min(2*backoff, s.maxWait)
@@ -263,8 +381,8 @@ func (s *session) connected() bool {
 			// and hear nothing; a new connection tries again.
 			s.setErr(fmt.Errorf("subscribe: %w", err))
 			s.log.Error("mqtt subscribe failed; reconnecting", "err", err)
-			s.open.Store(false)
-			s.client.Disconnect(0)
+			s.markDown()
+			s.disconnect()
 			return false
 		}
 	}
@@ -274,14 +392,47 @@ func (s *session) connected() bool {
 	return true
 }
 
+// disconnect drops the connection so that connect can make a new one.
+// paho's Disconnect does its work on a goroutine and may return before it
+// even marked the client disconnecting (client.go Disconnect); a Connect
+// called while the status still says connected answers "already connected"
+// with a token that looks like success (client.go Connect,
+// errAlreadyConnectedOrReconnecting with auto-reconnect), and the session
+// would then wait for a connect event that never comes. So this waits
+// until the connection is no longer open; a Connect during the rest of the
+// disconnect fails (errStatusMustBeDisconnected) and is retried.
+func (s *session) disconnect() {
+	s.client.Disconnect(250)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.client.IsConnectionOpen() {
+		select {
+		case <-tick.C:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
 // subscribe subscribes to every filter at QoS 1 and checks the SUBACK
 // return codes: 0x80 is a refusal (MQTT 3.1.1 §3.9.3), which paho does not
-// report as an error.
+// report as an error. The SUBACK has AnswerTimeout to come: a broker that
+// took the CONNECT and then stalled must not hold the connect goroutine,
+// and with it every later connect, for ever.
 func (s *session) subscribe() error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeoutCause(s.ctx, s.answer, errAnswerTimeout)
+	defer cancel()
 	tok := s.client.SubscribeMultiple(s.filters, nil)
-	if err := wait(s.ctx, tok); err != nil {
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		return s.answerErr(ctx, "SUBACK", start)
+	}
+	if err := tok.Error(); err != nil {
 		return err
 	}
+	s.watch.answer()
 	st, ok := tok.(*paho.SubscribeToken)
 	if !ok {
 		return nil
@@ -306,16 +457,18 @@ func (s *session) work() {
 			return
 		}
 		backoff := 100 * time.Millisecond
+		fails := failureLog{msg: "mqtt message not handled; retrying"}
 		for {
 			err := s.handle(s.ctx, m)
 			if err == nil {
+				fails.succeeded(s.log, "mqtt message handled after retries")
 				// After a lost connection paho drops the ack (router.go
 				// sendAck); the broker redelivers the message and the
 				// handler sees a duplicate.
 				m.Ack()
 				break
 			}
-			s.log.Warn("mqtt message not handled; retrying", "topic", m.Topic(), "err", err, "retry_in", backoff)
+			fails.failed(s.log, err, "topic", m.Topic(), "retry_in", backoff)
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -328,19 +481,68 @@ func (s *session) work() {
 	}
 }
 
-// publish sends one QoS 1 message and waits for its PUBACK. It refuses while
+// publish sends one QoS 1 message and waits for its PUBACK, for at most
+// AnswerTimeout or until ctx ends, whichever comes first; past
+// AnswerTimeout it returns an error wrapping ErrStalled, and when the
+// connection is lost meanwhile one wrapping ErrNotConnected. It refuses while
 // the connection is down instead of letting paho queue the message in
 // memory: the caller's durable store is the source of truth and re-sends
-// after the next connect.
+// after the next connect. A publish that ran out of time stays in paho's
+// store and goes out again after the next connect (client.go resume), so
+// the broker may see it twice; every message of the contract is safe to
+// receive twice.
 func (s *session) publish(ctx context.Context, topic string, payload []byte, retained bool) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
-	if !s.open.Load() || !s.client.IsConnectionOpen() {
+	if !s.connectionUp() {
 		return ErrNotConnected
 	}
-	return wait(ctx, s.client.Publish(topic, qos1, retained, payload))
+	start, l := time.Now(), s.link.Load()
+	ctx, cancel := context.WithTimeoutCause(ctx, s.answer, errAnswerTimeout)
+	defer cancel()
+	o := &outgoing{topic: topic, payload: payload, retained: retained, reply: make(chan handedOver, 1), gone: ctx.Done()}
+	select {
+	case s.out <- o:
+	case <-ctx.Done():
+		return s.answerErr(ctx, "room in the publish queue", start)
+	case <-s.ctx.Done():
+		return ErrClosed
+	}
+	var h handedOver
+	select {
+	case h = <-o.reply:
+	case <-ctx.Done():
+		return s.answerErr(ctx, "PUBACK", start)
+	case <-s.ctx.Done():
+		return ErrClosed
+	}
+	if h.err != nil {
+		return h.err
+	}
+	select {
+	case <-h.tok.Done():
+		// After a reconnect paho completes the token of a publish it
+		// resends without an error (messageids.go claimID), so nil is a
+		// PUBACK or a resend; either way the broker has the message or
+		// will get it again.
+		return h.tok.Error()
+	case <-l.down:
+		// paho keeps a persistent session's token open across the loss
+		// (client.go internalConnLost) and resends after the next
+		// connect; the caller, whose store is the source of truth,
+		// need not wait for that.
+		return fmt.Errorf("%w: connection lost before the PUBACK", ErrNotConnected)
+	case <-ctx.Done():
+		return s.answerErr(ctx, "PUBACK", start)
+	case <-s.ctx.Done():
+		return ErrClosed
+	}
 }
+
+// stalled returns since when the broker has not answered, and whether it is
+// stalled now.
+func (s *session) stalled() (time.Time, bool) { return s.watch.stalled() }
 
 func (s *session) firstAttemptDone() { s.firstOnce.Do(func() { close(s.attempted) }) }
 
@@ -361,7 +563,7 @@ func (s *session) stop(ctx context.Context) error {
 	// is still in flight (status.go Disconnecting), which IsConnected
 	// does not report.
 	s.client.Disconnect(250)
-	s.open.Store(false)
+	s.markDown()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -51,6 +51,12 @@ type TerminalConfig struct {
 	// jobs lost until the terminal's next reconnect. Zero means
 	// DefaultSyncInterval.
 	SyncInterval time.Duration
+	// OnStall, when set, is told when the broker stops answering within
+	// Connection.AnswerTimeout (stalled true, since when it was asked) and
+	// when it answers again (false, and since when it had not). It runs on
+	// a transport goroutine, under the transport's lock: it must not block
+	// or call the Terminal.
+	OnStall func(stalled bool, since time.Time)
 }
 
 // DefaultSyncInterval is how often a connected terminal repeats its Sync.
@@ -63,9 +69,10 @@ type Terminal struct {
 	cfg    TerminalConfig
 	topics map[api.Kind]string
 	s      *session
-	stop   chan struct{} // ends the Sync loop
-	halt   sync.Once
-	loop   sync.WaitGroup
+	// loopCtx ends the Sync loop, and a Sync it is publishing, at Close.
+	loopCtx  context.Context
+	stopLoop context.CancelFunc
+	loop     sync.WaitGroup
 }
 
 // OpenTerminal starts the client and returns without waiting for the broker:
@@ -91,7 +98,8 @@ func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
-	t := &Terminal{cfg: cfg, topics: make(map[api.Kind]string), stop: make(chan struct{})}
+	t := &Terminal{cfg: cfg, topics: make(map[api.Kind]string)}
+	t.loopCtx, t.stopLoop = context.WithCancel(context.Background())
 	for _, k := range []api.Kind{api.KindJobs, api.KindControl, api.KindReceipts, api.KindResults, api.KindStatus, api.KindSync} {
 		t.topics[k] = api.Topic(cfg.Root, cfg.TerminalID, k)
 	}
@@ -108,6 +116,7 @@ func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
 		will:    &will{topic: t.topics[api.KindStatus], payload: offline},
 		handle:  t.handle,
 		onUp:    t.connected,
+		onStall: cfg.OnStall,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open terminal: %w", err)
@@ -125,13 +134,21 @@ func (t *Terminal) syncLoop() {
 	defer tick.Stop()
 	for {
 		select {
-		case <-t.stop:
+		case <-t.loopCtx.Done():
 			return
 		case <-tick.C:
 			if !t.Connected() {
 				continue
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), t.cfg.SyncInterval)
+			if _, stalled := t.s.stalled(); stalled {
+				// It would only wait for its own timeout; the Sync
+				// after the next connect, or this loop once the broker
+				// answers again, tells it all.
+				continue
+			}
+			// publish waits at most AnswerTimeout; the context is for
+			// SyncState, which reads the daemon's store.
+			ctx, cancel := context.WithTimeout(t.loopCtx, t.s.answer)
 			if err := t.publishSync(ctx); err != nil {
 				t.s.log.Warn("publish sync", "err", err)
 			}
@@ -174,30 +191,27 @@ func (t *Terminal) handle(ctx context.Context, m paho.Message) error {
 	return nil
 }
 
-// publishReceipt hands the receipt to paho without waiting for its PUBACK,
-// so one slow round trip does not hold back the next job. A receipt is
-// advice: the job is already stored, and the Sync after the next connect
-// tells the central system what the terminal holds.
+// publishReceipt queues the receipt for the transport's sender without
+// waiting, neither for its PUBACK nor for paho to take it (paho's Publish
+// may block for its WriteTimeout on a broker that stopped reading), so one
+// slow round trip does not hold back the next job. A receipt is advice: the
+// job is already stored, and the Sync after the next connect tells the
+// central system what the terminal holds; one dropped because the queue is
+// full costs nothing else.
 func (t *Terminal) publishReceipt(r api.Receipt) {
 	b, err := api.Encode(&r)
 	if err != nil {
 		t.s.log.Error("receipt not published", "job_id", r.JobID, "err", err)
 		return
 	}
-	if !t.s.client.IsConnectionOpen() {
-		return
-	}
-	tok := t.s.client.Publish(t.topics[api.KindReceipts], qos1, false, b)
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			t.s.log.Warn("publish receipt", "job_id", r.JobID, "err", err)
-		}
-	default:
-	}
+	t.s.publishLater("receipt "+r.JobID, t.topics[api.KindReceipts], b)
 }
 
 // connected runs after every connect: online status, sync, then the daemon.
+// It runs on the connect goroutine under the session's context; each
+// publish waits at most AnswerTimeout (session.publish), so a broker that
+// stalls right after its CONNACK delays the next connect by that much, not
+// for ever.
 func (t *Terminal) connected(ctx context.Context) {
 	if err := t.PublishStatus(ctx, t.cfg.Status()); err != nil {
 		t.s.log.Warn("publish online status", "err", err)
@@ -228,7 +242,8 @@ func (t *Terminal) publishSync(ctx context.Context) error {
 // terminal (api.Encode made them). A PUBACK is not delivery: the result
 // stays in the daemon's outbox until a ResultAck for its job arrives, and
 // is published again after every connect. It returns ErrNotConnected while
-// the connection is down.
+// the connection is down, and an error wrapping ErrStalled when the broker
+// did not answer within AnswerTimeout.
 func (t *Terminal) PublishResult(ctx context.Context, jobID string, payload []byte) error {
 	if err := t.s.publish(ctx, t.topics[api.KindResults], payload, false); err != nil {
 		return fmt.Errorf("publish result %s: %w", jobID, err)
@@ -237,7 +252,8 @@ func (t *Terminal) PublishResult(ctx context.Context, jobID string, payload []by
 }
 
 // PublishStatus publishes the terminal's health, retained, with state
-// online, and returns after the broker's PUBACK.
+// online, and returns after the broker's PUBACK (at most AnswerTimeout, as
+// PublishResult).
 func (t *Terminal) PublishStatus(ctx context.Context, st api.Status) error {
 	st.V = api.Version
 	st.Terminal = t.cfg.TerminalID
@@ -259,8 +275,17 @@ func (t *Terminal) publishJSON(ctx context.Context, kind api.Kind, m api.Message
 	return nil
 }
 
-// Connected reports whether the connection to the broker is up.
-func (t *Terminal) Connected() bool { return t.s.open.Load() && t.s.client.IsConnectionOpen() }
+// Connected reports whether the connection to the broker is up. A stalled
+// broker's connection is up: see Stalled.
+func (t *Terminal) Connected() bool { return t.s.connectionUp() }
+
+// Stalled reports whether the broker stopped answering: a publish, a
+// subscribe or a keep-alive ping went unanswered for AnswerTimeout, or the
+// last connection was lost or refused for that reason. since is when the
+// unanswered request was sent. It clears when the broker answers again (a
+// PUBACK, a SUBACK) or a new connection is up (a CONNACK); while the
+// connection is down it stays as the last connection left it.
+func (t *Terminal) Stalled() (since time.Time, stalled bool) { return t.s.stalled() }
 
 // Err returns the last connection error, such as a refused TLS handshake,
 // or nil when there was none.
@@ -269,13 +294,20 @@ func (t *Terminal) Err() error { return t.s.err() }
 // Close publishes a retained offline Status (a clean disconnect does not
 // trigger the last will, MQTT 3.1.1 §3.14.4), disconnects and waits for the
 // transport's goroutines. Unacknowledged messages stay with the broker for
-// the next session.
+// the next session. A stalled broker gets no offline Status: it would not
+// answer it either, and waiting for that would spend the caller's shutdown.
 func (t *Terminal) Close(ctx context.Context) error {
-	t.halt.Do(func() { close(t.stop) })
+	t.stopLoop()
 	t.loop.Wait()
-	if t.Connected() {
+	_, stalled := t.s.stalled()
+	switch {
+	case stalled:
+		// It would only use up AnswerTimeout of the caller's shutdown.
+		t.s.log.Warn("broker stalled; offline status not published")
+	case t.Connected():
 		st := t.status(api.StateOffline)
 		st.Since = time.Now().UTC()
+		// publish waits at most AnswerTimeout, within ctx.
 		if err := t.publishJSON(ctx, api.KindStatus, &st, true); err != nil {
 			t.s.log.Warn("publish offline status", "err", err)
 		}
