@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,9 +16,12 @@ import (
 )
 
 // Sign verifies the PIN once and signs every document of the chosen jobs
-// with the present token. Each job's result is written in the same
-// transaction that completes it. A token removed mid-batch keeps what was
-// signed; the rest stays waiting. The caller zeroes pin.
+// with the present token in one card session; once the session has closed
+// it adds the timestamps their PAdES documents asked for and completes
+// each job, its result written in the same transaction. The token is held
+// for card work only: no timestamp authority, nor any other network
+// request, is waited on while it is. A token removed mid-batch keeps what
+// was signed; the rest stays waiting. The caller zeroes pin.
 func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast bool) error {
 	who, err := f.claim()
 	if err != nil {
@@ -33,9 +37,9 @@ func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast b
 	ctx, done := f.batches.start(ctx)
 	defer done()
 
-	signed := 0
 	started := time.Now()
 	var fnEnd time.Time
+	var signed []*signedJob // every document signed on the card, not yet completed
 	err = f.tokens.Session(ctx, who.reader, func(c card) error {
 		f.metrics.tokenTime(started) // opening the card
 		defer func() { fnEnd = time.Now() }()
@@ -60,26 +64,36 @@ func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast b
 			reverify: policy == device.PINPolicyAlways || policy == device.PINPolicyUnknown,
 		}
 		for _, j := range jobs {
-			err := f.signJob(ctx, b, j)
+			sj, err := f.signJob(ctx, b, j)
 			if errors.Is(err, errJobGone) {
 				continue // cancelled or expired since the official chose it
 			}
 			if err != nil {
 				return err
 			}
-			signed++
-			f.setProgress(signed, len(jobs))
+			signed = append(signed, sj)
+			f.setProgress(len(signed), len(jobs))
 		}
 		return nil
 	})
 	if !fnEnd.IsZero() {
 		f.metrics.tokenTime(fnEnd) // closing and resetting the card
 	}
+	// The card is released. Whatever ended the session, the jobs signed
+	// in it are finished now, without it; a session error (the token
+	// removed, say) is what the official reads, else the first failure
+	// to complete.
+	completed, cerr := f.completeJobs(ctx, who, signed)
+	if err == nil {
+		err = cerr
+	}
 	f.metrics.signBatch.Observe(time.Since(started).Seconds())
-	return f.batchDone(ctx, who, signed, len(jobs), err)
+	return f.batchDone(ctx, who, completed, len(jobs), err)
 }
 
-// batch is one official's signing run inside one card session.
+// batch is one official's signing run inside one card session. It lives
+// only as long as the session: nothing after the session may reach the
+// card through it.
 type batch struct {
 	card   card
 	cert   *x509.Certificate
@@ -103,48 +117,138 @@ func (b *batch) beforeSignature(m *metrics) error {
 	return err
 }
 
-// signJob signs every document of one job and completes it.
-func (f *flow) signJob(ctx context.Context, b *batch, head queue.Job) error {
+// signedJob is a job whose every document the card has signed, waiting
+// for its timestamps and its completion after the card session.
+type signedJob struct {
+	// job is the job's head: its envelope, which holds every document
+	// once more, is dropped as soon as the job is signed.
+	job  queue.Job
+	docs []signedDoc
+}
+
+// waits reports whether a document of the job waits for a timestamp.
+func (sj *signedJob) waits() bool {
+	return slices.ContainsFunc(sj.docs, func(d signedDoc) bool { return d.pending != nil })
+}
+
+// signJob moves one job to signing and signs every document of it on the
+// card, and nothing more: its timestamps and its result come after the
+// card session (completeJob). The move to signing comes first, inside the
+// session, because from then on neither a Cancel nor expiry can end the
+// job under the signature.
+func (f *flow) signJob(ctx context.Context, b *batch, head queue.Job) (*signedJob, error) {
 	j, err := f.store.Get(ctx, head.ID)
 	if errors.Is(err, queue.ErrNotFound) {
-		return errJobGone
+		return nil, errJobGone
 	}
 	if err != nil {
-		return fmt.Errorf("load job %s: %w", head.ID, err)
+		return nil, fmt.Errorf("load job %s: %w", head.ID, err)
 	}
 	job, err := f.envelopes.open(j)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := f.store.Transition(ctx, j.ID, queue.Change{To: queue.Signing, Reason: "signer " + b.signer}); err != nil {
 		var te *queue.TransitionError
 		if errors.As(err, &te) || errors.Is(err, queue.ErrNotFound) {
 			f.log.Info("job left the batch before signing", "job", j.ID, "err", err)
-			return errJobGone
+			return nil, errJobGone
 		}
-		return fmt.Errorf("start signing %s: %w", j.ID, err)
+		return nil, fmt.Errorf("start signing %s: %w", j.ID, err)
 	}
-	docs := make([]api.SignedDocument, 0, len(job.Documents))
+	docs := make([]signedDoc, 0, len(job.Documents))
 	for _, doc := range job.Documents {
 		if err := b.beforeSignature(f.metrics); err != nil {
 			f.abandon(j.ID, err)
-			return err
+			return nil, err
 		}
 		b.signatures++
 		sd, err := f.signer.signDocument(ctx, b.card, b.cert, doc, f.now())
 		if err != nil {
 			f.abandon(j.ID, err)
-			return err
+			return nil, err
 		}
 		docs = append(docs, sd)
 	}
-	e := ending{outcome: queue.Signed, signerCert: b.cert.Raw, documents: docs}
-	if err := f.complete.complete(ctx, j, e, ""); err != nil {
-		f.abandon(j.ID, err)
+	j.Envelope = nil // the result needs the head only (results.encode)
+	return &signedJob{job: j, docs: docs}, nil
+}
+
+// completeJobs finishes, after the card session, the jobs signed in it:
+// per job, the timestamps its documents asked for, then its completion.
+// Jobs with nothing to fetch go first, and each job is completed, and let
+// go, as soon as its own timestamps are in, so that signed PDFs do not
+// wait in memory on the authority longer than their own job needs.
+//
+// Until it is completed a job stays in signing (queue), which a Cancel
+// or expiry does not end. If tekend dies between the card session and a
+// job's completion, the store's start-up recovery (queue's
+// recoverSigning) puts the job back to ready: the signatures made on the
+// card die with the process and the official signs that letter again,
+// which is acceptable for a crash, since no result is ever half written
+// and no letter is lost. A completion that fails here (the store), or a
+// timestamp cut short by shutdown or the request's end, puts the job back
+// to ready at once.
+func (f *flow) completeJobs(ctx context.Context, who claimed, jobs []*signedJob) (int, error) {
+	slices.SortStableFunc(jobs, func(a, b *signedJob) int {
+		switch wa, wb := a.waits(), b.waits(); {
+		case wa == wb:
+			return 0
+		case wb:
+			return -1
+		}
+		return 1
+	})
+	completed := 0
+	var first error
+	for i, sj := range jobs {
+		jobs[i] = nil // let go of its documents once it is done
+		if err := f.completeJob(ctx, who, sj); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		completed++
+	}
+	return completed, first
+}
+
+// completeJob adds the timestamps of one signed job, with the card
+// released, and completes it.
+func (f *flow) completeJob(ctx context.Context, who claimed, sj *signedJob) error {
+	docs := make([]api.SignedDocument, len(sj.docs))
+	interrupted := false
+	for i := range sj.docs {
+		asked := sj.docs[i].pending != nil
+		f.signer.timestampDocument(ctx, &sj.docs[i])
+		interrupted = interrupted || asked && sj.docs[i].Level != api.LevelBT && ctx.Err() != nil
+		docs[i] = sj.docs[i].SignedDocument
+	}
+	if interrupted {
+		// Shutdown (or the request) cut the batch short: a timestamp it
+		// interrupted is not the authority's failure, so the job waits
+		// again rather than going out B-B.
+		f.abandon(sj.job.ID, ctx.Err())
+		return ctx.Err()
+	}
+	cctx := ctx
+	if ctx.Err() != nil {
+		// Cut short with this job's signatures made and nothing of it
+		// waiting on the network: it is kept, as it was when jobs were
+		// completed inside the session, with a fresh context as abandon
+		// has.
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+	}
+	e := ending{outcome: queue.Signed, signerCert: who.cert.Raw, documents: docs}
+	if err := f.complete.complete(cctx, sj.job, e, ""); err != nil {
+		f.abandon(sj.job.ID, err)
 		return err
 	}
-	f.metrics.waitTime.Observe(f.now().Sub(j.ReceivedAt).Seconds())
-	f.log.Info("job signed", "job", j.ID, "documents", len(docs), "signer", b.signer)
+	f.metrics.waitTime.Observe(f.now().Sub(sj.job.ReceivedAt).Seconds())
+	f.log.Info("job signed", "job", sj.job.ID, "documents", len(docs), "signer", who.signer)
 	return nil
 }
 

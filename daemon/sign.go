@@ -28,15 +28,29 @@ type docSigner struct {
 	limits pades.Limits
 }
 
+// signedDoc is a document signed in a card session, with what is left to
+// do for it once the session has closed.
+type signedDoc struct {
+	api.SignedDocument
+	// pending, when set, is a PAdES signature made with room for a
+	// timestamp that the authority has still to give (timestampDocument,
+	// after the card session). Its PDF is the same slice as Signature and
+	// is patched in place.
+	pending *pades.Signed
+}
+
 // signDocument signs one document in its requested format and checks the
 // signature against the certificate before it is kept: a card that signs
 // with another key than its certificate names must never yield a result.
+// It is card work only and makes no network request: a PAdES document is
+// signed B-B with room reserved for the timestamp, which the batch adds
+// after the card session (timestampDocument).
 //
 // teken_card_sign_seconds observes the time the token spent on the
 // document — reading the slot's key and making the signature — and not the
-// rest (hashing, building the CMS or PDF, checking, a timestamp authority),
-// so a slow token or reader shows there and a slow TSA does not.
-func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certificate, doc api.Document, now time.Time) (api.SignedDocument, error) {
+// rest (hashing, building the CMS or PDF, checking), so a slow token or
+// reader shows there; a timestamp authority is not even asked here.
+func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certificate, doc api.Document, now time.Time) (signedDoc, error) {
 	m := d.metrics
 	var onCard time.Duration
 	defer func() { m.cardSign.Observe(onCard.Seconds()) }()
@@ -45,12 +59,12 @@ func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certifi
 	onCard += time.Since(signerStart)
 	m.tokenTime(signerStart) // reads the slot's public key from the card
 	if err != nil {
-		return api.SignedDocument{}, err
+		return signedDoc{}, err
 	}
 	signer := timedSigner{Signer: card, m: m, spent: &onCard}
 	h, err := cms.DefaultHash(cert.PublicKey)
 	if err != nil {
-		return api.SignedDocument{}, fmt.Errorf("document %s: %w", doc.ID, err)
+		return signedDoc{}, fmt.Errorf("document %s: %w", doc.ID, err)
 	}
 	content := doc.Content
 	hashOnly := len(content) == 0
@@ -60,44 +74,43 @@ func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certifi
 	}
 	digest, err := documentDigest(doc, h)
 	if err != nil {
-		return api.SignedDocument{}, err
+		return signedDoc{}, err
 	}
-	out := api.SignedDocument{ID: doc.ID, SHA256: doc.SHA256, Format: doc.SignatureFormat(), SignedAt: now}
+	out := signedDoc{SignedDocument: api.SignedDocument{ID: doc.ID, SHA256: doc.SHA256, Format: doc.SignatureFormat(), SignedAt: now}}
 	switch out.Format {
 	case api.FormatCMS:
 		out.Signature, err = cms.SignDigest(ctx, digest, signer, cert, cms.SignOptions{Hash: h, SigningTime: now})
 		if err != nil {
-			return api.SignedDocument{}, fmt.Errorf("sign document %s: %w", doc.ID, err)
+			return signedDoc{}, fmt.Errorf("sign document %s: %w", doc.ID, err)
 		}
 		if !hashOnly {
 			if _, err := cms.Verify(out.Signature, content, cms.VerifyOptions{CurrentTime: now}); err != nil {
-				return api.SignedDocument{}, fmt.Errorf("check signature of document %s: %w", doc.ID, err)
+				return signedDoc{}, fmt.Errorf("check signature of document %s: %w", doc.ID, err)
 			}
 		}
 	case api.FormatRaw:
 		out.Signature, err = cms.SignRaw(ctx, digest, signer, cert, cms.RawOptions{Hash: h})
 		if err != nil {
-			return api.SignedDocument{}, fmt.Errorf("sign document %s: %w", doc.ID, err)
+			return signedDoc{}, fmt.Errorf("sign document %s: %w", doc.ID, err)
 		}
 		if !hashOnly {
 			if err := cms.VerifyRaw(out.Signature, content, cert, cms.RawOptions{Hash: h}); err != nil {
-				return api.SignedDocument{}, fmt.Errorf("check signature of document %s: %w", doc.ID, err)
+				return signedDoc{}, fmt.Errorf("check signature of document %s: %w", doc.ID, err)
 			}
 		}
 	case api.FormatPAdES:
+		// With a TSA configured, pades.Sign only reserves the room: the
+		// timestamp is fetched after the card session.
 		signed, err := pades.Sign(ctx, content, signer, cert, d.padesOptions(doc, h, now))
 		if err != nil {
-			return api.SignedDocument{}, fmt.Errorf("sign PDF %s: %w", doc.ID, err)
+			return signedDoc{}, fmt.Errorf("sign PDF %s: %w", doc.ID, err)
 		}
 		out.Signature, out.Level = signed.PDF, api.LevelBB
-		if signed.Timestamped {
-			out.Level = api.LevelBT
-		} else if signed.TimestampError != nil {
-			out.TimestampError = signed.TimestampError.Error()
-			d.log.Warn("signed PDF without timestamp", "document", doc.ID, "err", signed.TimestampError)
+		if d.tsa != nil {
+			out.pending = signed
 		}
 	default:
-		return api.SignedDocument{}, fmt.Errorf("document %s: format %q: %w", doc.ID, out.Format, device.ErrUnsupported)
+		return signedDoc{}, fmt.Errorf("document %s: format %q: %w", doc.ID, out.Format, device.ErrUnsupported)
 	}
 	return out, nil
 }
@@ -119,7 +132,7 @@ func documentDigest(doc api.Document, h crypto.Hash) ([]byte, error) {
 }
 
 // padesOptions asks for the job's visible block, dated in the terminal's
-// time zone, and a timestamp when a TSA is configured.
+// time zone, and, when a TSA is configured, room for its timestamp.
 func (d *docSigner) padesOptions(doc api.Document, h crypto.Hash, now time.Time) pades.Options {
 	return pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc), TSA: d.tsa, Limits: d.limits}
 }

@@ -8,7 +8,10 @@
 // and serial number (SignerInfo version 1) and its certificate, with any
 // chain given, is embedded. For PAdES, SignOptions can leave out
 // signing-time and add an RFC 3161 signature-time-stamp as an unsigned
-// attribute. It verifies with standard tools:
+// attribute; AddSignatureTimestamp adds one later to a finished
+// signature, without the signer, since unsigned attributes are outside
+// what is signed (RFC 5652 §5.3; RFC 5126 §5.11.4). It verifies with
+// standard tools:
 //
 //	openssl cms -verify -binary -inform DER -in SIG -content DOC -CAfile CA -purpose any
 //

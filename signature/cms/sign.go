@@ -10,9 +10,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // SignOptions tune Sign and SignDigest. The zero value signs with
@@ -187,12 +184,5 @@ func timestampAttribute(ctx context.Context, stamp func(context.Context, []byte)
 	if token == nil {
 		return nil, nil
 	}
-	// The token is copied into the output as it is, so anything but one
-	// DER element would corrupt the whole SignedData.
-	s := cryptobyte.String(token)
-	var elem cryptobyte.String
-	if !s.ReadASN1Element(&elem, cbasn1.SEQUENCE) || !s.Empty() {
-		return nil, errors.New("cms: signature timestamp token is not one DER SEQUENCE")
-	}
-	return attribute(oidAttrSignatureTimeStampToken, func(b *cryptobyte.Builder) { b.AddBytes(token) })
+	return tokenAttribute(token)
 }

@@ -2,10 +2,12 @@ package cms
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/subtle"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -37,6 +39,11 @@ type Signed struct {
 	SigningTime time.Time
 	// DigestAlgorithm hashed the content and the signed attributes.
 	DigestAlgorithm crypto.Hash
+	// Signature is the signature value of the SignerInfo: what a
+	// signature-time-stamp stamps (RFC 5126 §5.11.4), so a timestamp can
+	// be asked for, and added with AddSignatureTimestamp, after the
+	// signature was made.
+	Signature []byte
 }
 
 // Verify checks a detached CMS SignedData in DER, as Sign makes it, against
@@ -45,6 +52,13 @@ type Signed struct {
 // the message-digest attribute against content, and, with opts.Roots, the
 // signer's chain. Every failure of the signature matches ErrInvalid.
 func Verify(sig, content []byte, opts VerifyOptions) (*Signed, error) {
+	return VerifyReader(context.Background(), sig, bytes.NewReader(content), opts)
+}
+
+// VerifyReader is Verify for content read from r and hashed as it is read,
+// so content in pieces (the two byte ranges of a PDF signature, say) need
+// not be copied into one slice. ctx is checked between chunks.
+func VerifyReader(ctx context.Context, sig []byte, content io.Reader, opts VerifyOptions) (*Signed, error) {
 	sd, err := parse(sig)
 	if err != nil {
 		return nil, err
@@ -68,12 +82,14 @@ func Verify(sig, content []byte, opts VerifyOptions) (*Signed, error) {
 	if err := si.essCert.match(cert); err != nil {
 		return nil, err
 	}
-	h = si.alg.hash.New()
-	h.Write(content)
-	if subtle.ConstantTimeCompare(h.Sum(nil), si.messageDigest) != 1 {
+	digest, err := Digest(ctx, content, si.alg.hash)
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(digest, si.messageDigest) != 1 {
 		return nil, ErrDigestMismatch
 	}
-	out := &Signed{Signer: cert, SigningTime: si.signingTime, DigestAlgorithm: si.alg.hash}
+	out := &Signed{Signer: cert, SigningTime: si.signingTime, DigestAlgorithm: si.alg.hash, Signature: bytes.Clone(si.signature)}
 	if opts.Roots != nil {
 		if out.Chain, err = verifyChain(cert, sd.certs, opts); err != nil {
 			return nil, err

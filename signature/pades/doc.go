@@ -18,10 +18,19 @@
 // token) is called exactly once per signature, with the digest of the
 // DER-encoded signed attributes.
 //
-// With Options.TSA set, an RFC 3161 timestamp over the signature value is
-// added as the signature-time-stamp unsigned attribute (RFC 5126 §5.11.4).
-// A timestamp authority that cannot be reached does not fail the
-// signature: the result stays B-B and Signed.Timestamped says so.
+// Level B-T takes two steps, so that a token is held only while it signs.
+// With Options.TSA set, Sign reserves room in /Contents for a timestamp
+// token and makes no network request. Timestamp then asks the authority
+// for an RFC 3161 token over the signature value and adds it as the
+// signature-time-stamp unsigned attribute (RFC 5126 §5.11.4; level B-T
+// of EN 319 142-1 clause 6). Unsigned attributes are not signed (RFC 5652
+// §5.3), so no signer is needed for that: the CMS is rebuilt around the
+// same signed attributes and signature value (cms.AddSignatureTimestamp)
+// and written into the reserved hole in place, same length, zero-padded,
+// so /ByteRange and every byte the signature covers stay as they were
+// (ISO 32000-1 §12.8.1). A timestamp authority that cannot be reached, or
+// a token that does not fit, does not fail the signature: the PDF stays a
+// valid B-B and Signed.TimestampError says why.
 //
 // The parser reads classic cross-reference tables, cross-reference
 // streams, hybrid files and object streams (FlateDecode with PNG

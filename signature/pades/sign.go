@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -33,7 +32,10 @@ type Options struct {
 	Reason, ContactInfo string
 	// Visible, when set, draws a signature block on a page.
 	Visible *Appearance
-	// TSA, when set, asks for an RFC 3161 timestamp (PAdES B-T).
+	// TSA, when set, asks for an RFC 3161 timestamp (PAdES B-T): Sign
+	// reserves room for the token in /Contents but does not call the
+	// authority; Timestamp does, later, without the signer. Sign reads
+	// nothing else of it.
 	TSA *TSAOptions
 	// Limits bound the work of reading the document and say whether
 	// embedded files are accepted; the zero value is DefaultLimits. Pass
@@ -46,11 +48,18 @@ type Options struct {
 type Signed struct {
 	// PDF is the input followed by the incremental update.
 	PDF []byte
-	// Timestamped reports a signature-time-stamp in the signature.
+	// Timestamped reports a signature-time-stamp in the signature; only
+	// Timestamp sets it.
 	Timestamped bool
-	// TimestampError says why a requested timestamp is missing; it
+	// TimestampError says why Timestamp could not add a timestamp; it
 	// matches ErrTimestamp. The signature is then B-B.
 	TimestampError error
+
+	// contents are the offsets in PDF of the /Contents hex string's '<'
+	// and just past its '>', as Sign wrote them; zero when this Signed
+	// was not made by Sign, and Timestamp then finds the signature
+	// dictionary again.
+	contents [2]int
 }
 
 // reserve is room in /Contents beyond the certificates: SignedData
@@ -174,8 +183,10 @@ func (d *document) checkLocked(cat dict) error {
 
 // Sign adds a PAdES signature by signer, whose certificate is cert, to pdf
 // as an incremental update. signer is called exactly once, with the
-// digest of the signed attributes. A timestamp authority that fails does
-// not fail Sign; see Signed.TimestampError.
+// digest of the signed attributes. Sign makes no network request: with
+// opts.TSA set it leaves room for a timestamp token in /Contents, and
+// Timestamp adds the token afterwards, so that a token is held only for
+// the signature itself and not while an authority answers.
 func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Certificate, opts Options) (*Signed, error) {
 	if signer == nil || cert == nil {
 		return nil, errors.New("pades: nil signer or certificate")
@@ -222,6 +233,9 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 		reserve += len(c.Raw)
 	}
 	if opts.TSA != nil {
+		// Room for the signature-time-stamp Timestamp adds in place:
+		// /Contents cannot grow later without moving every byte after
+		// it, and the signature covers those (ISO 32000-1 §12.8.1).
 		reserve += reserveTSA
 	}
 	br, contents := u.putSignature(sigNum, when.In(loc), opts, reserve)
@@ -257,22 +271,8 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 	if err != nil {
 		return nil, fmt.Errorf("pades: %w", err)
 	}
-	res := &Signed{}
 	// EN 319 142-1 §5.2.2: no signing-time attribute; the time is /M.
 	co := cms.SignOptions{Hash: hash, Chain: chain, OmitSigningTime: true}
-	if opts.TSA != nil {
-		co.SignatureTimestamp = func(ctx context.Context, sig []byte) ([]byte, error) {
-			token, err := fetchTimestamp(ctx, opts.TSA, hash, sig)
-			if err != nil {
-				// The signature itself is fine; B-B is better than none.
-				slog.WarnContext(ctx, "pades: signature stays B-B without timestamp", "tsa", opts.TSA.URL, "err", err)
-				res.TimestampError = err
-				return nil, nil
-			}
-			res.Timestamped = true
-			return token, nil
-		}
-	}
 	der, err := cms.SignDigest(ctx, digest, signer, cert, co)
 	if err != nil {
 		return nil, fmt.Errorf("pades: %w", err)
@@ -282,8 +282,7 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 		return nil, fmt.Errorf("%w: %d bytes, %d reserved", ErrTooLarge, len(der), room)
 	}
 	hex.Encode(out[contents[0]+1:], der)
-	res.PDF = out
-	return res, nil
+	return &Signed{PDF: out, contents: contents}, nil
 }
 
 // putSignature writes the signature dictionary (§12.8.1, EN 319 142-1

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,10 +35,18 @@ import (
 // appendix A).
 var oidSignatureTimeStamp = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 14}
 
-// startTSA runs an RFC 3161 authority on loopback: `openssl ts -reply`
-// behind an HTTP handler, with a certificate from p whose extended key
-// usage is timeStamping, critical (RFC 3161 §2.3).
-func startTSA(t *testing.T, p *pki) string {
+// testTSA is an RFC 3161 authority on loopback: `openssl ts -reply` behind
+// an HTTP handler, with a certificate from p whose extended key usage is
+// timeStamping, critical (RFC 3161 §2.3). calls counts the queries.
+type testTSA struct {
+	URL   string
+	calls atomic.Int64
+}
+
+// startTSA runs a testTSA; extra certificates go into every token beside
+// the authority's own (openssl ts's certs, sent as the query asks for
+// certificates).
+func startTSA(t *testing.T, p *pki, extra ...*x509.Certificate) *testTSA {
 	t.Helper()
 	openssl := need(t, "openssl", "openssl")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -59,6 +69,17 @@ func startTSA(t *testing.T, p *pki) string {
 	dir := t.TempDir()
 	keyPath := writePEM(t, "tsa.key", "PRIVATE KEY", pkcs8)
 	certPath := writePEM(t, "tsa.pem", "CERTIFICATE", cert.Raw)
+	certs := p.caPEM
+	if len(extra) > 0 {
+		bundle, err := os.ReadFile(p.caPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range extra {
+			bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		certs = writeTemp(t, "certs.pem", bundle)
+	}
 	serial := filepath.Join(dir, "serial")
 	if err := os.WriteFile(serial, []byte("01\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -80,12 +101,14 @@ ordering = yes
 tsa_name = yes
 ess_cert_id_chain = no
 ess_cert_id_alg = sha256
-`, serial, certPath, p.caPEM, keyPath)
+`, serial, certPath, certs, keyPath)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	tsa := &testTSA{}
 	var mu sync.Mutex // openssl bumps the serial file
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tsa.calls.Add(1)
 		mu.Lock()
 		defer mu.Unlock()
 		q, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
@@ -113,7 +136,8 @@ ess_cert_id_alg = sha256
 		_, _ = w.Write(resp)
 	}))
 	t.Cleanup(srv.Close)
-	return srv.URL
+	tsa.URL = srv.URL
+	return tsa
 }
 
 // closedURL is a loopback address nobody listens on.
@@ -130,19 +154,128 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr + "/tsa"
 }
 
+// tripwire is an authority that must never be asked: Sign with
+// Options.TSA set reserves room but makes no request.
+func tripwire(t *testing.T) *TSAOptions {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		t.Error("Sign asked the timestamp authority")
+		http.Error(w, "no", http.StatusTeapot)
+	}))
+	t.Cleanup(srv.Close)
+	return &TSAOptions{URL: srv.URL, Timeout: 5 * time.Second}
+}
+
+// signReserved signs with room for a timestamp, checks the result is a
+// plain B-B that pdfsig accepts, and returns it with a copy of its bytes.
+func signReserved(t *testing.T, p *pki, nss string, in []byte, kind string, opts Options) (*Signed, []byte) {
+	t.Helper()
+	opts.TSA = tripwire(t)
+	res, _ := sign(t, p, in, kind, opts)
+	if res.Timestamped || res.TimestampError != nil {
+		t.Fatalf("Sign: Timestamped %v, TimestampError %v; want neither", res.Timestamped, res.TimestampError)
+	}
+	if _, der := extract(t, res.PDF); hasTimestamp(der) {
+		t.Fatal("Sign wrote a signature-time-stamp")
+	}
+	validSignatures(t, nss, res.PDF, 1)
+	return res, bytes.Clone(res.PDF)
+}
+
+// validSignatures checks pdfsig finds n signatures, all valid, the last
+// covering the whole document.
+func validSignatures(t *testing.T, nss string, pdf []byte, n int) {
+	t.Helper()
+	report := pdfsig(t, nss, pdf)
+	sigs := signatures(report)
+	if len(sigs) != n {
+		t.Fatalf("pdfsig found %d signatures, want %d:\n%s", len(sigs), n, report)
+	}
+	for i, s := range sigs {
+		if !strings.Contains(s, "Signature Validation: Signature is Valid.") {
+			t.Fatalf("pdfsig: signature %d not valid:\n%s", i+1, report)
+		}
+	}
+	if !strings.Contains(sigs[n-1], "Total document signed") {
+		t.Fatalf("pdfsig: last signature does not cover the document:\n%s", report)
+	}
+}
+
+// sameOutsideContents checks that after differs from before only inside
+// the /Contents hex string of the last signature, and that the
+// SignerInfo's signed attributes and signature value did not change.
+func sameOutsideContents(t *testing.T, before, after []byte) {
+	t.Helper()
+	if len(after) != len(before) {
+		t.Fatalf("length changed from %d to %d", len(before), len(after))
+	}
+	i := bytes.LastIndex(before, []byte("/ByteRange ["))
+	var br [4]int
+	if _, err := fmt.Sscanf(string(before[i+len("/ByteRange "):]), "[%d %d %d %d]", &br[0], &br[1], &br[2], &br[3]); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before[:br[1]+1], after[:br[1]+1]) || !bytes.Equal(before[br[2]-1:], after[br[2]-1:]) {
+		t.Fatal("bytes outside the /Contents hex string changed")
+	}
+	_, oldDER := extract(t, before)
+	_, newDER := extract(t, after)
+	if !bytes.Equal(signedPart(t, oldDER), signedPart(t, newDER)) {
+		t.Fatal("the signed attributes or the signature value changed")
+	}
+}
+
+// signedPart is the SignerInfo from its version to its signature value:
+// everything of it the signer made.
+func signedPart(t *testing.T, der []byte) []byte {
+	t.Helper()
+	var ci, sd, infos, si cryptobyte.String
+	s := cryptobyte.String(der)
+	ok := s.ReadASN1(&ci, cbasn1.SEQUENCE) && ci.SkipASN1(cbasn1.OBJECT_IDENTIFIER) &&
+		ci.ReadASN1(&ci, cbasn1.Tag(0).ContextSpecific().Constructed()) && ci.ReadASN1(&sd, cbasn1.SEQUENCE) &&
+		sd.SkipASN1(cbasn1.INTEGER) && sd.SkipASN1(cbasn1.SET) && sd.SkipASN1(cbasn1.SEQUENCE) &&
+		sd.SkipOptionalASN1(cbasn1.Tag(0).ContextSpecific().Constructed()) && sd.ReadASN1(&infos, cbasn1.SET) &&
+		infos.ReadASN1(&si, cbasn1.SEQUENCE)
+	if !ok {
+		t.Fatal("no SignerInfo")
+	}
+	whole := []byte(si)
+	ok = si.SkipASN1(cbasn1.INTEGER) && si.SkipASN1(cbasn1.SEQUENCE) && si.SkipASN1(cbasn1.SEQUENCE) &&
+		si.SkipASN1(cbasn1.Tag(0).ContextSpecific().Constructed()) && si.SkipASN1(cbasn1.SEQUENCE) && si.SkipASN1(cbasn1.OCTET_STRING)
+	if !ok {
+		t.Fatal("SignerInfo does not parse")
+	}
+	return whole[:len(whole)-len(si)]
+}
+
+func hasTimestamp(der []byte) bool {
+	oid, _ := asn1.Marshal(oidSignatureTimeStamp)
+	return bytes.Contains(der, oid)
+}
+
+// Sign reserves room and asks no authority; Timestamp then adds the token
+// in place: pdfsig accepts the signature before and after, nothing outside
+// /Contents moves, and the token stamps the unchanged signature value.
 func TestTimestamp(t *testing.T) {
 	p := newPKI(t)
 	nss := p.nssDB(t)
-	url := startTSA(t, p)
+	tsa := startTSA(t, p)
 	for _, key := range []string{"p256", "p384", "rsa"} {
 		t.Run(key, func(t *testing.T) {
-			res, _ := sign(t, p, testPDF(1), key, Options{TSA: &TSAOptions{URL: url, Timeout: 30 * time.Second}, Visible: &Appearance{}})
-			if !res.Timestamped || res.TimestampError != nil {
+			res, before := signReserved(t, p, nss, testPDF(1), key, Options{Visible: &Appearance{}})
+			calls := tsa.calls.Load()
+			got, err := Timestamp(context.Background(), res, TSAOptions{URL: tsa.URL, Timeout: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != res || !res.Timestamped || res.TimestampError != nil {
 				t.Fatalf("not timestamped: %v", res.TimestampError)
 			}
+			if n := tsa.calls.Load() - calls; n != 1 {
+				t.Fatalf("authority asked %d times, want 1", n)
+			}
+			sameOutsideContents(t, before, res.PDF)
 			_, der := extract(t, res.PDF)
-			oid, _ := asn1.Marshal(oidSignatureTimeStamp)
-			if !bytes.Contains(der, oid) {
+			if !hasTimestamp(der) {
 				t.Fatal("CMS has no signature-time-stamp attribute")
 			}
 			sig, token := signatureAndToken(t, der)
@@ -157,13 +290,157 @@ func TestTimestamp(t *testing.T) {
 			if err != nil || !strings.Contains(out, "Verification: OK") {
 				t.Fatalf("openssl ts -verify: %v\n%s", err, out)
 			}
-			report := pdfsig(t, nss, res.PDF)
-			sigs := signatures(report)
-			if len(sigs) != 1 || !strings.Contains(sigs[0], "Signature Validation: Signature is Valid.") || !strings.Contains(sigs[0], "Total document signed") {
-				t.Fatalf("pdfsig:\n%s", report)
-			}
+			validSignatures(t, nss, res.PDF, 1)
 			qpdfCheck(t, res.PDF)
 		})
+	}
+}
+
+// A signed PDF kept as bytes alone (no Signed from Sign) is stamped too:
+// Timestamp finds the signature that covers the whole file from its
+// /ByteRange, and a signature before it stays valid.
+func TestTimestampFindsTheLastSignature(t *testing.T) {
+	p := newPKI(t)
+	nss := p.nssDB(t)
+	tsa := startTSA(t, p)
+	first, _ := signReserved(t, p, nss, testPDF(2), "p256", Options{})
+	second, _ := sign(t, p, first.PDF, "rsa", Options{TSA: tripwire(t), Visible: &Appearance{}})
+	before := bytes.Clone(second.PDF)
+	stored := &Signed{PDF: bytes.Clone(second.PDF)}
+	if _, err := Timestamp(context.Background(), stored, TSAOptions{URL: tsa.URL, Timeout: 30 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if !stored.Timestamped {
+		t.Fatalf("not timestamped: %v", stored.TimestampError)
+	}
+	sameOutsideContents(t, before, stored.PDF)
+	if !bytes.Equal(stored.PDF[:len(first.PDF)], first.PDF) {
+		t.Fatal("the first signed revision changed")
+	}
+	validSignatures(t, nss, stored.PDF, 2)
+	qpdfCheck(t, stored.PDF)
+}
+
+// What is not a signed PDF of this package, or no longer the bytes that
+// were signed, is refused before the authority is asked.
+func TestTimestampRefusesWhatItCannotStamp(t *testing.T) {
+	p := newPKI(t)
+	tsa := startTSA(t, p)
+	signed, _ := sign(t, p, testPDF(1), "p256", Options{TSA: tripwire(t)})
+	changed := bytes.Clone(signed.PDF)
+	changed[bytes.Index(changed, []byte("halaman 1"))+len("halaman ")] = '9'
+	for _, tc := range []struct {
+		name string
+		s    *Signed
+	}{
+		{"unsigned", &Signed{PDF: testPDF(1)}},
+		{"changed after signing, as found", &Signed{PDF: bytes.Clone(changed)}},
+		{"changed after signing, as signed", &Signed{PDF: bytes.Clone(changed), contents: signed.contents}},
+		{"appended to after signing", &Signed{PDF: append(bytes.Clone(signed.PDF), "% more\n"...)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := bytes.Clone(tc.s.PDF)
+			got, err := Timestamp(context.Background(), tc.s, TSAOptions{URL: tsa.URL, Timeout: 5 * time.Second})
+			if !errors.Is(err, ErrMalformed) || got != nil {
+				t.Fatalf("Timestamp: %v; want ErrMalformed", err)
+			}
+			if !bytes.Equal(before, tc.s.PDF) || tc.s.Timestamped {
+				t.Fatal("a refused PDF was changed")
+			}
+		})
+	}
+	if n := tsa.calls.Load(); n != 0 {
+		t.Fatalf("authority asked %d times for PDFs that cannot be stamped", n)
+	}
+}
+
+func TestTimestampUnavailableStaysBB(t *testing.T) {
+	p := newPKI(t)
+	nss := p.nssDB(t)
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(refuse.Close)
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("not a timestamp response"))
+	}))
+	t.Cleanup(garbage.Close)
+	for _, tc := range []struct{ name, url string }{
+		{"connection refused", closedURL(t)},
+		{"http 503", refuse.URL},
+		{"garbage answer", garbage.URL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, before := signReserved(t, p, nss, testPDF(1), "p256", Options{})
+			got, err := Timestamp(context.Background(), res, TSAOptions{URL: tc.url, Timeout: 5 * time.Second})
+			if err != nil || got != res {
+				t.Fatalf("Timestamp: %v", err)
+			}
+			if res.Timestamped || !errors.Is(res.TimestampError, ErrTimestamp) {
+				t.Fatalf("Timestamped %v, error %v; want false and ErrTimestamp", res.Timestamped, res.TimestampError)
+			}
+			if !bytes.Equal(before, res.PDF) {
+				t.Fatal("a failed timestamp changed the PDF")
+			}
+			validSignatures(t, nss, res.PDF, 1)
+		})
+	}
+}
+
+// A token larger than the room Sign reserved is not written: the PDF
+// stays the valid B-B it was, and the error says why.
+func TestTimestampTooLargeStaysBB(t *testing.T) {
+	p := newPKI(t)
+	nss := p.nssDB(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler, err := asn1.Marshal(make([]byte, 2*reserveTSA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An intermediate the authority sends along, larger than the room.
+	bulky := p.issue(t, key.Public(), func(c *x509.Certificate) {
+		c.Subject = pkix.Name{CommonName: "Teken Test Bulky Intermediate"}
+		c.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 55555, 1}, Value: filler}}
+	})
+	tsa := startTSA(t, p, bulky)
+	res, before := signReserved(t, p, nss, testPDF(1), "p256", Options{})
+	got, err := Timestamp(context.Background(), res, TSAOptions{URL: tsa.URL, Timeout: 30 * time.Second})
+	if err != nil || got != res {
+		t.Fatalf("Timestamp: %v", err)
+	}
+	if tsa.calls.Load() != 1 {
+		t.Fatalf("authority asked %d times, want 1", tsa.calls.Load())
+	}
+	if res.Timestamped || !errors.Is(res.TimestampError, ErrTimestamp) || !errors.Is(res.TimestampError, ErrTooLarge) {
+		t.Fatalf("Timestamped %v, error %v; want ErrTimestamp and ErrTooLarge", res.Timestamped, res.TimestampError)
+	}
+	t.Log(res.TimestampError)
+	if !bytes.Equal(before, res.PDF) {
+		t.Fatal("a token that does not fit changed the PDF")
+	}
+	validSignatures(t, nss, res.PDF, 1)
+	qpdfCheck(t, res.PDF)
+}
+
+func TestTimestampStopsWithContext(t *testing.T) {
+	p := newPKI(t)
+	hang := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(hang); slow.Close() })
+	res, _ := sign(t, p, testPDF(1), "p256", Options{TSA: tripwire(t)})
+	if _, err := Timestamp(context.Background(), res, TSAOptions{URL: slow.URL, Timeout: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if res.Timestamped || !errors.Is(res.TimestampError, context.DeadlineExceeded) {
+		t.Fatalf("want a deadline error, got %v", res.TimestampError)
 	}
 }
 
@@ -187,49 +464,4 @@ func signatureAndToken(t *testing.T, der []byte) ([]byte, []byte) {
 		t.Fatal("no signature-time-stamp attribute in the SignerInfo")
 	}
 	return sig, token
-}
-
-func TestTimestampUnavailableStaysBB(t *testing.T) {
-	p := newPKI(t)
-	nss := p.nssDB(t)
-	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-	}))
-	t.Cleanup(refuse.Close)
-	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("not a timestamp response"))
-	}))
-	t.Cleanup(garbage.Close)
-	for _, tc := range []struct{ name, url string }{
-		{"connection refused", closedURL(t)},
-		{"http 503", refuse.URL},
-		{"garbage answer", garbage.URL},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			res, _ := sign(t, p, testPDF(1), "p256", Options{TSA: &TSAOptions{URL: tc.url, Timeout: 5 * time.Second}})
-			if res.Timestamped || !errors.Is(res.TimestampError, ErrTimestamp) {
-				t.Fatalf("Timestamped %v, error %v; want false and ErrTimestamp", res.Timestamped, res.TimestampError)
-			}
-			report := pdfsig(t, nss, res.PDF)
-			if !strings.Contains(report, "Signature Validation: Signature is Valid.") {
-				t.Fatalf("pdfsig:\n%s", report)
-			}
-		})
-	}
-}
-
-func TestTimestampStopsWithContext(t *testing.T) {
-	p := newPKI(t)
-	hang := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-hang:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(func() { close(hang); slow.Close() })
-	res, _ := sign(t, p, testPDF(1), "p256", Options{TSA: &TSAOptions{URL: slow.URL, Timeout: 200 * time.Millisecond}})
-	if res.Timestamped || !errors.Is(res.TimestampError, context.DeadlineExceeded) {
-		t.Fatalf("want a deadline error, got %v", res.TimestampError)
-	}
 }
