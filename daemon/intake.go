@@ -189,6 +189,8 @@ func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 		return rc, nil
 	}
 	if errors.Is(err, queue.ErrFull) {
+		// The size cap or a full filesystem: the store says which, once,
+		// and /readyz and the status say it while it lasts.
 		in.metrics.jobsReceived.WithLabelValues("refused", string(api.ReasonStoreFull)).Inc()
 		in.setLastError("store full")
 		// Not acknowledged: the broker keeps it until there is room.

@@ -89,7 +89,7 @@ func apiOutcome(o queue.Outcome) api.Outcome {
 // marks the job done, then the outbox and the status learn of it. Every
 // path that ends a job — signing, rejection, cancellation, a document that
 // cannot be signed — goes through complete; the sweeper's expiries go
-// through expiryPayload.
+// through expiryPayload, and are told after their commit by jobsExpired.
 type completer struct {
 	store   completionStore
 	results results
@@ -134,13 +134,15 @@ func (c *completer) finish(ctx context.Context, j queue.Job, outcome queue.Outco
 }
 
 // expiryPayload is the Result of a job the store's sweeper expires, written
-// in the sweeper's own transaction (queue.Options.ExpiryPayload).
+// in the sweeper's own transaction (queue.Options.ExpiryPayload). Nobody
+// is told here: the transaction has not committed yet. The outbox, the
+// metrics and the page hear of the expiry once it has (jobsExpired,
+// queue.Options.OnExpired).
 func (c *completer) expiryPayload(j queue.Job) []byte {
 	b, err := c.results.encode(j, ending{outcome: queue.Expired, reason: api.ReasonExpired})
 	if err != nil {
 		// Cannot happen: an expiry carries nothing that can be invalid.
 		c.log.Error("encode expiry result", "job", j.ID, "err", err)
 	}
-	c.resultStored()
 	return b
 }

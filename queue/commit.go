@@ -2,11 +2,10 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // maxBatch bounds one transaction so a burst cannot build an unbounded
@@ -21,14 +20,28 @@ type op struct {
 	insert bool // refused with ErrFull at the soft cap
 	err    error
 	done   chan struct{}
+	// back is set by fn when it moved a job from signing to ready: if the
+	// commit fails, the store owes the job that move (see owedMove).
+	back *putBack
 }
 
-// delta is what a transaction changes in the in-memory counters; it is
+// delta is what a transaction changes in the in-memory state; it is
 // applied only once the transaction is durable.
 type delta struct {
 	states      [Done + 1]int64
 	undelivered int64
 	guards      int64
+	created     int       // new jobs stored
+	paid        []string  // owed moves written
+	expiry      time.Time // soonest expiry of a job that became received or ready
+}
+
+// waiting notes that a job with expiry t became received or ready, so the
+// sweeper is woken for it once the transaction is durable.
+func (d *delta) waiting(t time.Time) {
+	if !t.IsZero() && (d.expiry.IsZero() || t.Before(d.expiry)) {
+		d.expiry = t
+	}
 }
 
 func (d *delta) move(from, to State) {
@@ -43,13 +56,18 @@ func (d *delta) move(from, to State) {
 // submit queues fn for the next group commit and waits until it is durable.
 // If ctx ends first the work may still commit; callers retry idempotently.
 func (s *Store) submit(ctx context.Context, insert bool, fn func(tx *bolt.Tx, d *delta) error) error {
+	return s.submitOp(ctx, &op{fn: fn, insert: insert})
+}
+
+// submitOp is submit for an op whose fn refers to the op itself.
+func (s *Store) submitOp(ctx context.Context, o *op) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{fn: fn, insert: insert, done: make(chan struct{})}
+	o.done = make(chan struct{})
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -105,19 +123,33 @@ func (s *Store) commit(batch []*op) {
 		// Retry one by one so what still fits (transitions, deliveries,
 		// pruning use the reserve) is not refused along with the inserts.
 		for _, o := range batch {
-			s.finish([]*op{o}, s.run([]*op{o}, s.softMax([]*op{o})))
+			s.settleOps([]*op{o}, s.run([]*op{o}, s.softMax([]*op{o})))
 		}
-		return
+	} else {
+		s.settleOps(batch, err)
 	}
-	s.finish(batch, err)
+	// Before the callers hear back: when a write returns, Full already
+	// says what it and the repair after it found.
+	s.repairOwed()
+	s.publishRoom()
+	for _, o := range batch {
+		close(o.done)
+	}
 }
 
-func (s *Store) finish(batch []*op, err error) {
-	for _, o := range batch {
-		if err != nil {
-			o.err = err
+// settleOps gives the ops of a failed commit its error. A put-back among
+// them leaves its move owed.
+func (s *Store) settleOps(ops []*op, err error) {
+	if err == nil {
+		return
+	}
+	for _, o := range ops {
+		o.err = err
+		if o.back != nil {
+			s.owe(*o.back)
+			s.log.Warn("job could not be written back to ready; shown as ready, written once a write goes through",
+				"job", o.back.id, "err", err)
 		}
-		close(o.done)
 	}
 }
 
@@ -127,19 +159,32 @@ func (s *Store) softMax(batch []*op) int {
 	if s.opts.MaxSize <= 0 {
 		return 0
 	}
-	for _, o := range batch {
-		if o.insert {
-			return s.opts.MaxSize - s.opts.MaxSize/8
-		}
+	if hasInsert(batch) {
+		return s.opts.MaxSize - s.opts.MaxSize/8
 	}
 	return s.opts.MaxSize
 }
 
+func hasInsert(batch []*op) bool {
+	for _, o := range batch {
+		if o.insert {
+			return true
+		}
+	}
+	return false
+}
+
 // run executes batch in one durable transaction. Only the committer
-// goroutine writes, so setting db.MaxSize here races with nothing.
+// goroutine writes, so setting db.MaxSize here races with nothing. A
+// commit that finds no room (the cap or a full filesystem) fails with
+// ErrFull and is not logged: the room state is, once per change (see
+// publishRoom).
 func (s *Store) run(batch []*op, limit int) error {
 	s.db.MaxSize = limit
 	var d delta
+	for _, o := range batch {
+		o.back = nil
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, o := range batch {
 			o.err = o.fn(tx, &d)
@@ -147,8 +192,8 @@ func (s *Store) run(batch []*op, limit int) error {
 		return nil
 	})
 	if err != nil {
-		if isFull(err) {
-			s.log.Warn("store full, write refused", "size_cap", limit)
+		if cause := roomCause(err, limit, s.opts.MaxSize); cause != "" {
+			s.refused(hasInsert(batch), cause)
 			return fmt.Errorf("commit: %w: %w", ErrFull, err)
 		}
 		s.log.Error("commit failed", "err", err)
@@ -162,9 +207,13 @@ func (s *Store) run(batch []*op, limit int) error {
 	s.undelivered.Add(d.undelivered)
 	s.guards.Add(d.guards)
 	s.commits.Add(1)
+	s.paid(d.paid)
+	s.fitted(d.created > 0)
+	if s.owedCount() > 0 {
+		s.repairDue = true
+	}
+	if !d.expiry.IsZero() {
+		s.noteExpiry(d.expiry)
+	}
 	return nil
-}
-
-func isFull(err error) bool {
-	return errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, ErrFull)
 }

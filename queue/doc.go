@@ -19,6 +19,23 @@
 // Moving a job to done writes its Result to the outbox and an AuditEntry in
 // the same transaction, so a done job always has exactly one result.
 //
+// The sweeper expires every received or ready job whose ExpiresAt has
+// passed (done, outcome expired, with the Result of Options.ExpiryPayload):
+// at Open, whenever the soonest ExpiresAt of those jobs passes, and every
+// SweepInterval. Options.OnExpired hears of the jobs once the transaction
+// that expired them is durable. A job in signing is left to its signer; it
+// is expired as soon as it is back to ready.
+//
+// A move from signing back to ready that cannot be written — the put-back
+// after a failed signing, or the recovery on Open, when the store has no
+// room (see below) — is owed: the job stays in signing in the file, but
+// every read shows it ready (Get, ByState, BySigner, ExpiringBefore,
+// Stats), a write that changes it writes the move first, in the same
+// transaction, and after the next commit that goes through the committer
+// writes every move still owed, each with the audit entry it would have
+// had (job.abandoned or job.recovered). A restart owes the move again
+// through the recovery on Open. So no job is left in signing.
+//
 // A done job whose result was delivered longer than Options.Retention ago
 // is pruned with its result (Prune); the audit log keeps its entries. What
 // is left of it is a replay guard, while its envelope could still be
@@ -33,6 +50,19 @@
 // the id is spent. Prune removes a guard once its Until is before now,
 // never earlier; an id whose guard is gone is a new job to Insert (the
 // envelope verifier refuses the old envelope by then as expired).
+//
+// # Room
+//
+// A commit that finds no room — the size cap (Options.MaxSize) reached,
+// or the filesystem full (ENOSPC or EDQUOT, as bbolt reports them) — stores
+// nothing and fails with ErrFull, which the caller must not acknowledge.
+// The store is then Full (Stats.Full, with the cause) until a write of the
+// kind refused goes through: for a refused Insert, an Insert that stores a
+// job; for any other write, any write, and the moves still owed after it.
+// The log says so once per change, not per attempt. Open works on a full
+// filesystem for a file of the current schema: the recovery is then owed.
+// Past its first megabyte bbolt grows the file 1 MiB at a time (allocSize,
+// not bbolt's 16 MiB), so a little freed space is enough to drain.
 //
 // # Layout
 //

@@ -9,8 +9,10 @@ import (
 var (
 	// ErrLocked means another process (another tekend) holds the database file.
 	ErrLocked = errors.New("database is held by another tekend")
-	// ErrFull means the configured size cap is reached; the write was not
-	// stored, so the caller must not acknowledge it.
+	// ErrFull means there was no room for the write: the configured size
+	// cap is reached, or the filesystem is full (ENOSPC, EDQUOT). The write
+	// was not stored, so the caller must not acknowledge it; Store.Full
+	// says whether the store is still full.
 	ErrFull = errors.New("store is full")
 	// ErrNotFound means no job or result has the given id or sequence.
 	ErrNotFound = errors.New("not found")

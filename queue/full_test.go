@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,6 +40,9 @@ func TestFull(t *testing.T) {
 		if i > 10000 {
 			t.Fatal("store never filled")
 		}
+	}
+	if st, err := s.Stats(ctx); err != nil || !s.Full() || !st.Full || !strings.HasPrefix(st.FullCause, "size cap reached") {
+		t.Fatalf("after ErrFull: Full %v, stats %v %q (%v), want full at the size cap", s.Full(), st.Full, st.FullCause, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -94,6 +98,9 @@ func TestFull(t *testing.T) {
 		j := testJob(fmt.Sprintf("again-%02d", i), c)
 		j.Envelope = envelope
 		mustInsert(t, s, j)
+	}
+	if s.Full() {
+		t.Fatal("still full after inserts went through")
 	}
 	if _, err := s.VerifyAudit(ctx); err != nil {
 		t.Fatal(err)

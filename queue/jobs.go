@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -93,6 +95,9 @@ func (s *Store) Insert(ctx context.Context, j Job) (Job, bool, error) {
 			if err != nil {
 				return fmt.Errorf("job %s: %w", j.ID, err)
 			}
+			if m, ok := s.owedMoveOf(existing.ID); ok {
+				m.apply(&existing)
+			}
 			out, created = existing, false
 			return nil
 		}
@@ -103,6 +108,8 @@ func (s *Store) Insert(ctx context.Context, j Job) (Job, bool, error) {
 			return err
 		}
 		d.move(0, Received)
+		d.created++
+		d.waiting(j.ExpiresAt)
 		out, created = j, true
 		return s.appendAudit(tx, &AuditEntry{Time: now, JobID: j.ID, Event: EventReceived,
 			Signer: j.Signer, Docs: j.Digests})
@@ -116,23 +123,41 @@ func (s *Store) Insert(ctx context.Context, j Job) (Job, bool, error) {
 // Transition applies c to job id and returns the job as stored afterwards.
 // A change the state machine forbids fails with *TransitionError; moving to
 // Done also writes the job's Result to the outbox in the same transaction.
+//
+// A move from signing back to ready whose commit fails is not lost: the
+// job is shown as ready from then on and the move is written with the
+// next write that goes through (see Full). The caller still gets the
+// error, and must not retry the move.
 func (s *Store) Transition(ctx context.Context, id string, c Change) (Job, error) {
 	var out Job
-	err := s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
-		raw := tx.Bucket(bucketJobs).Get([]byte(id))
-		if raw == nil {
-			return ErrNotFound
-		}
-		j, err := decodeJob(raw)
+	o := &op{}
+	o.fn = func(tx *bolt.Tx, d *delta) error {
+		j, owed, err := s.owedJob(tx, []byte(id))
 		if err != nil {
 			return err
 		}
+		if owed {
+			// Shown as ready: the change is checked from there, and the
+			// move back to ready written first.
+			if !CanTransition(Ready, c.To, c.Outcome) {
+				return &TransitionError{ID: j.ID, From: Ready, To: c.To, Outcome: c.Outcome}
+			}
+			if err := s.settle(tx, d, &j); err != nil {
+				return err
+			}
+		}
+		from := j.State
 		if err := s.move(tx, d, &j, c); err != nil {
 			return err
 		}
+		if from == Signing && c.To == Ready {
+			o.back = &putBack{id: j.ID, expires: j.ExpiresAt,
+				move: owedMove{event: EventAbandoned, reason: c.Reason, at: j.UpdatedAt}}
+		}
 		out = j
 		return nil
-	})
+	}
+	err := s.submitOp(ctx, o)
 	if err != nil {
 		return Job{}, fmt.Errorf("transition job %s: %w", id, err)
 	}
@@ -164,6 +189,9 @@ func (s *Store) move(tx *bolt.Tx, d *delta, j *Job, c Change) error {
 		return err
 	}
 	d.move(from, c.To)
+	if c.To == Ready {
+		d.waiting(j.ExpiresAt)
+	}
 	return s.appendAudit(tx, &AuditEntry{Time: now, JobID: j.ID, Event: event, Signer: j.Signer,
 		Docs: j.Digests, Outcome: c.Outcome, Reason: c.Reason})
 }
@@ -222,6 +250,7 @@ func indexActive(tx *bolt.Tx, j *Job, add bool) error {
 
 // Get returns the job with id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (Job, error) {
+	owed := s.owedView()
 	var j Job
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
@@ -230,6 +259,9 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	})
 	if err != nil {
 		return Job{}, fmt.Errorf("get job %s: %w", id, err)
+	}
+	if m, ok := owed[id]; ok {
+		m.apply(&j)
 	}
 	return j, nil
 }
@@ -277,8 +309,12 @@ func (s *Store) ExpiringBefore(ctx context.Context, t time.Time, limit int) ([]J
 }
 
 // scan walks an index from prefix (or from the start up to end, exclusive)
-// and loads the jobs; the id is the key's tail after prefix or the 8-byte time.
+// and loads the jobs; the id is the key's tail after prefix or the 8-byte
+// time. A job owed its move back to ready (owedMove) is shown ready: it is
+// left out of the signing state index's list and added to the ready one's.
 func (s *Store) scan(ctx context.Context, index, prefix, end []byte, limit int, envelope bool) ([]Job, error) {
+	owed := s.owedView()
+	byState := bytes.Equal(index, bucketByState) && len(prefix) == 1
 	var out []Job
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(index).Cursor()
@@ -300,7 +336,28 @@ func (s *Store) scan(ctx context.Context, index, prefix, end []byte, limit int, 
 			if err != nil {
 				return fmt.Errorf("index %s entry %q: %w", index, id, err)
 			}
+			if m, ok := owed[j.ID]; ok && j.State == Signing {
+				if byState {
+					continue // listed as ready
+				}
+				m.apply(&j)
+			}
 			out = append(out, j)
+		}
+		if !byState || State(prefix[0]) != Ready || len(owed) == 0 {
+			return nil
+		}
+		for id, m := range owed {
+			j, err := loadJob(tx, []byte(id), envelope)
+			if err != nil || j.State != Signing {
+				continue // moved already
+			}
+			m.apply(&j)
+			out = append(out, j)
+		}
+		slices.SortFunc(out, func(a, b Job) int { return strings.Compare(a.ID, b.ID) })
+		if limit > 0 && len(out) > limit {
+			out = out[:limit]
 		}
 		return nil
 	})

@@ -51,7 +51,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the store's logs.
 	Logger *slog.Logger
-	// SweepInterval is how often expired jobs are swept and old records pruned.
+	// SweepInterval is how often old records are pruned and expired jobs
+	// swept; the sweeper also sweeps at Open and whenever the soonest
+	// expiry of a job waiting passes.
 	SweepInterval time.Duration
 	// ExpiryPayload encodes the outbox payload of a job the sweeper
 	// expires, in the same transaction that expires it. Nil leaves the
@@ -60,6 +62,15 @@ type Options struct {
 	// outbox) has nothing to send, so a store whose jobs can expire needs
 	// it.
 	ExpiryPayload func(Job) []byte
+	// OnExpired, when set, is called with the jobs a sweep expired, as
+	// stored (done, outcome expired, with their ResultSeq) but without
+	// their envelopes, once the transaction that expired them is durable:
+	// a reader it starts sees them done and their Results in the outbox.
+	// It runs on the goroutine that called Sweep — the sweeper's own for
+	// the sweeps the store makes (at Open, when the soonest expiry passes,
+	// and every SweepInterval) — once per transaction, and holds up the
+	// next sweep while it runs; it may read and write the store.
+	OnExpired func(jobs []Job)
 }
 
 func (o *Options) fill() {
@@ -111,11 +122,29 @@ type Store struct {
 	done    sync.WaitGroup
 	closeMu sync.Mutex
 	dbGone  bool
+
+	// room says whether commits find room (room.go).
+	room room
+	// owed are the moves back to ready the store could not write yet,
+	// by job id (owed.go); repairDue asks the committer to write them.
+	owedMu    sync.Mutex
+	owed      map[string]owedMove
+	repairDue bool // committer only
+	// The sweeper's timer: armedAt is the expiry it waits for (zero: none
+	// or being computed); rearm wakes it to look again.
+	expMu   sync.Mutex
+	armedAt time.Time
+	rearm   chan struct{}
 }
 
 // Open opens or creates the store at path, migrates its layout, moves jobs
 // left in signing by a crash back to ready (with an audit entry), and starts
-// the committer and the sweeper.
+// the committer and the sweeper, which sweeps expired jobs at once.
+//
+// A file with the current layout opens on a full filesystem too: when the
+// recovery of jobs left in signing finds no room, the store is full, shows
+// those jobs as ready and writes their recovery with the first write that
+// goes through (see Full).
 func Open(path string, opts Options) (*Store, error) {
 	opts.fill()
 	db, err := openBolt(path, opts, false)
@@ -123,9 +152,10 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, path: path, opts: opts, log: opts.Logger.With("db", path),
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), rearm: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if err := s.prepare(); err != nil {
+	deferred, err := s.prepare()
+	if err != nil {
 		s.cancel()
 		_ = db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, mapBoltErr(err))
@@ -135,6 +165,11 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if len(deferred) > 0 {
+		s.owe(deferred...)
+		s.repairDue = true
+	}
+	s.publishRoom()
 	s.done.Add(2)
 	go s.commitLoop()
 	go s.sweepLoop()
@@ -179,8 +214,9 @@ func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 		return nil, fmt.Errorf("open %s: another tekend holds it (waited %s): %w", path, opts.Timeout, ErrLocked)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open %s: %w", path, mapBoltErr(err))
 	}
+	db.AllocSize = allocSize
 	return db, nil
 }
 
@@ -227,6 +263,12 @@ type Stats struct {
 	Commits           uint64 // durable write transactions since Open
 	// ReplayGuards counts the replay guards of pruned jobs (see Prune).
 	ReplayGuards int
+	// Full is Store.Full: writes are refused for lack of room. FullCause
+	// says why ("size cap reached (…)" or "filesystem full: …") and
+	// FullSince since when; both are zero when Full is false.
+	Full      bool
+	FullCause string
+	FullSince time.Time
 }
 
 // Stats returns counts kept in memory plus one short read transaction for
@@ -237,6 +279,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	for state := Received; state <= Done; state++ {
 		st.Jobs[state] = int(s.counts[state].Load())
 	}
+	st.Full, st.FullCause, st.FullSince = s.fullState()
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		st.FileSize = tx.Size()
 		meta := tx.Bucket(bucketMeta)
@@ -263,25 +306,49 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 
 // prepare creates, migrates and recovers the file. It writes only when
 // there is something to do: even an empty bbolt commit allocates a page,
-// and a store at its size cap must still open.
-func (s *Store) prepare() error {
-	clean := false
+// and a store at its size cap must still open. When the file has the
+// current layout but no room for the recovery of jobs left in signing, it
+// returns those jobs, to be owed their move instead (see owedMove).
+func (s *Store) prepare() ([]putBack, error) {
+	clean, current := false, false
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		if v, err := checkLayout(tx); err != nil || v != schemaVersion {
 			return nil // to create or migrate, or to fail in prepare
 		}
+		current = true
 		k, _ := tx.Bucket(bucketByState).Cursor().Seek([]byte{byte(Signing)})
 		clean = k == nil || k[0] != byte(Signing)
 		return nil
 	}); err != nil || clean {
-		return err
+		return nil, err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := prepare(tx); err != nil {
 			return err
 		}
 		return s.recoverSigning(tx)
 	})
+	cause := roomCause(err, s.opts.MaxSize, s.opts.MaxSize)
+	if err == nil || !current || cause == "" {
+		return nil, err
+	}
+	s.refused(false, cause)
+	var backs []putBack
+	err = s.db.View(func(tx *bolt.Tx) error {
+		now := s.opts.Now().UTC()
+		c := tx.Bucket(bucketByState).Cursor()
+		for k, _ := c.Seek([]byte{byte(Signing)}); k != nil && k[0] == byte(Signing); k, _ = c.Next() {
+			j, err := loadJob(tx, k[1:], false)
+			if err != nil {
+				return fmt.Errorf("recover job %s: %w", k[1:], err)
+			}
+			backs = append(backs, putBack{id: j.ID, expires: j.ExpiresAt,
+				move: owedMove{event: EventRecovered, reason: reasonRecovered, at: now}})
+			s.log.Warn("job was signing at shutdown; shown as ready, its recovery written once there is room", "job", j.ID)
+		}
+		return nil
+	})
+	return backs, err
 }
 
 // loadCounts seeds the in-memory counters from the indexes.
@@ -311,7 +378,7 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 }
 
 func mapBoltErr(err error) error {
-	if errors.Is(err, berrors.ErrMaxSizeReached) {
+	if err != nil && !errors.Is(err, ErrFull) && roomCause(err, 0, 0) != "" {
 		return fmt.Errorf("%w: %w", ErrFull, err)
 	}
 	return err

@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,50 +15,166 @@ import (
 // sweepBatch bounds the jobs expired or pruned in one transaction.
 const sweepBatch = 512
 
-// sweepLoop expires and prunes every SweepInterval until Close.
+// sweepLoop expires jobs at Open, whenever the soonest expiry of a job
+// waiting passes, and every SweepInterval, when it also prunes; until
+// Close.
 func (s *Store) sweepLoop() {
 	defer s.done.Done()
-	t := time.NewTicker(s.opts.SweepInterval)
-	defer t.Stop()
+	tick := time.NewTicker(s.opts.SweepInterval)
+	defer tick.Stop()
+	timer := time.NewTimer(0) // the sweep at Open
+	defer timer.Stop()
 	ctx := s.ctx
+	failed := false // the last sweep failed: wait for a write to go through
 	for {
+		prune := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick.C:
+			prune = true
+		case <-timer.C:
+		case <-s.rearm:
+			failed = false
+			s.armSweep(ctx, timer, failed)
+			continue
 		}
-		if n, err := s.Sweep(ctx); err != nil {
+		n, err := s.Sweep(ctx)
+		failed = err != nil
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil && !isFull(err): // no room is logged once, by the committer
 			s.log.Warn("sweep expired jobs", "err", err)
-		} else if n > 0 {
+		case n > 0:
 			s.log.Info("expired jobs", "count", n)
 		}
-		if p, err := s.Prune(ctx); err != nil {
-			s.log.Warn("prune", "err", err)
-		} else if p.Jobs+p.Results+p.GuardsKept+p.GuardsPruned > 0 {
-			s.log.Info("pruned", "jobs", p.Jobs, "results", p.Results,
-				"replay_guards_kept", p.GuardsKept, "replay_guards_pruned", p.GuardsPruned)
+		if prune {
+			if p, err := s.Prune(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				if !isFull(err) {
+					s.log.Warn("prune", "err", err)
+				}
+			} else if p.Jobs+p.Results+p.GuardsKept+p.GuardsPruned > 0 {
+				s.log.Info("pruned", "jobs", p.Jobs, "results", p.Results,
+					"replay_guards_kept", p.GuardsKept, "replay_guards_pruned", p.GuardsPruned)
+			}
 		}
+		s.armSweep(ctx, timer, failed)
 	}
+}
+
+// armSweep sets timer to the soonest expiry of a job waiting. After a
+// failed sweep an expiry already past waits for the period or for a write
+// that goes through (rearm), so a full store is not swept in a loop.
+func (s *Store) armSweep(ctx context.Context, timer *time.Timer, failed bool) {
+	stopTimer(timer)
+	s.expMu.Lock()
+	s.armedAt = time.Time{} // meanwhile every expiring job wakes the sweeper
+	s.expMu.Unlock()
+	due, err := s.nextExpiry(ctx)
+	if err != nil || due.IsZero() {
+		return
+	}
+	wait := due.Sub(s.opts.Now())
+	s.expMu.Lock()
+	s.armedAt = due
+	s.expMu.Unlock()
+	if wait <= 0 && failed {
+		return
+	}
+	timer.Reset(max(wait, 0))
+}
+
+func stopTimer(t *time.Timer) {
+	t.Stop()
+	select { // a timer that fired unseen
+	case <-t.C:
+	default:
+	}
+}
+
+// noteExpiry wakes the sweeper for a job that became received or ready
+// with expiry t, when t is sooner than what it waits for.
+func (s *Store) noteExpiry(t time.Time) {
+	s.expMu.Lock()
+	sooner := s.armedAt.IsZero() || t.Before(s.armedAt)
+	s.expMu.Unlock()
+	if sooner {
+		s.rearmSweep()
+	}
+}
+
+func (s *Store) rearmSweep() {
+	select {
+	case s.rearm <- struct{}{}:
+	default:
+	}
+}
+
+// nextExpiry is the soonest ExpiresAt of a job the sweeper may expire
+// (received or ready, or owed its move back to ready), zero when none has
+// one. The jobs in signing it passes over are at most one batch's.
+func (s *Store) nextExpiry(ctx context.Context) (time.Time, error) {
+	owed := s.owedView()
+	var due time.Time
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		byState := tx.Bucket(bucketByState).Cursor()
+		c := tx.Bucket(bucketByExpiry).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) <= 8 {
+				continue
+			}
+			id := k[8:]
+			if _, ok := owed[string(id)]; !ok && seekHas(byState, stateKey(Signing, string(id))) {
+				continue
+			}
+			due = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+			return nil
+		}
+		return nil
+	})
+	return due, err
+}
+
+// seekHas reports whether the cursor's bucket holds key.
+func seekHas(c *bolt.Cursor, key []byte) bool {
+	k, _ := c.Seek(key)
+	return bytes.Equal(k, key)
 }
 
 // Sweep moves every received or ready job whose expiry has passed to
 // done(expired), writing its result to the outbox, and returns how many it
-// moved. Jobs in signing are left to the signing flow.
+// moved. Jobs in signing are left to the signing flow. After each
+// transaction that expired jobs it calls Options.OnExpired with them.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		now := s.opts.Now()
-		due, err := s.ExpiringBefore(ctx, now.Add(time.Nanosecond), sweepBatch)
+		if now.UnixNano() <= 0 {
+			return total, nil
+		}
+		due, err := s.scan(ctx, bucketByExpiry, nil, u64(uint64(now.UnixNano()+1)), sweepBatch, false)
 		if err != nil {
 			return total, err
 		}
-		n := 0
+		full := len(due) == sweepBatch
+		due = slices.DeleteFunc(due, func(j Job) bool { return j.State == Signing })
+		if len(due) == 0 {
+			return total, nil // nothing to write: no commit
+		}
+		var expired []Job
 		err = s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
-			n = 0
+			expired = expired[:0]
 			for i := range due {
-				j, err := getJob(tx, []byte(due[i].ID))
-				if err != nil || (j.State != Received && j.State != Ready) || j.ExpiresAt.After(now) {
+				j, owed, err := s.owedJob(tx, []byte(due[i].ID))
+				if err != nil || (j.State != Received && j.State != Ready && !owed) || j.ExpiresAt.After(now) {
 					continue // gone, moved on or being signed since the read
+				}
+				if err := s.settle(tx, d, &j); err != nil {
+					return err
 				}
 				var payload []byte
 				if s.opts.ExpiryPayload != nil {
@@ -65,15 +183,19 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				if err := s.move(tx, d, &j, Change{To: Done, Outcome: Expired, Reason: "expired", Payload: payload}); err != nil {
 					return err
 				}
-				n++
+				j.Envelope = nil
+				expired = append(expired, j)
 			}
 			return nil
 		})
 		if err != nil {
 			return total, fmt.Errorf("sweep: %w", err)
 		}
-		total += n
-		if n == 0 || len(due) < sweepBatch {
+		total += len(expired)
+		if len(expired) > 0 && s.opts.OnExpired != nil {
+			s.opts.OnExpired(expired)
+		}
+		if len(expired) == 0 || !full {
 			return total, nil
 		}
 	}
@@ -191,6 +313,9 @@ func (s *Store) pruneOne(tx *bolt.Tx, d *delta, dk []byte, now time.Time, p *Pru
 	return nil
 }
 
+// reasonRecovered is the reason of a job moved back to ready on Open.
+const reasonRecovered = "recovered after restart"
+
 // recoverSigning runs once on Open: a job found in signing was never
 // signed (the result would have moved it to done in the same transaction),
 // so it goes back to ready and the audit log says why.
@@ -207,7 +332,7 @@ func (s *Store) recoverSigning(tx *bolt.Tx) error {
 			return fmt.Errorf("recover job %s: %w", id, err)
 		}
 		from := j.State
-		j.State, j.UpdatedAt, j.Reason = Ready, s.opts.Now().UTC(), "recovered after restart"
+		j.State, j.UpdatedAt, j.Reason = Ready, s.opts.Now().UTC(), reasonRecovered
 		if err := s.putJob(tx, &j, from); err != nil {
 			return err
 		}
