@@ -3,8 +3,10 @@ package daemon_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
 )
@@ -229,4 +232,137 @@ func TestKioskInChromium(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the letter signed before the removal was not delivered")
 	}
+}
+
+// fits reports whether the page needs no scrolling at the kiosk's 1024×768.
+func fits(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	var ok bool
+	run(t, ctx, what+": fits", chromedp.Evaluate(`document.documentElement.scrollWidth <= innerWidth && document.documentElement.scrollHeight <= innerHeight`, &ok))
+	if !ok {
+		t.Errorf("%s does not fit 1024×768", what)
+	}
+}
+
+// The idle screen says what /readyz says: with the card service down it asks
+// for no tap and says why; offline it still asks for a tap and says that
+// letters and results wait. Both fit the kiosk's screen.
+func TestKioskShowsPartsInChromium(t *testing.T) {
+	tm := tekentest.Start(t, nil)
+	bctx := startBrowser(t)
+	s := shooter{t: t, ctx: bctx, dir: artifactsDir(t)}
+	var text string
+	run(t, bctx, "open the kiosk", chromedp.EmulateViewport(1024, 768), chromedp.Navigate(tm.KioskURL),
+		chromedp.WaitVisible(`[data-state=idle] .tap`), chromedp.Text(`main`, &text))
+	if !strings.Contains(text, "Tempelkan token Anda") {
+		t.Fatalf("idle page says %q", text)
+	}
+
+	tm.PCSCD.Kill()
+	run(t, bctx, "card service down", chromedp.WaitVisible(`[data-state=idle][data-unavailable] [role=alert] [data-part=err_pcscd]`),
+		chromedp.Text(`main`, &text))
+	if !strings.Contains(text, "Layanan kartu pintar tidak berjalan") || strings.Contains(text, "Tempelkan token Anda") {
+		t.Fatalf("with pcscd down the idle page says %q", text)
+	}
+	fits(t, bctx, "the idle screen without pcscd")
+	s.shot("10-idle-no-card-service")
+	if err := tm.PCSCD.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, bctx, "card service back", chromedp.WaitVisible(`[data-state=idle] .tap`), chromedp.WaitNotPresent(`#parts`))
+
+	tm.Broker.Stop()
+	run(t, bctx, "offline", chromedp.WaitVisible(`[data-state=idle] [role=status] [data-part=info_offline]`),
+		chromedp.Text(`main`, &text))
+	if !strings.Contains(text, "Tempelkan token Anda") || !strings.Contains(text, "tidak tersambung ke sistem pusat") {
+		t.Fatalf("offline the idle page says %q", text)
+	}
+	fits(t, bctx, "the idle screen offline")
+	s.shot("11-idle-offline")
+	if err := tm.Broker.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, bctx, "back online", chromedp.WaitNotPresent(`#parts`))
+}
+
+// An open page goes on across a tekend restart, without a reload: it shows
+// the letters again and signs, with the token the new tekend gave it. An
+// action sent with an old token is refused with a plain request to try
+// again, and the next try works.
+func TestKioskSurvivesTekendRestartInChromium(t *testing.T) {
+	ca := tekentest.NewSignerCA(t)
+	// The page must find the new tekend where the old one was.
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	var cfg daemon.Config
+	tm := tekentest.Start(t, ca, func(c *daemon.Config) {
+		c.Kiosk.Listen = addr
+		cfg = *c
+	})
+	bctx := startBrowser(t)
+	siti := ca.NewOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 7301)
+	j1 := tm.Dispatch(siti, "Undangan Rapat Koordinasi", "005/1/SETDA/XI/2026")
+	j2 := tm.Dispatch(siti, "Nota Dinas Jam Pelayanan", "800/2/BKD/XI/2026")
+	run(t, bctx, "open the kiosk", chromedp.Navigate(tm.KioskURL), chromedp.WaitVisible(`[data-state=idle]`))
+	if err := siti.Card.Insert(context.Background(), tm.PCSCD.VPCDAddr(0)); err != nil {
+		t.Fatal(err)
+	}
+	var oldToken, oldBoot string
+	run(t, bctx, "the letters", chromedp.WaitVisible(`[data-job="`+j1.JobID+`"]`), chromedp.WaitVisible(`[data-job="`+j2.JobID+`"]`),
+		chromedp.Evaluate(`csrf`, &oldToken), chromedp.Evaluate(`boot`, &oldBoot))
+
+	tm.Stop()
+	run(t, bctx, "tekend gone", chromedp.WaitVisible(`#offline`))
+	kioskURL, _, _ := tekentest.RunTekend(t, cfg, tm.Logs)
+	if kioskURL != tm.KioskURL {
+		t.Fatalf("the new tekend serves %s, the page is at %s", kioskURL, tm.KioskURL)
+	}
+	run(t, bctx, "the letters again, with the new token",
+		chromedp.WaitVisible(`[data-job="`+j1.JobID+`"]`), chromedp.WaitNotVisible(`#offline`),
+		chromedp.Poll(fmt.Sprintf(`csrf !== %q && boot === view.boot && boot !== %q`, oldToken, oldBoot), nil))
+
+	sign := func(what string, jobID string) {
+		t.Helper()
+		actions := []chromedp.Action{chromedp.WaitVisible(`[data-job="` + jobID + `"]`),
+			chromedp.Click(`[data-job="` + jobID + `"] input[type=checkbox]`), chromedp.Click(`#sign`), chromedp.WaitVisible(`#pin`)}
+		for _, d := range "123456" {
+			actions = append(actions, chromedp.Click(`[data-key="`+string(d)+`"]`))
+		}
+		run(t, bctx, what, append(actions, chromedp.Click(`#pin-submit`))...)
+	}
+	awaitSigned := func(jobID string) {
+		t.Helper()
+		select {
+		case r := <-tm.Results:
+			if r.JobID != jobID || r.Outcome != api.OutcomeSigned {
+				t.Fatalf("result %+v, want %s signed", r, jobID)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no result for %s\n%s", jobID, tm.Logs.Bytes())
+		}
+	}
+	sign("sign after the restart", j1.JobID)
+	run(t, bctx, "signed after the restart", chromedp.WaitVisible(`#done-signed`))
+	awaitSigned(j1.JobID)
+
+	// A page that missed the new boot still holds an old token: the
+	// action is refused with a request to try again, the page fetches
+	// the token, and the second try signs.
+	run(t, bctx, "back to the list", chromedp.Click(`[data-state=done] button`), chromedp.WaitVisible(`[data-state=token]`),
+		chromedp.Evaluate(`csrf = "token-of-an-earlier-tekend"`, nil))
+	var text string
+	sign("sign with an old token", j2.JobID)
+	run(t, bctx, "asked to try again", chromedp.WaitVisible(`#pin`), chromedp.WaitVisible(`[data-error=err_session_stale]`),
+		chromedp.Text(`[data-error=err_session_stale]`, &text),
+		chromedp.Poll(`csrf !== "token-of-an-earlier-tekend"`, nil))
+	if !strings.Contains(text, "coba lagi") {
+		t.Fatalf("the refusal says %q", text)
+	}
+	s := shooter{t: t, ctx: bctx, dir: artifactsDir(t)}
+	s.shot("12-try-again-after-restart")
+	actions := []chromedp.Action{}
+	for _, d := range "123456" {
+		actions = append(actions, chromedp.Click(`[data-key="`+string(d)+`"]`))
+	}
+	run(t, bctx, "the second try", append(actions, chromedp.Click(`#pin-submit`), chromedp.WaitVisible(`#done-signed`))...)
+	awaitSigned(j2.JobID)
 }

@@ -184,6 +184,20 @@ func (f *flow) jobsChanged(signer string) {
 	}
 }
 
+// partsChanged shows what the official must know about the terminal's
+// parts now (kioskParts: the probes of /readyz). The main loop calls it
+// every status tick, so a part that fails without a token event (pcscd
+// dies, the broker goes away) reaches the page within a tick; it publishes
+// only when what the page says changed.
+func (f *flow) partsChanged(n partsNotice) {
+	f.mu.Lock()
+	changed := f.p.setParts(n)
+	f.mu.Unlock()
+	if changed {
+		f.publish(context.Background())
+	}
+}
+
 // publish sends the current view to the page.
 func (f *flow) publish(ctx context.Context) {
 	f.pages.Publish(f.view(ctx))
@@ -314,6 +328,9 @@ func (f *flow) Reject(ctx context.Context, jobID, reason string) error {
 		return kiosk.NewUserError(kiosk.CodeJobGone, err, nil)
 	}
 	if err := f.complete.finish(ctx, j, queue.Rejected, api.ReasonRejectedBySigner, reason); err != nil {
+		if m, ok := storeMessage(err); ok {
+			return &kiosk.UserError{Message: m, Err: err} // the official can do nothing but call IT
+		}
 		return err
 	}
 	f.log.Info("job rejected", "job", j.ID, "signer", who.signer)

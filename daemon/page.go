@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/tekenid/teken/daemon/kiosk"
@@ -39,6 +40,9 @@ type page struct {
 	notice   *kiosk.Message
 	busy     bool   // a batch or a rejection is in flight
 	pending  string // a reader whose token arrived while busy
+	// parts is what the official reads about the terminal's parts (card
+	// service, reader, broker, store); it outlives every screen.
+	parts partsNotice
 	// gen counts token arrivals, so a slow certificate read for a token
 	// that has left since cannot overwrite the newer state.
 	gen uint64
@@ -240,6 +244,16 @@ func (p *page) batchDone(signed, total int, err error) batchEnd {
 	return end
 }
 
+// setParts takes what the parts' probes say now and reports whether the
+// page changed.
+func (p *page) setParts(n partsNotice) bool {
+	if p.parts.equal(n) {
+		return false
+	}
+	p.parts = n
+	return true
+}
+
 // rejected clears what the last action said after a rejection.
 func (p *page) rejected() { p.lastErr, p.notice = nil, nil }
 
@@ -261,6 +275,7 @@ func (p *page) view(maxBatch int) kiosk.View {
 	v := kiosk.View{
 		State: p.state, Lang: p.lang, MaxBatch: maxBatch,
 		Progress: p.progress, Result: p.outcome, Error: p.lastErr, Notice: p.notice,
+		Parts: slices.Clone(p.parts.messages), Unavailable: p.parts.unavailable,
 	}
 	if p.problem != nil && v.Error == nil {
 		v.Error = p.problem
@@ -281,6 +296,9 @@ func (p *page) view(maxBatch int) kiosk.View {
 
 // tokenMessage is what the official reads about a device error.
 func tokenMessage(err error) kiosk.Message {
+	if m, ok := storeMessage(err); ok {
+		return m
+	}
 	var pe *device.PINError
 	switch {
 	case errors.Is(err, device.ErrPINBlocked):

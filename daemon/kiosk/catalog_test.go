@@ -57,9 +57,20 @@ func TestEveryUsedIDIsCatalogued(t *testing.T) {
 			t.Errorf("app.js uses %q, not in the catalogue", m[1])
 		}
 	}
+	// Codes the page sets itself or compares with, as string literals.
+	for _, m := range regexp.MustCompile(`"((?:err|info)_[a-z_]+)"`).FindAllSubmatch(js, -1) {
+		if _, ok := cat[string(m[1])]; !ok {
+			t.Errorf("app.js names code %q, not in the catalogue", m[1])
+		}
+	}
 	for _, code := range ErrorCodes {
 		if _, ok := cat[code]; !ok {
 			t.Errorf("error code %q not in the catalogue", code)
+		}
+	}
+	for _, code := range TerminalCodes {
+		if _, ok := cat[code]; !ok {
+			t.Errorf("terminal code %q not in the catalogue", code)
 		}
 	}
 }

@@ -18,4 +18,12 @@
 // a bad job id, a PIN that is not 6 to 8 letters or digits, a reject reason
 // the Result cannot carry (reason.go) — is a 400 with a catalogue code, never
 // a 500; the controller's own errors keep theirs.
+//
+// The CSRF token lives as long as the process. Each View carries the
+// Server's boot id, and GET /api/session (same Host and origin checks, no
+// token needed) hands out the current token: a page left open across a
+// tekend restart sees the new boot when its event stream comes back and
+// fetches the token again, and a state change with an old token is refused
+// with err_session_stale, never a bare 403, so the page fetches it then too
+// and asks the official to try again.
 package kiosk

@@ -52,6 +52,7 @@ type Server struct {
 	log       *slog.Logger
 	maxReason int
 	csrf      string
+	boot      string // names this Server, and so this tekend process, to the page
 	hosts     []string
 	origins   []string
 	page      *template.Template
@@ -65,7 +66,8 @@ type Server struct {
 	once   sync.Once
 }
 
-// New builds a Server. Its CSRF token is random for the life of the process.
+// New builds a Server. Its CSRF token and its boot id are random for the
+// life of the process.
 func New(opts Options) (*Server, error) {
 	_, port, err := net.SplitHostPort(opts.Addr)
 	if err != nil {
@@ -81,6 +83,10 @@ func New(opts Options) (*Server, error) {
 	if _, err := rand.Read(tok); err != nil {
 		return nil, fmt.Errorf("csrf token: %w", err)
 	}
+	boot := make([]byte, 12)
+	if _, err := rand.Read(boot); err != nil {
+		return nil, fmt.Errorf("boot id: %w", err)
+	}
 	page, err := template.ParseFS(webFiles, "web/index.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse kiosk page: %w", err)
@@ -94,6 +100,7 @@ func New(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		maxReason: opts.MaxReasonLen,
 		csrf:      base64.RawURLEncoding.EncodeToString(tok),
+		boot:      base64.RawURLEncoding.EncodeToString(boot),
 		page:      page,
 		static:    http.StripPrefix("/static/", http.FileServerFS(static)),
 		subs:      make(map[chan []byte]struct{}),
@@ -112,6 +119,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /{$}", s.servePage)
 	s.mux.HandleFunc("GET /static/", s.serveStatic)
 	s.mux.HandleFunc("GET /api/events", s.serveEvents)
+	s.mux.HandleFunc("GET /api/session", s.serveSession)
 	s.mux.HandleFunc("GET /api/documents/{job}/{index}", s.serveDocument)
 	s.mux.HandleFunc("POST /api/sign", s.handleSign)
 	s.mux.HandleFunc("POST /api/reject", s.handleReject)
@@ -139,6 +147,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		if err := s.checkStateChange(r); err != nil {
 			s.log.Warn("kiosk request refused", "path", r.URL.Path, "reason", err.Error())
+			if errors.Is(err, errStaleToken) {
+				// Only a same-origin JSON request gets this far: the
+				// page of an earlier tekend, which fetches the new
+				// token and asks the official to try again.
+				writeMessage(w, http.StatusForbidden, Message{Code: CodeSessionStale})
+				return
+			}
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
@@ -161,9 +176,55 @@ func (s *Server) checkStateChange(r *http.Request) error {
 	}
 	tok := r.Header.Get("X-Teken-CSRF")
 	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.csrf)) != 1 {
-		return errors.New("missing or wrong CSRF token")
+		return errStaleToken
 	}
 	return nil
+}
+
+// errStaleToken: a state change without this Server's CSRF token. The page
+// sends the one it was served with, so in practice the page is older than
+// this tekend.
+var errStaleToken = errors.New("missing or wrong CSRF token")
+
+// checkSameOriginRead refuses a read that a browser marks as another
+// origin's or as no fetch of the page's own. Browsers that send neither
+// header are held off by the exact Host match and the same-origin policy,
+// as for the page itself.
+func (s *Server) checkSameOriginRead(r *http.Request) error {
+	if o := r.Header.Get("Origin"); o != "" && !slices.Contains(s.origins, o) {
+		return fmt.Errorf("origin %q not allowed", o)
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return fmt.Errorf("sec-fetch-site %q not allowed", site)
+	}
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" && mode != "cors" && mode != "same-origin" {
+		return fmt.Errorf("sec-fetch-mode %q not allowed", mode)
+	}
+	return nil
+}
+
+// session is what GET /api/session answers.
+type session struct {
+	CSRF string `json:"csrf"`
+	Boot string `json:"boot"`
+}
+
+// serveSession gives an open page the CSRF token of this tekend, and its
+// boot id. A page served by an earlier tekend still holds that one's token;
+// when its event stream comes back with another boot, or a state change is
+// refused with err_session_stale, it fetches the token here and goes on,
+// without a reload that would lose what the official sees. The token is no
+// more exposed than by GET /, which carries it: only a request naming this
+// terminal in Host gets it, no other origin may read the answer, and a
+// request the browser marks cross-origin is refused.
+func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkSameOriginRead(r); err != nil {
+		s.log.Warn("kiosk request refused", "path", r.URL.Path, "reason", err.Error())
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(session{CSRF: s.csrf, Boot: s.boot})
 }
 
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +240,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		lang = Languages[0]
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := s.page.Execute(w, map[string]any{"Lang": lang, "CSRF": s.csrf, "MaxReason": s.maxReason}); err != nil {
+	if err := s.page.Execute(w, map[string]any{"Lang": lang, "CSRF": s.csrf, "Boot": s.boot, "MaxReason": s.maxReason}); err != nil {
 		s.log.Error("render kiosk page", "err", err)
 	}
 }
@@ -196,11 +257,12 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request) {
 // waits for active requests, does not wait on pages that never leave.
 func (s *Server) Close() { s.once.Do(func() { close(s.closed) }) }
 
-// Publish sends a new view to every open page.
+// Publish sends a new view to every open page, stamped with the boot id.
 func (s *Server) Publish(v View) {
 	if v.Jobs == nil {
 		v.Jobs = []Job{}
 	}
+	v.Boot = s.boot
 	b, err := json.Marshal(v)
 	if err != nil {
 		s.log.Error("encode kiosk view", "err", err)
@@ -245,6 +307,11 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	keepalive := time.NewTicker(20 * time.Second)
 	defer keepalive.Stop()
+	// A page whose stream ends (tekend restarts) tries again after this
+	// many milliseconds, not the browser's default of seconds.
+	if _, err := fmt.Fprintf(w, "retry: %d\n\n", reconnectAfter.Milliseconds()); err != nil {
+		return
+	}
 	for {
 		select {
 		case <-r.Context().Done():
@@ -264,6 +331,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// reconnectAfter is how soon a page's event stream connects again.
+const reconnectAfter = time.Second
 
 // inlineTypes are shown in the page; anything else is offered as a download
 // inside a sandbox.

@@ -558,3 +558,122 @@ func TestPageCarriesReasonLimit(t *testing.T) {
 		t.Fatalf("page lacks %s", want)
 	}
 }
+
+// A page left open across a tekend restart holds the old process's token.
+// Its state changes are refused with err_session_stale (a code the page acts
+// on, not a bare 403), and GET /api/session hands it the current token and
+// boot id, the boot its views carry, without a token of its own.
+func TestStaleTokenAndSession(t *testing.T) {
+	s, ctl, ts := newTestServer(t)
+	tok := csrfOf(t, ts)
+	res := post(t, ts, "/api/sign", `{"job_ids":["j1"],"pin":"123456"}`,
+		map[string]string{"Origin": ts.URL, "Content-Type": "application/json", "X-Teken-CSRF": "token-of-an-earlier-tekend"})
+	if code, _ := errorCode(t, res); res.StatusCode != http.StatusForbidden || code != CodeSessionStale {
+		t.Fatalf("old token: %d %q, want 403 %s", res.StatusCode, code, CodeSessionStale)
+	}
+	// The other refusals stay bare: a foreign page learns nothing.
+	res = post(t, ts, "/api/sign", `{"job_ids":["j1"],"pin":"123456"}`,
+		map[string]string{"Origin": "http://evil.example", "Content-Type": "application/json", "X-Teken-CSRF": "x"})
+	if code, _ := errorCode(t, res); res.StatusCode != http.StatusForbidden || code != "" {
+		t.Fatalf("foreign origin: %d %q", res.StatusCode, code)
+	}
+	if n := ctl.calls(); n != 0 {
+		t.Fatalf("the controller was called %d times", n)
+	}
+
+	get := func(hdr map[string]string) (*http.Response, session) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/session", nil)
+		for k, v := range hdr {
+			if k == "Host" {
+				req.Host = v
+				continue
+			}
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out session
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res, out
+	}
+	res, got := get(map[string]string{"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"})
+	if res.StatusCode != http.StatusOK || got.CSRF != tok || got.Boot == "" || res.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("session: %d %+v (page token %q), cache %q", res.StatusCode, got, tok, res.Header.Get("Cache-Control"))
+	}
+	var latest View
+	s.mu.Lock()
+	_ = json.Unmarshal(s.latest, &latest)
+	s.mu.Unlock()
+	if latest.Boot != got.Boot {
+		t.Fatalf("views carry boot %q, the session %q", latest.Boot, got.Boot)
+	}
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"rebound host", map[string]string{"Host": "evil.example:80"}, http.StatusMisdirectedRequest},
+		{"foreign origin", map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		{"cross site", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"same site, other origin", map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
+		{"navigation", map[string]string{"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate"}, http.StatusForbidden},
+		{"no-cors load", map[string]string{"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "no-cors"}, http.StatusForbidden},
+	} {
+		if res, got := get(tc.hdr); res.StatusCode != tc.want || got.CSRF != "" {
+			t.Errorf("%s: %d %+v, want %d and no token", tc.name, res.StatusCode, got, tc.want)
+		}
+	}
+
+	// Another Server (tekend after a restart) has another boot.
+	other, err := New(Options{Addr: ts.Listener.Addr().String(), Controller: ctl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.boot == s.boot || other.csrf == s.csrf {
+		t.Fatal("two servers share a boot id or a token")
+	}
+}
+
+// The stream tells the browser to come back soon after it ends, and every
+// view on it carries the boot id, whatever the publisher set.
+func TestEventsCarryBootAndRetry(t *testing.T) {
+	s, _, ts := newTestServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/api/events", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	if !sc.Scan() || sc.Text() != "retry: 1000" {
+		t.Fatalf("first line %q, want the retry delay", sc.Text())
+	}
+	s.Publish(View{State: StateIdle, Boot: "forged", Parts: []Message{{Code: CodePCSC}}, Unavailable: true})
+	var views []View
+	for len(views) < 2 && sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var v View
+			if err := json.Unmarshal([]byte(d), &v); err != nil {
+				t.Fatal(err)
+			}
+			views = append(views, v)
+		}
+	}
+	if len(views) != 2 {
+		t.Fatal("stream ended")
+	}
+	for _, v := range views {
+		if v.Boot != s.boot {
+			t.Errorf("view boot %q, want %q", v.Boot, s.boot)
+		}
+	}
+	if v := views[1]; !v.Unavailable || len(v.Parts) != 1 || v.Parts[0].Code != CodePCSC {
+		t.Errorf("parts not carried: %+v", v)
+	}
+}

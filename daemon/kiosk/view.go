@@ -34,6 +34,20 @@ type View struct {
 	Error *Message `json:"error,omitempty"`
 	// Notice is a non-blocking remark, such as letters left after a removal.
 	Notice *Message `json:"notice,omitempty"`
+	// Parts says what the terminal lacks now, from the same probes as
+	// /readyz: the card service, a reader, the connection to the central
+	// system, room in the store. Empty when every part is ready. The page
+	// shows it on the idle screen, the letters and the done screen.
+	Parts []Message `json:"parts,omitempty"`
+	// Unavailable: no token can be used now (the card service is down,
+	// no reader is connected, the store does not answer). The idle screen
+	// then says why instead of asking for a tap.
+	Unavailable bool `json:"unavailable,omitempty"`
+	// Boot names the tekend process that published the view; the Server
+	// sets it. A page that sees another boot than its own fetches its
+	// session token again (GET /api/session), so it works on across a
+	// restart without a reload.
+	Boot string `json:"boot,omitempty"`
 }
 
 // Signer is the official whose token is present.
@@ -143,6 +157,7 @@ const (
 	CodeUnsupported     = "err_unsupported"
 	CodeJobGone         = "err_job_gone"
 	CodeBatchTooLarge   = "err_batch_too_large"
+	CodeStoreFull       = "err_store_full"
 	CodeInternal        = "err_internal"
 	CodeSignedPartial   = "signed_partial"
 )
@@ -170,4 +185,20 @@ var ErrorCodes = []string{
 	CodeCertUsage, CodeCertUntrusted, CodeSlotEmpty, CodeUnsupported, CodeJobGone,
 	CodeBatchTooLarge, CodeInternal, CodeSignedPartial,
 	CodeBadRequest, CodePINFormat, CodeReasonInvalid, CodeReasonTooLong,
+	CodeStoreFull,
 }
+
+// Catalogue ids of what the page says about the terminal itself.
+const (
+	// CodeOffline: the terminal is not connected to the central system.
+	// Letters already here can still be signed; new letters and results
+	// wait for the connection.
+	CodeOffline = "info_offline"
+	// CodeSessionStale: a state change carried a CSRF token the kiosk does
+	// not know, in practice one of the tekend before a restart (403). The
+	// page fetches the new token and asks the official to try again.
+	CodeSessionStale = "err_session_stale"
+)
+
+// TerminalCodes lists the codes of the block above, for the catalogue test.
+var TerminalCodes = []string{CodeOffline, CodeSessionStale}

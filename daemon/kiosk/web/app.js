@@ -4,7 +4,12 @@
 // cleared right after.
 "use strict";
 
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
+// The CSRF token and the boot id of the tekend that served the page. When
+// tekend restarts, the views it sends carry a new boot: the page then fetches
+// the new token (refreshSession) and goes on showing what it showed.
+let csrf = document.querySelector('meta[name="csrf-token"]').content;
+let boot = document.querySelector('meta[name="boot-id"]').content;
+let sessionRefresh = null; // the refresh in flight, if any
 // The most characters of a reject reason. The terminal counts code points
 // once line breaks are one LF; the browser's maxlength counts UTF-16 units,
 // never fewer, so the page never lets through more than the server takes.
@@ -35,16 +40,55 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
-async function post(path, body) {
-  const res = await fetch(path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-Teken-CSRF": csrf },
-    body: JSON.stringify(body || {}),
-    credentials: "same-origin",
-  });
-  let data = {};
-  try { data = await res.json(); } catch (_) { /* empty body */ }
-  if (!res.ok && !data.error) data.error = { code: "err_internal" };
+// refreshSession fetches the CSRF token of the tekend serving now; calls
+// while one is in flight share it. A failure leaves the old token: the next
+// view or refused action tries again.
+function refreshSession() {
+  if (!sessionRefresh) {
+    sessionRefresh = (async () => {
+      try {
+        const res = await fetch("/api/session", { credentials: "same-origin", cache: "no-store" });
+        if (!res.ok) throw new Error("session " + res.status);
+        const s = await res.json();
+        if (s.csrf) { csrf = s.csrf; boot = s.boot || boot; }
+      } catch (err) {
+        console.error(err);
+      } finally {
+        sessionRefresh = null;
+      }
+    })();
+  }
+  return sessionRefresh;
+}
+
+// post sends one action. A token of an earlier tekend is refused with
+// err_session_stale: the page fetches the new one, then sends the action
+// again when opts.retry (nothing the official typed is in it), or returns
+// the refusal so the screen asks the official to try again.
+async function post(path, body, opts) {
+  const send = async () => {
+    if (sessionRefresh) await sessionRefresh;
+    let res;
+    try {
+      res = await fetch(path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Teken-CSRF": csrf },
+        body: JSON.stringify(body || {}),
+        credentials: "same-origin",
+      });
+    } catch (_) {
+      return { res: null, data: { error: { code: "err_no_answer" } } };
+    }
+    let data = {};
+    try { data = await res.json(); } catch (_) { /* empty body */ }
+    return { res, data };
+  };
+  let { res, data } = await send();
+  if (res && res.status === 403 && data.error && data.error.code === "err_session_stale") {
+    await refreshSession();
+    if (opts && opts.retry) ({ res, data } = await send());
+  }
+  if (res && !res.ok && !data.error) data.error = { code: "err_internal" };
   return data;
 }
 
@@ -66,11 +110,28 @@ function signerBox() {
     s.nip ? el("div", {}, el("span", { class: "label" }, t("nip_label")), el("b", {}, s.nip)) : null);
 }
 
+// partsBox says what the terminal lacks now (no card service, no reader,
+// offline, store full), from the same probes as IT's /readyz: an alert when
+// no token can be used, a remark otherwise.
+function partsBox() {
+  const parts = view.parts || [];
+  if (!parts.length) return null;
+  return el("div", { class: (view.unavailable ? "error" : "warning") + " parts", id: "parts",
+    role: view.unavailable ? "alert" : "status" },
+    parts.map((m) => el("p", { "data-part": m.code }, t(m.code, m.params))));
+}
+
 function renderIdle() {
+  if (view.unavailable) {
+    return el("div", { class: "center", "data-state": "idle", "data-unavailable": "" },
+      el("div", { class: "big" }, t("idle_unavailable_title")),
+      partsBox());
+  }
   return el("div", { class: "center", "data-state": "idle" },
-    el("div", { class: "tap" }),
+    el("div", { class: "tap", "aria-hidden": "true" }),
     el("div", { class: "big" }, t("idle_title")),
-    el("div", { class: "hint" }, t("idle_hint")));
+    el("div", { class: "hint" }, t("idle_hint")),
+    partsBox());
 }
 
 function renderReading() {
@@ -104,6 +165,7 @@ function renderList() {
   return el("div", { class: "docview", "data-state": "token" },
     signerBox(),
     errorBox(ui.error || view.error),
+    partsBox(),
     view.notice ? el("div", { class: "warning" }, t(view.notice.code, view.notice.params)) : null,
     el("div", { class: "big", id: "waiting" }, jobs.length ? t("letters_waiting", { n: jobs.length }) : t("no_letters")),
     el("div", { class: "letters" }, jobs.map(letterRow)),
@@ -221,7 +283,9 @@ function renderPIN() {
       ui.error = res.error;
       // A wrong or malformed PIN keeps the PIN screen; anything else goes
       // back to the list.
-      if (!["err_wrong_pin", "err_last_attempt", "err_pin_format"].includes(res.error.code)) ui.mode = "list";
+      // So does a refusal of the page's old token (tekend restarted) or
+      // no answer: the official types the PIN again.
+      if (!["err_wrong_pin", "err_last_attempt", "err_pin_format", "err_session_stale", "err_no_answer"].includes(res.error.code)) ui.mode = "list";
       render();
       return;
     }
@@ -262,8 +326,9 @@ function renderDone() {
     partial ? el("div", { class: "warning", id: "done-partial" }, t("signed_partial", { signed: r.signed, left: r.left }))
       : r.signed ? el("div", { id: "done-signed" }, t("done_signed", { n: r.signed })) : null,
     errorBox(view.error),
+    partsBox(),
     partial ? null : el("div", { class: "hint" }, t("done_remove")),
-    el("button", { type: "button", onclick: () => post("/api/dismiss") }, t("back")));
+    el("button", { type: "button", onclick: () => post("/api/dismiss", {}, { retry: true }) }, t("back")));
 }
 
 function render() {
@@ -286,6 +351,7 @@ function render() {
 function onView(next) {
   const before = view.state;
   view = next;
+  if (view.boot && view.boot !== boot) refreshSession();
   if (view.lang) lang = view.lang;
   if (before !== view.state) {
     if (view.state !== "token") { ui.mode = "list"; ui.doc = null; pin = ""; ui.reason = ""; }
@@ -306,13 +372,27 @@ async function start() {
   document.getElementById("lang").addEventListener("click", async () => {
     const next = lang === "id" ? "en" : "id";
     lang = next; render();
-    await post("/api/language", { lang: next });
+    await post("/api/language", { lang: next }, { retry: true });
   });
   render();
+  connect();
+}
+
+// connect follows the terminal's views. The browser reconnects by itself
+// when the stream ends (tekend restarts); should it give up, the page
+// starts a new stream.
+function connect() {
   const offline = document.getElementById("offline");
   const es = new EventSource("/api/events");
   es.addEventListener("view", (e) => { offline.hidden = true; onView(JSON.parse(e.data)); });
-  es.onerror = () => { offline.textContent = t("connection_lost"); offline.hidden = false; };
+  es.onerror = () => {
+    offline.textContent = t("connection_lost");
+    offline.hidden = false;
+    if (es.readyState === EventSource.CLOSED) {
+      es.close();
+      setTimeout(connect, 2000);
+    }
+  };
 }
 
 start();
