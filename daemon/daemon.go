@@ -135,6 +135,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 	d.store, err = queue.Open(StorePath(cfg.DataDir), queue.Options{
 		Timeout: 2 * time.Second, MaxSize: int(cfg.Store.MaxSizeBytes), Retention: time.Duration(cfg.Store.Retention),
 		TerminalID: cfg.TerminalID, Now: d.now, Logger: d.log, ExpiryPayload: comp.expiryPayload,
+		OnExpired: d.jobsExpired, // after the sweep's commit: outbox, metric, page (expiry.go)
 		// A replay is refused until the envelope verifier would refuse
 		// it as expired, whatever the retention.
 		ReplaySkew: time.Duration(cfg.Dispatcher.ClockSkew),
@@ -172,7 +173,8 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 		statusChanged: d.statusChanged, setLastError: d.setLastError, resendAll: d.outbox.resendAll,
 		pdf: pdfBudget{perDoc: pdfLimits, perJob: cfg.Signing.PDFMaxJobDecompressedBytes},
 	}
-	d.metrics.reg.MustRegister(newStateCollector(d))
+	d.metrics.reg.MustRegister(newStateCollector(d), newStoreCollector(d.store))
+	d.metrics.reg.MustRegister(newBrokerCollector(d))
 
 	if d.kioskLn, err = d.listen(cfg.Kiosk.Listen); err != nil {
 		return nil, fmt.Errorf("kiosk listener: %w", err)

@@ -62,14 +62,22 @@
 // message and holds back the ones behind it, so nothing is acknowledged
 // before it is on disk.
 //
-// A kiosk request may hold the card: Sign opens one exclusive session for
-// the whole batch, verifies the PIN once (never retrying a wrong one) and,
-// under PIN policy "always", again before each further signature. Only
-// one action (a batch or a rejection) runs at a time; a second is refused
-// with "card busy".
+// A kiosk request may hold the card, for card work only: Sign opens one
+// exclusive session for the whole batch, verifies the PIN once (never
+// retrying a wrong one) and, under PIN policy "always", again before each
+// further signature, and signs every document. Timestamps are fetched from
+// the TSA after the session has closed, one document at a time, and
+// patched into the reserved room of each signed PDF; each job is completed
+// as soon as its own timestamps are in. Only one action (a batch or a
+// rejection) runs at a time; a second is refused with "card busy".
 //
-// The outbox waits for the broker's PUBACK of each result; it is its own
-// goroutine, so a slow broker delays results and nothing else.
+// The outbox waits for the broker's PUBACK of each result, with a
+// deadline; it is its own goroutine, so a slow or stalled broker delays
+// results and nothing else.
+//
+// The page says what the terminal lacks — card service, reader, central
+// system, room in the store — from the same probes as /readyz (parts.go),
+// refreshed on every status tick.
 //
 // # The page
 //
@@ -93,9 +101,14 @@
 // Result in the same transaction — or puts it back to ready when the
 // signing fails or shutdown cuts it short. A ready job also ends by the
 // official's rejection, a Cancel from the central side, or expiry (the
-// store's sweeper, with the Result from completer.expiryPayload). A job
+// store's sweeper, at start and whenever the earliest expires_at passes,
+// with the Result from completer.expiryPayload; jobsExpired tells the
+// outbox, the metric and the page right after the commit). A job
 // found in signing when the store opens goes back to ready: a crash never
-// leaves it half signed. The Result waits in the outbox until a ResultAck
+// leaves it half signed. When the disk is full, the store is full
+// (queue.ErrFull): intake does not acknowledge new jobs, and a put-back
+// that cannot be written is held in memory and written with the first
+// write that succeeds, so no job stays in signing. The Result waits in the outbox until a ResultAck
 // names its job (queue.AckResult, one transaction by job id), and is
 // published again after every reconnect and every resendAfter; delivered
 // results and their jobs are pruned after the retention period. The

@@ -50,6 +50,9 @@ func (d *Daemon) mainLoop(ctx context.Context) error {
 			// when anything in it changed.
 			lastStatus = d.publishStatus(lastStatus, pending)
 			pending = false
+			// The page says what the terminal lacks, from the same
+			// probes as /readyz.
+			d.flow.partsChanged(d.kioskParts(ctx))
 		case <-watchdog:
 			sctx, cancel := context.WithTimeout(ctx, period)
 			_, err := d.store.Stats(sctx)
@@ -97,13 +100,16 @@ func (d *Daemon) publishStatus(last string, force bool) string {
 	return line
 }
 
-// statusTimeout bounds the wait for the broker's PUBACK of one status.
+// statusTimeout bounds the wait for the broker's PUBACK of one status (the
+// transport gives up sooner when brokerAnswerTimeout is shorter).
 const statusTimeout = 10 * time.Second
 
 // sendStatus publishes, retained, each status the main loop hands over,
 // until ctx ends. A broker that hangs holds up only this goroutine, for at
 // most statusTimeout per status; a newer status replaces one still
-// waiting, so what goes out next is always the newest.
+// waiting, so what goes out next is always the newest. A stalled broker
+// gets the status all the same: it costs this goroutine one timeout, and
+// its PUBACK, when the broker wakes, is what ends the stall.
 func (d *Daemon) sendStatus(ctx context.Context) error {
 	for {
 		select {
@@ -203,6 +209,7 @@ func (d *Daemon) openTerminal() (*transport.Terminal, error) {
 	conn := transport.Connection{
 		Brokers: b.URLs, ClientID: d.cfg.ClientID(), Username: b.Username,
 		MaxReconnectInterval: time.Duration(b.MaxReconnectInterval), Logger: d.log,
+		AnswerTimeout: brokerAnswerTimeout,
 	}
 	if b.PasswordFile != "" {
 		pw, err := os.ReadFile(b.PasswordFile)
@@ -220,7 +227,7 @@ func (d *Daemon) openTerminal() (*transport.Terminal, error) {
 	}
 	t, err := transport.OpenTerminal(transport.TerminalConfig{
 		Connection: conn, Root: b.TopicRoot, TerminalID: d.cfg.TerminalID,
-		Handler: d.intake, Status: d.status,
+		Handler: d.intake, Status: d.status, OnStall: d.brokerStallChanged,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

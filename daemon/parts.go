@@ -55,18 +55,19 @@ func (d *Daemon) readiness(ctx context.Context) []string {
 
 // storeProblem: the store must answer.
 func (d *Daemon) storeProblem(ctx context.Context) *partProblem {
-	if _, err := d.store.Stats(ctx); err != nil {
+	st, err := d.store.Stats(ctx)
+	if err != nil {
 		return &partProblem{part: "store", detail: err.Error()}
 	}
-	return nil
+	// And have room: full is "full: <cause>", err_store_full.
+	return fullProblem(st)
 }
 
 // brokerProblem: the broker connection must be up.
 func (d *Daemon) brokerProblem(context.Context) *partProblem {
-	if t := d.term.Load(); t == nil || !t.Connected() {
-		return &partProblem{part: "broker", detail: "not connected"}
-	}
-	return nil
+	// Up is not enough: a stalled broker keeps the connection open and
+	// answers nothing (see brokerPartProblem in broker.go).
+	return brokerPartProblem(d.term.Load())
 }
 
 // cardServiceProblem: pcscd must answer.

@@ -32,6 +32,8 @@ var exported = []string{
 	"teken_build_info",
 	"teken_intake_failures_total",
 	"teken_intake_retrying",
+	"teken_store_full",
+	"teken_broker_stalled",
 	"node_filesystem_avail_bytes",
 	"node_filesystem_size_bytes",
 }
