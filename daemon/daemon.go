@@ -63,6 +63,7 @@ type Daemon struct {
 	statusOut  latestStatus // from the main loop to sendStatus
 	rearrive   chan string  // a token that arrived while the flow was busy
 	lastErr    atomic.Pointer[string]
+	readers    atomic.Int64 // readers pcscd listed at the last probe; -1 when it did not answer
 
 	closers   []func(context.Context) error // in the order opened
 	running   atomic.Bool                   // Run was called
@@ -102,6 +103,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 	if d.now == nil {
 		d.now = time.Now
 	}
+	d.readers.Store(-1) // not asked yet
 	d.notify = notifier{log: d.log}
 	d.notify.Status("starting")
 	applyMemoryLimit(d.log)

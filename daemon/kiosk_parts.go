@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"slices"
-	"time"
 
 	"github.com/tekenid/teken/daemon/kiosk"
 )
@@ -97,19 +95,8 @@ func officialParts(problems []partProblem, readers int) partsNotice {
 	return partsNotice{messages: append(blocking, remarks...), unavailable: len(blocking) > 0}
 }
 
-// kioskParts probes the parts as /readyz does and, while pcscd answers,
-// counts its readers, for the kiosk. The main loop calls it every status
-// tick and hands the result to flow.partsChanged.
-func (d *Daemon) kioskParts(ctx context.Context) partsNotice {
-	problems := d.parts(ctx)
-	readers := -1
-	if !slices.ContainsFunc(problems, func(p partProblem) bool { return p.part == "pcscd" }) {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		rs, err := d.tokens.Readers(rctx)
-		cancel()
-		if err == nil {
-			readers = len(rs)
-		}
-	}
-	return officialParts(problems, readers)
+// kioskParts is what the official reads about problems, as the last probe
+// round (parts) found them.
+func (d *Daemon) kioskParts(problems []partProblem) partsNotice {
+	return officialParts(problems, int(d.readers.Load()))
 }

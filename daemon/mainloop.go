@@ -48,11 +48,12 @@ func (d *Daemon) mainLoop(ctx context.Context) error {
 			// A part can fail without any event (pcscd dies, the disk
 			// fills): the status is recomputed every tick and published
 			// when anything in it changed.
-			lastStatus = d.publishStatus(lastStatus, pending)
+			// One probe round feeds the status and the page, so both
+			// say the same of the parts, and pcscd is asked once.
+			problems := d.parts(ctx)
+			lastStatus = d.publishStatus(d.statusFrom(problems), lastStatus, pending)
 			pending = false
-			// The page says what the terminal lacks, from the same
-			// probes as /readyz.
-			d.flow.partsChanged(d.kioskParts(ctx))
+			d.flow.partsChanged(d.kioskParts(problems))
 		case <-watchdog:
 			sctx, cancel := context.WithTimeout(ctx, period)
 			_, err := d.store.Stats(sctx)
@@ -87,8 +88,7 @@ func (d *Daemon) statusChanged() {
 // status to sendStatus, when it changed since last (or force), and returns
 // what it said. It never waits on the broker: the main loop must go on
 // reading taps and petting the watchdog while the broker hangs.
-func (d *Daemon) publishStatus(last string, force bool) string {
-	st := d.status()
+func (d *Daemon) publishStatus(st api.Status, last string, force bool) string {
 	line := statusLine(st)
 	if line == last && !force {
 		return last
@@ -154,6 +154,13 @@ func (l latestStatus) offer(st api.Status) {
 // same facts as /readyz and the metrics. LastError names a part that is
 // down now, else the last error seen.
 func (d *Daemon) status() api.Status {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return d.statusFrom(d.parts(ctx))
+}
+
+// statusFrom is the status with the parts' problems already probed.
+func (d *Daemon) statusFrom(problems []partProblem) api.Status {
 	st := api.Status{V: api.Version, Terminal: d.cfg.TerminalID, Version: version.String(), Since: d.now()}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -165,10 +172,10 @@ func (d *Daemon) status() api.Status {
 	if e := d.lastErr.Load(); e != nil {
 		st.LastError = *e
 	}
-	for _, p := range d.readiness(ctx) {
+	for _, p := range problems {
 		// The broker's own state travels as online/offline.
-		if !strings.HasPrefix(p, "broker:") {
-			st.LastError = p
+		if p.part != "broker" {
+			st.LastError = p.String()
 			break
 		}
 	}

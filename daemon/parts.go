@@ -70,9 +70,17 @@ func (d *Daemon) brokerProblem(context.Context) *partProblem {
 	return brokerPartProblem(d.term.Load())
 }
 
-// cardServiceProblem: pcscd must answer.
+// cardServiceProblem: pcscd must answer. It also keeps how many readers
+// pcscd listed (-1 when it did not answer), for the kiosk, so one probe
+// round asks pcscd once.
 func (d *Daemon) cardServiceProblem(ctx context.Context) *partProblem {
-	if _, err := d.tokens.Readers(ctx); err != nil {
+	rs, err := d.tokens.Readers(ctx)
+	n := int64(len(rs))
+	if err != nil {
+		n = -1
+	}
+	d.readers.Store(n)
+	if err != nil {
 		p := &partProblem{part: "pcscd", detail: err.Error()}
 		if errors.Is(err, device.ErrPCSCUnavailable) {
 			p.code = tokenMessage(err).Code

@@ -2,25 +2,15 @@ package daemon_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,103 +34,21 @@ type heldTSA struct {
 
 func startHeldTSA(t *testing.T) *heldTSA {
 	t.Helper()
-	openssl := testenv.LookPath(t, "openssl")
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// RFC 3161 §2.3: the authority's certificate has the one extended key
-	// usage timeStamping, critical.
-	eku, err := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 8}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Teken Test TSA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:        x509.KeyUsageDigitalSignature,
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: eku}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	certPath := write("tsa.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	keyPath := write("tsa.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
-	serial := write("serial", []byte("01\n"))
-	cfg := write("ts.cnf", fmt.Appendf(nil, `[ tsa ]
-default_tsa = tsa1
-[ tsa1 ]
-serial = %s
-crypto_device = builtin
-signer_cert = %s
-signer_key = %s
-signer_digest = sha256
-default_policy = 1.2.3.4.1
-digests = sha256, sha384, sha512
-accuracy = secs:1
-ordering = yes
-ess_cert_id_alg = sha256
-`, serial, certPath, keyPath))
 	a := &heldTSA{queries: make(chan chan bool)}
-	var mu sync.Mutex // openssl bumps the serial file
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Read first: the server notices a client that went away only
-		// once the body is read.
-		q, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-		if err != nil || r.Header.Get("Content-Type") != "application/timestamp-query" {
-			http.Error(w, "bad query", http.StatusBadRequest)
-			return
-		}
+	a.URL = testenv.StartTSA(t, testenv.TSAConfig{Answer: func(r *http.Request) bool {
 		answer := make(chan bool, 1)
 		select {
 		case a.queries <- answer:
 		case <-r.Context().Done():
-			return
+			return false
 		}
-		var ok bool
 		select {
-		case ok = <-answer:
+		case ok := <-answer:
+			return ok
 		case <-r.Context().Done():
-			return
+			return false
 		}
-		if !ok {
-			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		qp, rp := filepath.Join(dir, "q.tsq"), filepath.Join(dir, "r.tsr")
-		if err := os.WriteFile(qp, q, 0o600); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		if out, err := exec.CommandContext(r.Context(), openssl, "ts", "-reply", "-config", cfg, "-queryfile", qp, "-out", rp).CombinedOutput(); err != nil {
-			http.Error(w, string(out), http.StatusInternalServerError)
-			return
-		}
-		resp, err := os.ReadFile(rp)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/timestamp-reply")
-		_, _ = w.Write(resp)
-	}))
-	t.Cleanup(srv.Close)
-	a.URL = srv.URL + "/tsa"
+	}}).URL
 	return a
 }
 

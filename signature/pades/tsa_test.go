@@ -14,21 +14,19 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/tekenid/teken/internal/testenv"
 )
 
 // oidSignatureTimeStamp is id-aa-signatureTimeStampToken (RFC 3161
@@ -48,27 +46,15 @@ type testTSA struct {
 // certificates).
 func startTSA(t *testing.T, p *pki, extra ...*x509.Certificate) *testTSA {
 	t.Helper()
-	openssl := need(t, "openssl", "openssl")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eku, err := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 8}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert := p.issue(t, key.Public(), func(c *x509.Certificate) {
 		c.Subject = pkix.Name{CommonName: "Teken Test TSA"}
 		c.KeyUsage = x509.KeyUsageDigitalSignature
-		c.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: eku}}
+		c.ExtraExtensions = []pkix.Extension{testenv.TSAExtension(t)}
 	})
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	keyPath := writePEM(t, "tsa.key", "PRIVATE KEY", pkcs8)
-	certPath := writePEM(t, "tsa.pem", "CERTIFICATE", cert.Raw)
 	certs := p.caPEM
 	if len(extra) > 0 {
 		bundle, err := os.ReadFile(p.caPEM)
@@ -80,63 +66,9 @@ func startTSA(t *testing.T, p *pki, extra ...*x509.Certificate) *testTSA {
 		}
 		certs = writeTemp(t, "certs.pem", bundle)
 	}
-	serial := filepath.Join(dir, "serial")
-	if err := os.WriteFile(serial, []byte("01\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "ts.cnf")
-	conf := fmt.Sprintf(`[ tsa ]
-default_tsa = tsa1
-[ tsa1 ]
-serial = %s
-crypto_device = builtin
-signer_cert = %s
-certs = %s
-signer_key = %s
-signer_digest = sha256
-default_policy = 1.2.3.4.1
-digests = sha256, sha384, sha512
-accuracy = secs:1
-ordering = yes
-tsa_name = yes
-ess_cert_id_chain = no
-ess_cert_id_alg = sha256
-`, serial, certPath, certs, keyPath)
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	tsa := &testTSA{}
-	var mu sync.Mutex // openssl bumps the serial file
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tsa.calls.Add(1)
-		mu.Lock()
-		defer mu.Unlock()
-		q, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-		if err != nil || r.Header.Get("Content-Type") != "application/timestamp-query" {
-			http.Error(w, "bad query", http.StatusBadRequest)
-			return
-		}
-		qd := t.TempDir()
-		qp, rp := filepath.Join(qd, "q.tsq"), filepath.Join(qd, "r.tsr")
-		if err := os.WriteFile(qp, q, 0o600); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		out, err := exec.CommandContext(r.Context(), openssl, "ts", "-reply", "-config", cfg, "-queryfile", qp, "-out", rp).CombinedOutput()
-		if err != nil {
-			http.Error(w, string(out), http.StatusInternalServerError)
-			return
-		}
-		resp, err := os.ReadFile(rp)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/timestamp-reply")
-		_, _ = w.Write(resp)
-	}))
-	t.Cleanup(srv.Close)
-	tsa.URL = srv.URL
+	tsa.URL = testenv.StartTSA(t, testenv.TSAConfig{Cert: cert, Key: key, Certs: certs,
+		Answer: func(*http.Request) bool { tsa.calls.Add(1); return true }}).URL
 	return tsa
 }
 
