@@ -99,7 +99,8 @@ func decodeJSON(raw []byte, limit int, strict bool, m any) error {
 	if len(raw) > limit {
 		return refuse(ReasonTooLarge, "%d bytes, limit %d", len(raw), limit)
 	}
-	if err := checkKeys(raw); err != nil {
+	raw, err := checkKeys(raw, strict)
+	if err != nil {
 		return err
 	}
 	var probe struct {
@@ -135,28 +136,51 @@ func decodeJSON(raw []byte, limit int, strict bool, m any) error {
 // letters. encoding/json matches keys case-insensitively and keeps the last
 // duplicate, while other parsers keep the first or match exactly; refusing
 // both cases means every parser reads the same message.
-func checkKeys(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	tok, err := dec.Token()
+//
+// On the same pass it refuses what the schemas refuse and encoding/json
+// would quietly take: a line break inside a base64 string (MIME base64,
+// which Go's decoder skips) and, in a strict (signed) message, a null
+// value (which Go reads as "absent"). It returns raw with the lower-case
+// "t" and "z" of RFC 3339 times upper-cased (RFC 3339 §5.6 allows them;
+// Go's parser does not), copying raw only when there is one.
+func checkKeys(raw []byte, strict bool) ([]byte, error) {
+	w := walker{dec: json.NewDecoder(bytes.NewReader(raw)), raw: raw, strict: strict}
+	w.dec.UseNumber()
+	tok, err := w.dec.Token()
 	if err != nil {
-		return refuse(ReasonMalformed, "%v", err)
+		return nil, refuse(ReasonMalformed, "%v", err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return refuse(ReasonMalformed, "want a JSON object")
+		return nil, refuse(ReasonMalformed, "want a JSON object")
 	}
-	return walkObject(dec, 1)
+	if err := w.object(1); err != nil {
+		return nil, err
+	}
+	return w.raw, nil
 }
 
 const maxDepth = 16
 
-func walkObject(dec *json.Decoder, depth int) error {
+// timeKeys are the members that hold an RFC 3339 time, in every message.
+var timeKeys = map[string]bool{"issued_at": true, "expires_at": true, "at": true, "since": true, "completed_at": true, "signed_at": true}
+
+// base64Keys are the members that hold standard base64.
+var base64Keys = map[string]bool{"content": true, "signature": true, "signer_cert": true}
+
+type walker struct {
+	dec     *json.Decoder
+	raw     []byte
+	strict  bool
+	patched bool // raw is a copy of the caller's
+}
+
+func (w *walker) object(depth int) error {
 	if depth > maxDepth {
 		return refuse(ReasonMalformed, "nested deeper than %d", maxDepth)
 	}
 	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
+	for w.dec.More() {
+		tok, err := w.dec.Token()
 		if err != nil {
 			return refuse(ReasonMalformed, "%v", err)
 		}
@@ -171,43 +195,80 @@ func walkObject(dec *json.Decoder, depth int) error {
 			return refuse(ReasonMalformed, "duplicate key %q", truncate(key))
 		}
 		seen[key] = true
-		if err := walkValue(dec, depth); err != nil {
+		if err := w.value(key, depth); err != nil {
 			return err
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
+	if _, err := w.dec.Token(); err != nil { // the closing '}'
 		return refuse(ReasonMalformed, "%v", err)
 	}
 	return nil
 }
 
-func walkValue(dec *json.Decoder, depth int) error {
-	tok, err := dec.Token()
+// value walks the value of member key (or of an array element of key).
+func (w *walker) value(key string, depth int) error {
+	tok, err := w.dec.Token()
 	if err != nil {
 		return refuse(ReasonMalformed, "%v", err)
 	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	switch d {
-	case '{':
-		return walkObject(dec, depth+1)
-	case '[':
-		if depth+1 > maxDepth {
-			return refuse(ReasonMalformed, "nested deeper than %d", maxDepth)
+	switch v := tok.(type) {
+	case nil:
+		if w.strict {
+			return refuse(ReasonMalformed, "%s is null: leave a member out instead", truncate(key))
 		}
-		for dec.More() {
-			if err := walkValue(dec, depth+1); err != nil {
-				return err
+		return nil
+	case string:
+		switch {
+		case base64Keys[key] && strings.ContainsAny(v, "\r\n"):
+			return refuse(ReasonMalformed, "%s: base64 with line breaks (MIME): want one line of standard base64 (RFC 4648 §4)", key)
+		case timeKeys[key]:
+			w.upperTime(v)
+		}
+		return nil
+	case json.Delim:
+		switch v {
+		case '{':
+			return w.object(depth + 1)
+		case '[':
+			if depth+1 > maxDepth {
+				return refuse(ReasonMalformed, "nested deeper than %d", maxDepth)
 			}
+			for w.dec.More() {
+				if err := w.value(key, depth+1); err != nil {
+					return err
+				}
+			}
+			if _, err := w.dec.Token(); err != nil { // the closing ']'
+				return refuse(ReasonMalformed, "%v", err)
+			}
+			return nil
 		}
-		if _, err := dec.Token(); err != nil { // the closing ']'
-			return refuse(ReasonMalformed, "%v", err)
-		}
-		return nil
+		return refuse(ReasonMalformed, "unexpected %v", v)
 	}
-	return refuse(ReasonMalformed, "unexpected %v", d)
+	return nil
+}
+
+// upperTime upper-cases the "t" between date and time and a final "z" of
+// the time string s the decoder has just read, where they stand in raw. A
+// string written with escapes is left alone: its bytes are not s.
+func (w *walker) upperTime(s string) {
+	if len(s) < 20 || (s[10] != 't' && s[len(s)-1] != 'z') {
+		return
+	}
+	end := int(w.dec.InputOffset()) - 1 // the closing quote
+	start := end - len(s)
+	if start < 1 || end >= len(w.raw) || w.raw[end] != '"' || w.raw[start-1] != '"' || string(w.raw[start:end]) != s {
+		return
+	}
+	if !w.patched {
+		w.raw, w.patched = bytes.Clone(w.raw), true
+	}
+	if s[10] == 't' {
+		w.raw[start+10] = 'T'
+	}
+	if s[len(s)-1] == 'z' {
+		w.raw[end-1] = 'Z'
+	}
 }
 
 // checkUnicode refuses a JSON text that is not valid UTF-8, or that escapes

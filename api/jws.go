@@ -3,11 +3,13 @@ package api
 import (
 	"crypto"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"time"
 
@@ -21,6 +23,9 @@ const (
 	TypeJob       = "teken-job+jws"
 	TypeCancel    = "teken-cancel+jws"
 	TypeResultAck = "teken-result-ack+jws"
+	// TypeSyncRequest is edition 2's: a terminal of edition 1 logs it as a
+	// control message of unknown type and does nothing.
+	TypeSyncRequest = "teken-sync-request+jws"
 )
 
 // Defaults for a Verifier's zero fields.
@@ -135,6 +140,21 @@ func (v *Verifier) VerifyResultAck(raw []byte) (*ResultAck, error) {
 	return &a, nil
 }
 
+// VerifySyncRequest verifies a SyncRequest envelope from the control topic.
+func (v *Verifier) VerifySyncRequest(raw []byte) (*SyncRequest, error) {
+	var r SyncRequest
+	if _, err := v.verify(raw, TypeSyncRequest, envelopeLimit(MaxMessageBytes), &r); err != nil {
+		return nil, err
+	}
+	if err := v.checkAddress(r.Terminal, r.IssuedAt, r.ExpiresAt); err != nil {
+		return nil, err
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 // ControlType returns the typ header of a control-topic envelope, so the
 // receiver knows whether to call VerifyCancel or VerifyResultAck. The value
 // is unauthenticated until the matching Verify call succeeds.
@@ -225,6 +245,9 @@ func (v *Verifier) verify(raw []byte, typ string, limit int, m any) (string, err
 	if !ok {
 		return "", refuse(ReasonUnknownKID, "kid %q is not a trusted dispatcher key", truncate(h.KeyID))
 	}
+	if err := checkSignatureForm(h.Algorithm, obj.Signatures[0].Signature); err != nil {
+		return "", err
+	}
 	payload, err := obj.Verify(key)
 	if err != nil {
 		return "", refuse(ReasonBadSignature, "kid %q: %v", h.KeyID, err)
@@ -233,6 +256,28 @@ func (v *Verifier) verify(raw []byte, typ string, limit int, m any) (string, err
 		return "", err
 	}
 	return h.KeyID, nil
+}
+
+// checkSignatureForm names the commonest integration mistake before the
+// cryptography does: PHP's openssl_sign and Java's SHA256withECDSA give an
+// ECDSA signature as DER, which JWS does not use, and go-jose only says
+// "error in cryptographic primitive".
+func checkSignatureForm(alg string, sig []byte) error {
+	if alg != AlgES256 || len(sig) == 64 {
+		return nil
+	}
+	if isDERSignature(sig) {
+		return refuse(ReasonBadSignature, "ES256 needs the 64-byte R‖S form (RFC 7518 §3.4), got DER (%d bytes): convert the two INTEGERs to 32 bytes each, big-endian, left-padded with zeros", len(sig))
+	}
+	return refuse(ReasonBadSignature, "ES256 signature of %d bytes: want 64 bytes, R‖S (RFC 7518 §3.4)", len(sig))
+}
+
+// isDERSignature reports whether sig is an ASN.1 SEQUENCE of two INTEGERs,
+// the form of RFC 3279 §2.2.3 (Ecdsa-Sig-Value).
+func isDERSignature(sig []byte) bool {
+	var v struct{ R, S *big.Int }
+	rest, err := asn1.Unmarshal(sig, &v)
+	return err == nil && len(rest) == 0 && v.R != nil && v.S != nil
 }
 
 func peekAlg(raw []byte) (string, error) {
@@ -301,6 +346,11 @@ func (s *Signer) SignCancel(c *Cancel) ([]byte, error) { return s.sign(c, TypeCa
 
 // SignResultAck validates a and returns its compact JWS.
 func (s *Signer) SignResultAck(a *ResultAck) ([]byte, error) { return s.sign(a, TypeResultAck) }
+
+// SignSyncRequest validates r and returns its compact JWS.
+func (s *Signer) SignSyncRequest(r *SyncRequest) ([]byte, error) {
+	return s.sign(r, TypeSyncRequest)
+}
 
 func (s *Signer) sign(m Message, typ string) ([]byte, error) {
 	if s == nil || s.key == nil {

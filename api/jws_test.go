@@ -157,7 +157,7 @@ func TestVerifyJob(t *testing.T) {
 		{"not yet valid", signJob(es, nil), func(v *Verifier) { v.Now = func() time.Time { return t0.Add(-v.Skew - time.Second) } }, ReasonNotYetValid},
 		{"early within skew", signJob(es, nil), func(v *Verifier) { v.Now = func() time.Time { return t0.Add(-v.Skew / 2) } }, ""},
 		{"window too long", signJob(es, func(j *Job) { j.ExpiresAt = j.IssuedAt.Add(DefaultMaxLifetime + time.Hour) }), nil, ReasonMalformed},
-		{"expires before issued", raw(bytes.Replace(payload, []byte(`"expires_at":"2026-01-12T01:00:00Z"`), []byte(`"expires_at":"2026-01-04T01:00:00Z"`), 1)), nil, ReasonMalformed},
+		{"expires before issued", raw(bytes.Replace(payload, []byte(`"expires_at":"2026-01-12T01:00:00.000Z"`), []byte(`"expires_at":"2026-01-04T01:00:00.000Z"`), 1)), nil, ReasonMalformed},
 		{"envelope too large", func(t *testing.T) []byte { return bytes.Repeat([]byte("a"), testVerifier(t).MaxJobEnvelope()+1) }, nil, ReasonTooLarge},
 		{"content over the configured limit", signJob(es, nil), func(v *Verifier) { v.MaxContentBytes = 100 }, ReasonTooLarge},
 		{"hash mismatch", raw(bytes.Replace(payload, []byte("dd2e7736"), []byte("dd2e7737"), 1)), nil, ReasonHashMismatch},

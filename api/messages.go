@@ -7,6 +7,14 @@ import "time"
 // may change within one version.
 const Version = 1
 
+// Edition is the edition of v1 this package speaks. An edition only adds:
+// fields of terminal messages, control messages a terminal of an older
+// edition ignores, receipts and reason codes. Edition 2 adds the
+// SyncRequest, receipts for control messages, the conflict refusal and the
+// Sync's trigger and session_present. A terminal names its edition in its
+// Status.
+const Edition = 2
+
 // Format names how a document's signature is encoded.
 type Format string
 
@@ -130,18 +138,52 @@ type ResultAck struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Receipt tells the central system whether a job envelope was stored. It is
-// published on the receipts topic after the job is on disk, or at once when
-// the envelope is refused.
+// SyncRequest asks a terminal to answer at once with a Sync and to publish
+// again every result it holds without a ResultAck and the receipt of every
+// job it holds: a central system that lost its broker session or its
+// recent data recovers with it. It travels as a JWS on the terminal's
+// control topic. Edition 2 of v1; an older terminal ignores it.
+type SyncRequest struct {
+	V         int       `json:"v"`
+	Terminal  string    `json:"terminal"`
+	RequestID string    `json:"request_id"` // ULID or UUID, echoed in the Sync that answers
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ReceiptFor names the message a Receipt answers.
+type ReceiptFor string
+
+// What a Receipt answers. An absent for (older terminals) means a job.
+const (
+	ForJob         ReceiptFor = "job"
+	ForCancel      ReceiptFor = "cancel"
+	ForResultAck   ReceiptFor = "result_ack"
+	ForSyncRequest ReceiptFor = "sync_request"
+)
+
+// Receipt tells the central system what the terminal did with an envelope
+// it received: for a job, whether it was stored (published after the job is
+// on disk, or at once when refused); for a control message, only when it
+// was refused or changed nothing (a Cancel that worked ends in a cancelled
+// Result, a ResultAck that worked in silence, a SyncRequest in a Sync).
+// Receipts are advice, best-effort: a Sync says what the terminal holds.
 type Receipt struct {
 	V              int           `json:"v"`
 	Terminal       string        `json:"terminal"`
-	JobID          string        `json:"job_id,omitempty"` // empty when the envelope was too broken to name one
-	EnvelopeSHA256 string        `json:"envelope_sha256"`  // of the raw envelope bytes, to match a refusal without a job id
+	For            ReceiptFor    `json:"for,omitempty"`        // absent (older terminals) means job
+	JobID          string        `json:"job_id,omitempty"`     // empty when the envelope was too broken to name one
+	RequestID      string        `json:"request_id,omitempty"` // for a sync_request, when it could be read
+	EnvelopeSHA256 string        `json:"envelope_sha256"`      // of the raw envelope bytes, to match a refusal without a job id
 	Status         ReceiptStatus `json:"status"`
 	Reason         ReasonCode    `json:"reason,omitempty"` // set when refused
 	Detail         string        `json:"detail,omitempty"`
-	At             time.Time     `json:"at"`
+	// StoredEnvelopeSHA256 names the envelope the terminal holds under
+	// this job id, with reason conflict.
+	StoredEnvelopeSHA256 string `json:"stored_envelope_sha256,omitempty"`
+	// Resent marks a receipt published again on a SyncRequest.
+	Resent bool      `json:"resent,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // SignedDocument is the signature of one document in a Result. For format
@@ -189,6 +231,9 @@ type Status struct {
 	ResultsUndelivered int       `json:"results_undelivered"`
 	LastError          string    `json:"last_error,omitempty"`
 	Since              time.Time `json:"since"` // when State last changed
+	// Edition is the edition of v1 the terminal speaks (see Edition);
+	// absent from terminals before edition 2.
+	Edition int `json:"edition,omitempty"`
 }
 
 // Sync lists what the terminal holds. It is published on every connect so the
@@ -198,6 +243,26 @@ type Sync struct {
 	V                  int       `json:"v"`
 	Terminal           string    `json:"terminal"`
 	At                 time.Time `json:"at"`
-	JobsWaiting        []string  `json:"jobs_waiting"`        // job ids stored and not yet ended
+	JobsWaiting        []string  `json:"jobs_waiting"`        // job ids stored and not yet ended, being signed included
 	ResultsUndelivered []string  `json:"results_undelivered"` // job ids whose result awaits a ResultAck
+	// Trigger says why this Sync went out: after a connect (once the
+	// backlog the broker kept was taken in), on the interval timer, or in
+	// answer to a SyncRequest. Absent from terminals before edition 2.
+	Trigger SyncTrigger `json:"trigger,omitempty"`
+	// RequestID echoes the SyncRequest this Sync answers.
+	RequestID string `json:"request_id,omitempty"`
+	// SessionPresent, on a connect Sync, says whether the broker kept the
+	// terminal's session (MQTT CONNACK session present): when false, the
+	// broker lost every job it queued for the terminal.
+	SessionPresent *bool `json:"session_present,omitempty"`
 }
+
+// SyncTrigger says why a Sync was published.
+type SyncTrigger string
+
+// The Sync triggers.
+const (
+	SyncOnConnect  SyncTrigger = "connect"
+	SyncOnInterval SyncTrigger = "interval"
+	SyncOnRequest  SyncTrigger = "request"
+)

@@ -28,6 +28,9 @@ const (
 	ReasonUnsupportedFormat  ReasonCode = "unsupported_format"  // a signature format this terminal cannot make
 	ReasonStoreFull          ReasonCode = "store_full"          // the terminal's store has no room
 	ReasonUnknownJob         ReasonCode = "unknown_job"         // a Cancel or ResultAck for a job the terminal does not hold
+	ReasonConflict           ReasonCode = "conflict"            // a job id the terminal holds with another envelope
+	ReasonTooLate            ReasonCode = "too_late"            // a Cancel for a job being signed or already ended
+	ReasonNoResult           ReasonCode = "no_result"           // a ResultAck for a job that has no result yet
 	ReasonDuplicate          ReasonCode = "duplicate"           // already stored; reported as Receipt status duplicate
 )
 

@@ -20,7 +20,7 @@ const (
 	MaxSignatureLen  = 64 << 10  // bytes of one signature
 	MaxCertLen       = 16 << 10  // bytes of the signer certificate
 	MaxSyncIDs       = 10000     // job ids in each list of a Sync
-	MaxMessageBytes  = 1 << 20   // a Receipt, Status, Sync, Cancel or ResultAck on the wire
+	MaxMessageBytes  = 1 << 20   // a Receipt, Status, Sync, Cancel, ResultAck or SyncRequest on the wire
 	MaxResultBytes   = 48 << 20  // a Result on the wire; a pades result carries signed PDFs
 	MaxSignedPDFLen  = 32 << 20  // bytes of one signed PDF in a pades result
 	MaxVersionLen    = 64        // characters of Status.Version
@@ -274,8 +274,22 @@ func (a *ResultAck) Validate() error {
 	return checkWindow(a.IssuedAt, a.ExpiresAt)
 }
 
+// Validate checks the request's fields.
+func (r *SyncRequest) Validate() error {
+	if err := checkVersion(r.V); err != nil {
+		return err
+	}
+	if err := ValidTerminalID(r.Terminal); err != nil {
+		return malformed("terminal", err)
+	}
+	if err := ValidJobID(r.RequestID); err != nil {
+		return malformed("request_id", fmt.Errorf("request id %q: want an upper-case ULID or a lower-case UUID", r.RequestID))
+	}
+	return checkWindow(r.IssuedAt, r.ExpiresAt)
+}
+
 // Validate checks the receipt's fields: a refusal names a reason, an
-// acceptance names the job.
+// acceptance of a job names the job.
 func (r *Receipt) Validate() error {
 	if err := checkVersion(r.V); err != nil {
 		return err
@@ -285,6 +299,21 @@ func (r *Receipt) Validate() error {
 	}
 	if err := checkPattern("envelope_sha256", r.EnvelopeSHA256, sha256Pattern, "64 lower-case hex digits"); err != nil {
 		return err
+	}
+	switch r.For {
+	case "", ForJob, ForCancel, ForResultAck, ForSyncRequest:
+	default:
+		return refuse(ReasonMalformed, "for %q: want job, cancel, result_ack or sync_request", truncate(string(r.For)))
+	}
+	if r.StoredEnvelopeSHA256 != "" {
+		if err := checkPattern("stored_envelope_sha256", r.StoredEnvelopeSHA256, sha256Pattern, "64 lower-case hex digits"); err != nil {
+			return err
+		}
+	}
+	if r.RequestID != "" {
+		if err := ValidJobID(r.RequestID); err != nil {
+			return malformed("request_id", err)
+		}
 	}
 	if err := checkTime("at", r.At); err != nil {
 		return err
@@ -297,15 +326,20 @@ func (r *Receipt) Validate() error {
 		if r.Reason != "" {
 			return refuse(ReasonMalformed, "reason %q on an accepting receipt", truncate(string(r.Reason)))
 		}
+		if r.For == ForSyncRequest {
+			return refuse(ReasonMalformed, "status %s for a sync_request: only a refusal is a receipt", r.Status)
+		}
 	case ReceiptRefused:
 		if err := checkReason(r.Reason); err != nil {
 			return err
 		}
-		if r.JobID == "" {
-			return nil
-		}
 	default:
 		return refuse(ReasonMalformed, "status %q: want stored, duplicate or refused", truncate(string(r.Status)))
+	}
+	// A refusal may name no job: the envelope was too broken to read one,
+	// or it was a sync request, which names none.
+	if r.JobID == "" && (r.Status == ReceiptRefused || r.For == ForSyncRequest) {
+		return nil
 	}
 	if err := ValidJobID(r.JobID); err != nil {
 		return malformed("job_id", err)
@@ -422,6 +456,9 @@ func (s *Status) Validate() error {
 	if err := checkDetail("last_error", s.LastError, MaxDetailLen); err != nil {
 		return err
 	}
+	if s.Edition < 0 {
+		return refuse(ReasonMalformed, "edition %d: want 1 or more", s.Edition)
+	}
 	return checkTime("since", s.Since)
 }
 
@@ -435,6 +472,16 @@ func (s *Sync) Validate() error {
 	}
 	if err := checkTime("at", s.At); err != nil {
 		return err
+	}
+	switch s.Trigger {
+	case "", SyncOnConnect, SyncOnInterval, SyncOnRequest:
+	default:
+		return refuse(ReasonMalformed, "trigger %q: want connect, interval or request", truncate(string(s.Trigger)))
+	}
+	if s.RequestID != "" {
+		if err := ValidJobID(s.RequestID); err != nil {
+			return malformed("request_id", err)
+		}
 	}
 	for _, l := range []struct {
 		field string
