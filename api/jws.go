@@ -280,6 +280,24 @@ func isDERSignature(sig []byte) bool {
 	return err == nil && len(rest) == 0 && v.R != nil && v.S != nil
 }
 
+// SamePayload reports whether two compact JWS envelopes carry the same
+// payload bytes: the same job signed twice (an ES256 signature differs
+// each time) is the same job, and a terminal answers it as a duplicate.
+func SamePayload(a, b []byte) bool {
+	pa, errA := payloadOf(a)
+	pb, errB := payloadOf(b)
+	return errA == nil && errB == nil && pa == pb
+}
+
+// payloadOf returns the payload segment of a compact JWS.
+func payloadOf(raw []byte) (string, error) {
+	parts := strings.Split(string(raw), ".")
+	if len(parts) != 3 {
+		return "", errors.New("not a compact JWS")
+	}
+	return parts[1], nil
+}
+
 func peekAlg(raw []byte) (string, error) {
 	first, _, _ := strings.Cut(string(raw), ".")
 	b, err := base64.RawURLEncoding.DecodeString(first)

@@ -175,9 +175,24 @@ func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 	// Each PDF is parsed once, here: what the page and admission need of
 	// it is kept beside the job.
 	insp := inspectJob(job, in.pdf)
+	if insp.refusal != nil {
+		// The central side asked for something no PDF viewer would show:
+		// said at once, in the receipt, and nothing is stored.
+		rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, api.ReasonBadDocument, api.SanitizeDetail(insp.refusal.Error())
+		in.metrics.jobsReceived.WithLabelValues("refused", string(api.ReasonBadDocument)).Inc()
+		in.log.Warn("job refused", "job", job.JobID, "reason", api.ReasonBadDocument, "detail", insp.refusal.Error())
+		entry := queue.AuditEntry{JobID: job.JobID, Event: eventRefused, Reason: string(api.ReasonBadDocument)}
+		if _, err := in.store.AppendAudit(ctx, entry); err != nil {
+			return api.Receipt{}, fmt.Errorf("record refusal: %w", err)
+		}
+		return rc, nil
+	}
 	stored, created, err := in.store.Insert(ctx, queueJob(job, kid, envelope, now, insp))
 	var replay *queue.ReplayError
 	if errors.As(err, &replay) {
+		if !replay.SameEnvelope {
+			return in.conflict(ctx, rc, hex.EncodeToString(replay.EnvelopeSHA256[:]))
+		}
 		// Done and pruned earlier, its window still open: nothing is
 		// stored or shown again. The answer is the one for any
 		// duplicate — the terminal had this job — and the central side
@@ -200,6 +215,11 @@ func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 		return api.Receipt{}, fmt.Errorf("store job %s: %w", job.JobID, err)
 	}
 	if !created {
+		// The same payload signed again is the same job (an ES256
+		// signature differs each time); another payload is not.
+		if stored.Envelope != nil && !api.SamePayload(stored.Envelope, envelope) {
+			return in.conflict(ctx, rc, api.EnvelopeSHA256(stored.Envelope))
+		}
 		in.metrics.jobsReceived.WithLabelValues("duplicate", "").Inc()
 		rc.Status = api.ReceiptDuplicate
 		if stored.State == queue.Received {
@@ -218,6 +238,25 @@ func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 	rc.Status = api.ReceiptStored
 	in.jobsChanged(job.Signer.CertSHA256)
 	in.statusChanged()
+	return rc, nil
+}
+
+// eventConflict is the audit event of a job id offered again with another
+// envelope.
+const eventConflict queue.Event = "job.conflict"
+
+// conflict refuses a known job id that comes with another envelope: the
+// terminal keeps what it holds (what the official may already have seen or
+// signed), and the central side learns which envelope that is.
+func (in *intake) conflict(ctx context.Context, rc api.Receipt, held string) (api.Receipt, error) {
+	rc.Status, rc.Reason, rc.StoredEnvelopeSHA256 = api.ReceiptRefused, api.ReasonConflict, held
+	rc.Detail = "job id " + rc.JobID + " is held with another envelope (sha256 " + held + "); a job id names one envelope: send a new job id"
+	in.metrics.jobsReceived.WithLabelValues("refused", string(api.ReasonConflict)).Inc()
+	in.log.Warn("job id reused with another envelope; refused", "job", rc.JobID, "held_envelope_sha256", held, "envelope_sha256", rc.EnvelopeSHA256)
+	entry := queue.AuditEntry{JobID: rc.JobID, Event: eventConflict, Reason: string(api.ReasonConflict)}
+	if _, err := in.store.AppendAudit(ctx, entry); err != nil {
+		return api.Receipt{}, fmt.Errorf("record conflict: %w", err)
+	}
 	return rc, nil
 }
 
@@ -244,8 +283,11 @@ func (in *intake) admit(ctx context.Context, stored queue.Job, job *api.Job, pro
 
 // inspection is what intake learned of a job's PDFs from one parse each.
 type inspection struct {
-	blocks  []*kiosk.Block // per document: where its visible block will stand
-	problem error          // why a pades document cannot be signed, or nil
+	blocks []*kiosk.Block // per document: where its visible block will stand
+	// refusal is a placement the document does not have room for (no such
+	// page, a rect off the page): the job is refused in its receipt.
+	refusal error
+	problem error // why a pades document cannot be signed, or nil
 }
 
 // pdfBudget bounds the PDF work of one job: each document within its own
@@ -275,8 +317,9 @@ func inspectJob(job *api.Job, b pdfBudget) inspection {
 		got, err := pades.Inspect(doc.Content, appearance(doc), lim)
 		if err != nil {
 			switch {
-			case doc.Visible != nil && errors.Is(err, pades.ErrPage):
-				err = fmt.Errorf("visible block: %w", err)
+			case doc.Visible != nil && (errors.Is(err, pades.ErrPage) || errors.Is(err, pades.ErrPlacement)):
+				in.refusal = fmt.Errorf("document %s: visible: %w", doc.ID, err)
+				return in
 			case jobBound && errors.Is(err, pades.ErrTooComplex):
 				err = fmt.Errorf("the job's PDFs together need more than signing.pdf_max_job_decompressed_bytes (%d): %w", b.perJob, err)
 			}
@@ -332,76 +375,148 @@ func peekJobID(envelope []byte) string {
 	return id
 }
 
-// HandleControl acts on a Cancel or a ResultAck.
-func (in *intake) HandleControl(ctx context.Context, envelope []byte) error {
-	err := in.handleControl(ctx, envelope)
+// HandleControl acts on a Cancel, a ResultAck or a SyncRequest, and
+// answers one that is refused or changes nothing with a receipt.
+func (in *intake) HandleControl(ctx context.Context, envelope []byte) (transport.ControlAnswer, error) {
+	a, err := in.handleControl(ctx, envelope)
 	if err != nil && permanent(err) {
 		in.log.Error("control message cannot be handled; acknowledged", "err", err)
 		in.metrics.intakeFailures.WithLabelValues("permanent").Inc()
 		in.retrying.clear()
-		return nil
+		return transport.ControlAnswer{}, nil
 	}
-	return in.transient(err)
+	return a, in.transient(err)
 }
 
-func (in *intake) handleControl(ctx context.Context, envelope []byte) error {
+// controlReceipt is the receipt for a control message that did nothing.
+func (in *intake) controlReceipt(envelope []byte, what api.ReceiptFor, jobID string, status api.ReceiptStatus, reason api.ReasonCode, detail string) transport.ControlAnswer {
+	rc := in.receipt(envelope)
+	rc.For, rc.JobID, rc.Status, rc.Reason, rc.Detail = what, jobID, status, reason, api.SanitizeDetail(detail)
+	return transport.ControlAnswer{Receipt: &rc}
+}
+
+// controlRefused logs and answers a control envelope that failed
+// verification; the job id is read unverified, as a hint for matching.
+func (in *intake) controlRefused(envelope []byte, what api.ReceiptFor, err error) transport.ControlAnswer {
+	reason := api.Reason(err)
+	in.log.Warn("control message refused", "for", what, "reason", reason, "detail", err.Error(), "envelope_sha256", api.EnvelopeSHA256(envelope))
+	a := in.controlReceipt(envelope, what, "", api.ReceiptRefused, reason, err.Error())
+	if what != api.ForSyncRequest {
+		a.Receipt.JobID = peekJobID(envelope)
+	}
+	return a
+}
+
+func (in *intake) handleControl(ctx context.Context, envelope []byte) (transport.ControlAnswer, error) {
 	typ, err := api.ControlType(envelope)
 	if err != nil {
-		in.log.Warn("control message refused", "err", err)
-		return nil
+		// Not even a header to read, so no telling what it was meant to
+		// be: a receipt's for could only guess.
+		in.log.Warn("control message refused", "err", err, "envelope_sha256", api.EnvelopeSHA256(envelope))
+		return transport.ControlAnswer{}, nil
 	}
 	switch typ {
 	case api.TypeCancel:
 		c, err := in.verifier.VerifyCancel(envelope)
 		if err != nil {
-			in.log.Warn("cancel refused", "reason", api.Reason(err), "detail", err.Error())
-			return nil
+			return in.controlRefused(envelope, api.ForCancel, err), nil
 		}
-		return in.cancel(ctx, c)
+		return in.cancel(ctx, envelope, c)
 	case api.TypeResultAck:
 		a, err := in.verifier.VerifyResultAck(envelope)
 		if err != nil {
-			in.log.Warn("result acknowledgement refused", "reason", api.Reason(err), "detail", err.Error())
-			return nil
+			return in.controlRefused(envelope, api.ForResultAck, err), nil
 		}
-		return in.resultAcked(ctx, a.JobID)
+		return in.resultAcked(ctx, envelope, a.JobID)
+	case api.TypeSyncRequest:
+		r, err := in.verifier.VerifySyncRequest(envelope)
+		if err != nil {
+			return in.controlRefused(envelope, api.ForSyncRequest, err), nil
+		}
+		in.log.Info("sync requested", "request_id", r.RequestID)
+		return transport.ControlAnswer{SyncRequest: r.RequestID}, nil
 	}
-	in.log.Warn("control message of unknown type", "typ", typ)
-	return nil
+	// Perhaps a control message of a later edition: ignored, as
+	// PROTOCOL.md promises older terminals do.
+	in.log.Warn("control message of unknown type ignored", "typ", typ)
+	return transport.ControlAnswer{}, nil
 }
 
-func (in *intake) cancel(ctx context.Context, c *api.Cancel) error {
+func (in *intake) cancel(ctx context.Context, envelope []byte, c *api.Cancel) (transport.ControlAnswer, error) {
 	j, err := in.store.Get(ctx, c.JobID)
 	if errors.Is(err, queue.ErrNotFound) {
 		in.log.Info("cancel for an unknown job", "job", c.JobID)
-		return nil
+		return in.controlReceipt(envelope, api.ForCancel, c.JobID, api.ReceiptRefused, api.ReasonUnknownJob, "this terminal holds no job "+c.JobID), nil
 	}
 	if err != nil {
-		return fmt.Errorf("cancel %s: %w", c.JobID, err)
+		return transport.ControlAnswer{}, fmt.Errorf("cancel %s: %w", c.JobID, err)
 	}
-	if j.State != queue.Ready && j.State != queue.Received {
-		// Signing or done already: the job's own outcome stands.
+	switch j.State {
+	case queue.Ready, queue.Received:
+	case queue.Done:
+		if j.Outcome == queue.Cancelled {
+			return in.controlReceipt(envelope, api.ForCancel, c.JobID, api.ReceiptDuplicate, "", "already cancelled"), nil
+		}
+		in.log.Info("cancel too late", "job", c.JobID, "outcome", j.Outcome.String())
+		return in.controlReceipt(envelope, api.ForCancel, c.JobID, api.ReceiptRefused, api.ReasonTooLate, "the job has ended: "+string(apiOutcome(j.Outcome))), nil
+	default:
+		// Being signed: the job's own outcome stands.
 		in.log.Info("cancel too late", "job", c.JobID, "state", j.State.String())
-		return nil
+		return in.controlReceipt(envelope, api.ForCancel, c.JobID, api.ReceiptRefused, api.ReasonTooLate, "the job is being signed"), nil
 	}
 	if err := in.complete.finish(ctx, j, queue.Cancelled, api.ReasonCancelled, c.Reason); err != nil {
-		return fmt.Errorf("cancel %s: %w", c.JobID, err)
+		return transport.ControlAnswer{}, fmt.Errorf("cancel %s: %w", c.JobID, err)
 	}
 	in.jobsChanged(j.Signer)
-	return nil
+	return transport.ControlAnswer{}, nil
 }
 
-func (in *intake) resultAcked(ctx context.Context, jobID string) error {
-	_, err := in.store.AckResult(ctx, jobID)
+func (in *intake) resultAcked(ctx context.Context, envelope []byte, jobID string) (transport.ControlAnswer, error) {
+	first, err := in.store.AckResult(ctx, jobID)
 	switch {
-	case errors.Is(err, queue.ErrNotFound), errors.Is(err, queue.ErrNoResult):
-		return nil // pruned long ago, never ours, or not done yet
+	case errors.Is(err, queue.ErrNotFound):
+		// Pruned long ago, or never ours: the central side may be acking
+		// from a stale ledger.
+		in.log.Info("result acknowledgement for an unknown job", "job", jobID)
+		return in.controlReceipt(envelope, api.ForResultAck, jobID, api.ReceiptRefused, api.ReasonUnknownJob, "this terminal holds no job "+jobID), nil
+	case errors.Is(err, queue.ErrNoResult):
+		in.log.Warn("result acknowledgement before the result", "job", jobID)
+		return in.controlReceipt(envelope, api.ForResultAck, jobID, api.ReceiptRefused, api.ReasonNoResult, "job "+jobID+" has no result yet"), nil
 	case err != nil:
-		return fmt.Errorf("result ack %s: %w", jobID, err)
+		return transport.ControlAnswer{}, fmt.Errorf("result ack %s: %w", jobID, err)
+	}
+	if !first {
+		return in.controlReceipt(envelope, api.ForResultAck, jobID, api.ReceiptDuplicate, "", "already acknowledged"), nil
 	}
 	in.metrics.lastDelivery.SetToCurrentTime()
 	in.statusChanged()
-	return nil
+	return transport.ControlAnswer{}, nil
+}
+
+// Resend answers a SyncRequest after its Sync: every result without a
+// ResultAck goes out again, and the receipt of every job held is built
+// again from the store, one envelope read at a time.
+func (in *intake) Resend(ctx context.Context) ([]api.Receipt, error) {
+	in.resendAll()
+	var out []api.Receipt
+	for _, st := range []queue.State{queue.Received, queue.Ready, queue.Signing} {
+		heads, err := in.store.ByStateHeads(ctx, st, 0)
+		if err != nil {
+			return out, fmt.Errorf("resend receipts: %w", err)
+		}
+		for _, h := range heads {
+			j, err := in.store.Get(ctx, h.ID)
+			if errors.Is(err, queue.ErrNotFound) {
+				continue // ended and pruned meanwhile
+			}
+			if err != nil {
+				return out, fmt.Errorf("resend receipts: %w", err)
+			}
+			out = append(out, api.Receipt{V: api.Version, Terminal: in.terminal, For: api.ForJob, JobID: j.ID,
+				EnvelopeSHA256: api.EnvelopeSHA256(j.Envelope), Status: api.ReceiptStored, At: in.now()})
+		}
+	}
+	return out, nil
 }
 
 // SyncState lists what the terminal holds, published after every connect.

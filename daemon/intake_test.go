@@ -177,7 +177,7 @@ func TestReplayAfterPruneIsNotSignedAgain(t *testing.T) {
 	if err := r.flow.Sign(r.ctx, []string{id}, []byte("123456"), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.intake.resultAcked(r.ctx, id); err != nil {
+	if _, err := r.intake.resultAcked(r.ctx, nil, id); err != nil {
 		t.Fatal(err)
 	}
 	// Past the rig's one-minute retention, well within the day's window.

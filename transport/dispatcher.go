@@ -18,6 +18,7 @@ type EnvelopeSigner interface {
 	SignJob(j *api.Job) ([]byte, error)
 	SignCancel(c *api.Cancel) ([]byte, error)
 	SignResultAck(a *api.ResultAck) ([]byte, error)
+	SignSyncRequest(r *api.SyncRequest) ([]byte, error)
 }
 
 var _ EnvelopeSigner = (*api.Signer)(nil)
@@ -32,6 +33,14 @@ type DispatcherConfig struct {
 	Seen   ResultStore // NewMemoryResults(100000) when nil
 	// AckTTL is how long a ResultAck stays valid; zero means a day.
 	AckTTL time.Duration
+	// MaxMessageBytes is the broker's message size limit: Publish refuses
+	// a job whose envelope is larger (a *TooLargeError) instead of letting
+	// the broker drop it. Zero means no check. See docs/BROKERS.md.
+	MaxMessageBytes int
+	// ResendGrace: a job published less than this before a Sync arrived
+	// is not re-sent for it, since it may still be on its way. Zero means
+	// DefaultResendGrace.
+	ResendGrace time.Duration
 
 	// OnResult takes a result the first time it arrives; the dispatcher
 	// acknowledges it to the terminal only after OnResult returned nil.
@@ -42,6 +51,9 @@ type DispatcherConfig struct {
 	OnReceipt func(ctx context.Context, r *api.Receipt)
 	OnStatus  func(ctx context.Context, s *api.Status)
 	OnSync    func(ctx context.Context, s *api.Sync)
+	// OnResend, when set, is told how many jobs a Sync made the
+	// dispatcher publish again. It runs on the Sync's own goroutine.
+	OnResend func(terminal string, count int)
 }
 
 // Dispatcher is the central side of the wire contract: it signs and
@@ -52,6 +64,7 @@ type Dispatcher struct {
 	cfg   DispatcherConfig
 	s     *session
 	ready chan struct{}
+	syncs *syncer
 }
 
 // OpenDispatcher starts the client and returns without waiting for the
@@ -75,7 +88,11 @@ func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.AckTTL <= 0 {
 		cfg.AckTTL = 24 * time.Hour
 	}
+	if cfg.ResendGrace <= 0 {
+		cfg.ResendGrace = DefaultResendGrace
+	}
 	d := &Dispatcher{cfg: cfg, ready: make(chan struct{})}
+	d.syncs = newSyncer(d)
 	var err error
 	d.s, err = newSession(cfg.Connection, sessionConfig{
 		filters: []string{
@@ -94,7 +111,7 @@ func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	return d, nil
 }
 
-func (d *Dispatcher) connected(context.Context) {
+func (d *Dispatcher) connected(context.Context, bool) {
 	select {
 	case <-d.ready:
 	default:
@@ -138,6 +155,9 @@ func (d *Dispatcher) Publish(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return fmt.Errorf("publish job %s: %w", j.JobID, err)
 	}
+	if limit := d.cfg.MaxMessageBytes; limit > 0 && len(env) > limit {
+		return &TooLargeError{JobID: j.JobID, Size: len(env), Limit: limit}
+	}
 	p := PendingJob{Terminal: j.Terminal, JobID: j.JobID, ExpiresAt: j.ExpiresAt, Envelope: env}
 	if err := d.cfg.Jobs.Put(ctx, p); err != nil {
 		return fmt.Errorf("publish job %s: keep pending: %w", j.JobID, err)
@@ -145,13 +165,15 @@ func (d *Dispatcher) Publish(ctx context.Context, j *api.Job) error {
 	if err := d.s.publish(ctx, api.Topic(d.cfg.Root, j.Terminal, api.KindJobs), env, false); err != nil {
 		return fmt.Errorf("publish job %s: %w", j.JobID, err)
 	}
+	d.syncs.sent(j.Terminal, j.JobID)
 	return nil
 }
 
 // Cancel signs and publishes a Cancel for a job, returning after the
 // broker's PUBACK, or with an error wrapping ErrStalled after
 // AnswerTimeout. The terminal answers with a cancelled Result, unless the
-// job was signed first.
+// job was signed first, or with a Receipt for the cancel (too_late,
+// unknown_job). A cancelled job is no longer re-sent on a Sync.
 func (d *Dispatcher) Cancel(ctx context.Context, terminal, jobID, reason string) error {
 	now := time.Now().UTC()
 	c := &api.Cancel{V: api.Version, JobID: jobID, Terminal: terminal, IssuedAt: now, ExpiresAt: now.Add(d.cfg.AckTTL), Reason: reason}
@@ -161,6 +183,9 @@ func (d *Dispatcher) Cancel(ctx context.Context, terminal, jobID, reason string)
 	}
 	if err := d.s.publish(ctx, api.Topic(d.cfg.Root, terminal, api.KindControl), env, false); err != nil {
 		return fmt.Errorf("cancel job %s: %w", jobID, err)
+	}
+	if err := d.cfg.Jobs.Remove(ctx, terminal, jobID); err != nil {
+		return fmt.Errorf("cancel job %s: forget pending job: %w", jobID, err)
 	}
 	return nil
 }
@@ -194,13 +219,21 @@ func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
 			log.Warn("invalid receipt dropped", "err", err)
 			return nil
 		}
-		if r.Status == api.ReceiptRefused && r.JobID != "" {
+		isJob := r.For == "" || r.For == api.ForJob
+		switch {
+		case isJob && r.Status == api.ReceiptRefused && r.JobID != "":
 			// Publishing it again cannot help: the terminal refuses
 			// the same envelope for the same reason.
 			if err := d.cfg.Jobs.Remove(ctx, terminal, r.JobID); err != nil {
 				return fmt.Errorf("forget refused job %s: %w", r.JobID, err)
 			}
-			log.Warn("job refused", "job_id", r.JobID, "reason", r.Reason, "detail", r.Detail)
+			if r.Reason == api.ReasonConflict {
+				log.Error("job id reused for another envelope: the terminal keeps the first", "job_id", r.JobID, "stored_envelope_sha256", r.StoredEnvelopeSHA256, "envelope_sha256", r.EnvelopeSHA256)
+			} else {
+				log.Warn("job refused", "job_id", r.JobID, "reason", r.Reason, "detail", r.Detail)
+			}
+		case !isJob && r.Status == api.ReceiptRefused:
+			log.Warn("control message refused", "for", r.For, "job_id", r.JobID, "request_id", r.RequestID, "reason", r.Reason, "detail", r.Detail)
 		}
 		if d.cfg.OnReceipt != nil {
 			d.cfg.OnReceipt(ctx, r)
@@ -272,19 +305,15 @@ func (d *Dispatcher) ackResult(terminal, jobID string) {
 	d.s.publishLater("result ack "+jobID, api.Topic(d.cfg.Root, terminal, api.KindControl), env)
 }
 
-// sync publishes again every pending job the terminal lacks, and
-// acknowledges again every result the terminal still holds that was already
-// taken (its ResultAck was lost).
+// sync acknowledges again every result the terminal still holds that was
+// already taken (its ResultAck was lost), and hands the re-sending of the
+// jobs the terminal lacks to the syncer, so the handler never waits on the
+// broker for it.
 func (d *Dispatcher) sync(ctx context.Context, s *api.Sync) error {
 	if d.cfg.OnSync != nil {
 		d.cfg.OnSync(ctx, s)
 	}
-	holds := make(map[string]bool, len(s.JobsWaiting)+len(s.ResultsUndelivered))
-	for _, id := range s.JobsWaiting {
-		holds[id] = true
-	}
 	for _, id := range s.ResultsUndelivered {
-		holds[id] = true
 		seen, err := d.cfg.Seen.Seen(ctx, s.Terminal, id)
 		if err != nil {
 			return fmt.Errorf("sync %s: %w", s.Terminal, err)
@@ -293,32 +322,13 @@ func (d *Dispatcher) sync(ctx context.Context, s *api.Sync) error {
 			d.ackResult(s.Terminal, id)
 		}
 	}
-	pending, err := d.cfg.Jobs.Pending(ctx, s.Terminal)
-	if err != nil {
-		return fmt.Errorf("sync %s: pending jobs: %w", s.Terminal, err)
-	}
-	topic := api.Topic(d.cfg.Root, s.Terminal, api.KindJobs)
-	resent := 0
-	for _, p := range pending {
-		if holds[p.JobID] {
-			continue
-		}
-		// Each waits at most AnswerTimeout on this handler worker; a
-		// stalled broker costs one timeout, then the rest wait.
-		if err := d.s.publish(ctx, topic, p.Envelope, false); err != nil {
-			// The next Sync tries again.
-			d.s.log.Warn("publish job again", "terminal", s.Terminal, "job_id", p.JobID, "err", err)
-			return nil
-		}
-		resent++
-	}
-	if resent > 0 {
-		d.s.log.Info("jobs published again after sync", "terminal", s.Terminal, "count", resent)
-	}
+	d.syncs.offer(s)
 	return nil
 }
 
 // Close disconnects and waits for the dispatcher's goroutines.
 func (d *Dispatcher) Close(ctx context.Context) error {
-	return d.s.stop(ctx)
+	err := d.s.stop(ctx)
+	d.syncs.wg.Wait() // they end with the session's context
+	return err
 }

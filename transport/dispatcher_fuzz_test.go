@@ -31,14 +31,15 @@ func FuzzDispatcherHandle(f *testing.F) {
 	f.Add("teken/v1/t/kendari-setda-01/receipts", []byte(`{"v":1,"terminal":"kendari-setda-01","envelope_sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","status":"refused","reason":"malformed","at":"2026-11-26T23:26:22Z"}`))
 	f.Add("teken/v1/t/x/status", []byte(`{"v":1}`))
 	signer, _ := newPKI(f)
-	d := &Dispatcher{cfg: DispatcherConfig{Root: api.DefaultRoot, Signer: signer, Jobs: NewMemoryJobs(), Seen: NewMemoryResults(16), AckTTL: 1e9}}
+	d := &Dispatcher{cfg: DispatcherConfig{Root: api.DefaultRoot, Signer: signer, Jobs: NewMemoryJobs(), Seen: NewMemoryResults(16), AckTTL: 1e9, ResendGrace: DefaultResendGrace}}
+	d.syncs = newSyncer(d)
 	s, err := newSession(Connection{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "fuzz", Logger: slog.New(slog.DiscardHandler)}, sessionConfig{handle: d.handle})
 	if err != nil {
 		f.Fatal(err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	defer s.cancel()
 	d.s = s
+	defer func() { s.cancel(); d.syncs.wg.Wait() }()
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
 		if err := d.handle(context.Background(), fuzzMessage{topic, payload}); err != nil {
 			t.Fatalf("handle asks for a retry of %q: %v", topic, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,6 +39,7 @@ type memTerminal struct {
 	delivered map[string]bool
 	cancelled map[string]bool
 	connects  int
+	resends   int
 }
 
 var _ TerminalHandler = (*memTerminal)(nil)
@@ -80,19 +82,19 @@ func (m *memTerminal) HandleJob(ctx context.Context, raw []byte) (api.Receipt, e
 	return r, nil
 }
 
-func (m *memTerminal) HandleControl(_ context.Context, raw []byte) error {
+func (m *memTerminal) HandleControl(_ context.Context, raw []byte) (ControlAnswer, error) {
 	typ, err := api.ControlType(raw)
 	if err != nil {
-		return nil // logged and dropped by a real daemon
+		return ControlAnswer{}, nil // logged and dropped by a real daemon
 	}
 	switch typ {
 	case api.TypeResultAck:
 		a, err := m.v.VerifyResultAck(raw)
 		if err != nil {
-			return nil
+			return ControlAnswer{}, nil
 		}
 		if m.dropAcks.Add(-1) >= 0 {
-			return nil
+			return ControlAnswer{}, nil
 		}
 		m.mu.Lock()
 		delete(m.outbox, a.JobID)
@@ -101,13 +103,39 @@ func (m *memTerminal) HandleControl(_ context.Context, raw []byte) error {
 	case api.TypeCancel:
 		c, err := m.v.VerifyCancel(raw)
 		if err != nil {
-			return nil
+			return ControlAnswer{}, nil
 		}
 		m.mu.Lock()
+		known := m.stored[c.JobID] > 0
 		m.cancelled[c.JobID] = true
 		m.mu.Unlock()
+		if !known {
+			return ControlAnswer{Receipt: &api.Receipt{For: api.ForCancel, JobID: c.JobID, EnvelopeSHA256: api.EnvelopeSHA256(raw), Status: api.ReceiptRefused, Reason: api.ReasonUnknownJob, At: time.Now().UTC()}}, nil
+		}
+	case api.TypeSyncRequest:
+		r, err := m.v.VerifySyncRequest(raw)
+		if err != nil {
+			return ControlAnswer{}, nil
+		}
+		return ControlAnswer{SyncRequest: r.RequestID}, nil
 	}
-	return nil
+	return ControlAnswer{}, nil
+}
+
+// Resend re-sends the outbox, as the daemon does on a sync request, and
+// returns a receipt per job held.
+func (m *memTerminal) Resend(ctx context.Context) ([]api.Receipt, error) {
+	m.mu.Lock()
+	m.resends++
+	var rs []api.Receipt
+	for _, id := range m.order {
+		if _, done := m.outbox[id]; !done && !m.delivered[id] {
+			rs = append(rs, api.Receipt{For: api.ForJob, JobID: id, EnvelopeSHA256: strings.Repeat("0", 64), Status: api.ReceiptStored, At: time.Now().UTC()})
+		}
+	}
+	m.mu.Unlock()
+	m.Connected(ctx)
+	return rs, nil
 }
 
 func (m *memTerminal) SyncState(context.Context) (api.Sync, error) {

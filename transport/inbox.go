@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
@@ -14,34 +16,76 @@ import (
 // default); the bound stops a flood of QoS 0 messages.
 const maxInbox = 10000
 
-// inbox is an unbounded-looking FIFO that never blocks the pusher: paho's
-// router goroutine pushes, the session's worker pops.
+// defaultInboxBytes bounds the payload bytes taken from the broker and not
+// yet handled. A broker's in-flight window counts messages, not bytes:
+// twenty 9 MiB job envelopes are 180 MiB held at once, and NATS's window is
+// a thousand. Past the bound the reader waits (see inbox.push), so the
+// broker keeps the rest.
+const defaultInboxBytes = 64 << 20
+
+// inbox is the FIFO between paho's router goroutine, which pushes, and the
+// session's worker, which pops and handles one message at a time.
 type inbox struct {
-	mu      sync.Mutex
-	items   []paho.Message
-	wake    chan struct{}
-	max     int
-	dropped uint64
+	mu       sync.Mutex
+	items    []paho.Message
+	wake     chan struct{} // a message was pushed
+	room     chan struct{} // bytes were handled
+	max      int
+	maxBytes int
+	bytes    int // payload bytes pushed and not yet done
+	dropped  uint64
+	// busy is true from pop until done: the worker is handling a message.
+	busy atomic.Bool
+	// last is when the last message arrived (UnixNano).
+	last atomic.Int64
 }
 
-func (q *inbox) init(limit int) {
+func (q *inbox) init(limit, maxBytes int) {
 	q.wake = make(chan struct{}, 1)
+	q.room = make(chan struct{}, 1)
 	q.max = limit
+	q.maxBytes = maxBytes
+	if q.maxBytes <= 0 {
+		q.maxBytes = defaultInboxBytes
+	}
 }
 
-// push appends m, or drops it when the inbox is full. A dropped QoS 1
-// message is never acknowledged, so the broker delivers it again after the
-// next connect.
-func (q *inbox) push(m paho.Message, log *slog.Logger) {
-	q.mu.Lock()
-	if len(q.items) >= q.max {
-		q.dropped++
+// push appends m. When the bytes waiting would pass the bound it waits for
+// the worker to handle some first: this holds paho's reader, so TCP pushes
+// back on the broker, which keeps the messages it has not sent. One message
+// larger than the bound is taken alone. A push past the message bound, a
+// flood of QoS 0 messages, is dropped instead; a dropped QoS 1 message is
+// never acknowledged, so the broker delivers it again after the next
+// connect.
+func (q *inbox) push(ctx context.Context, m paho.Message, log *slog.Logger) {
+	q.last.Store(time.Now().UnixNano())
+	n := len(m.Payload())
+	waited := false
+	for {
+		q.mu.Lock()
+		if len(q.items) >= q.max {
+			q.dropped++
+			q.mu.Unlock()
+			log.Warn("mqtt inbox full; message dropped", "topic", m.Topic(), "qos", m.Qos())
+			return
+		}
+		if q.bytes == 0 || q.bytes+n <= q.maxBytes || ctx == nil {
+			q.bytes += n
+			q.items = append(q.items, m)
+			q.mu.Unlock()
+			break
+		}
 		q.mu.Unlock()
-		log.Warn("mqtt inbox full; message dropped", "topic", m.Topic(), "qos", m.Qos())
-		return
+		if !waited {
+			log.Debug("mqtt inbox holds its byte bound; reading paused", "bytes", n, "bound", q.maxBytes)
+			waited = true
+		}
+		select {
+		case <-q.room:
+		case <-ctx.Done():
+			return
+		}
 	}
-	q.items = append(q.items, m)
-	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -49,6 +93,7 @@ func (q *inbox) push(m paho.Message, log *slog.Logger) {
 }
 
 // pop returns the oldest message, waiting for one, or false when ctx ends.
+// The caller calls done when it has handled it.
 func (q *inbox) pop(ctx context.Context) (paho.Message, bool) {
 	for {
 		q.mu.Lock()
@@ -59,6 +104,7 @@ func (q *inbox) pop(ctx context.Context) (paho.Message, bool) {
 			if len(q.items) == 0 {
 				q.items = nil // let the backing array go
 			}
+			q.busy.Store(true)
 			q.mu.Unlock()
 			return m, true
 		}
@@ -69,4 +115,26 @@ func (q *inbox) pop(ctx context.Context) (paho.Message, bool) {
 			return nil, false
 		}
 	}
+}
+
+// done releases the bytes of a message popped and handled.
+func (q *inbox) done(m paho.Message) {
+	q.mu.Lock()
+	q.bytes -= len(m.Payload())
+	q.mu.Unlock()
+	q.busy.Store(false)
+	select {
+	case q.room <- struct{}{}:
+	default:
+	}
+}
+
+// quiet reports whether nothing waits or is being handled and no message
+// arrived for d: the backlog a broker redelivers after a connect is taken
+// in.
+func (q *inbox) quiet(d time.Duration) bool {
+	q.mu.Lock()
+	empty := len(q.items) == 0
+	q.mu.Unlock()
+	return empty && !q.busy.Load() && time.Since(time.Unix(0, q.last.Load())) >= d
 }

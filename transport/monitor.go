@@ -60,7 +60,7 @@ func OpenMonitor(ctx context.Context, cfg MonitorConfig) (*Monitor, error) {
 			cfg.Handle(Message{Topic: msg.Topic(), Payload: msg.Payload(), QoS: msg.Qos(), Retained: msg.Retained()})
 			return nil
 		},
-		onUp: func(context.Context) {
+		onUp: func(context.Context, bool) {
 			select {
 			case <-m.ready:
 			default:

@@ -25,7 +25,7 @@ type session struct {
 	log     *slog.Logger
 	filters map[string]byte
 	handle  func(ctx context.Context, m paho.Message) error
-	onUp    func(ctx context.Context) // after the subscriptions are renewed
+	onUp    func(ctx context.Context, sessionPresent bool) // after the subscriptions are renewed
 	maxWait time.Duration
 	answer  time.Duration // the broker's time to answer, see Connection.AnswerTimeout
 
@@ -59,7 +59,12 @@ type sessionConfig struct {
 	filters []string
 	will    *will
 	handle  func(ctx context.Context, m paho.Message) error
-	onUp    func(ctx context.Context) // after the subscriptions are renewed
+	// onUp runs after the subscriptions are renewed, with the CONNACK's
+	// session-present flag (MQTT 3.1.1 §3.2.2.2).
+	onUp func(ctx context.Context, sessionPresent bool)
+	// inboxBytes bounds the payload bytes waiting for the handler; zero
+	// means defaultInboxBytes.
+	inboxBytes int
 	// clean asks for a clean session (MQTT 3.1.1 §3.1.2.4): the broker
 	// keeps nothing for the client after it leaves. Only for read-only
 	// watchers, which must not collect messages while nobody listens.
@@ -101,16 +106,18 @@ func newSession(c Connection, sc sessionConfig) (*session, error) {
 			sc.onStall(stalled, since)
 		}
 	})
-	s.in.init(maxInbox)
+	s.in.init(maxInbox, sc.inboxBytes)
 	for _, f := range filters {
 		s.filters[f] = qos1
 	}
 	o := c.options().
 		SetCleanSession(sc.clean).
-		SetAutoReconnect(true).
+		// connectLoop reconnects itself: paho's automatic reconnect
+		// throws away the CONNACK's session-present flag (client.go
+		// reconnect), which a terminal's Sync reports, and sleeps in a
+		// way Close cannot interrupt.
+		SetAutoReconnect(false).
 		SetMaxReconnectInterval(s.maxWait).
-		// The first connection is retried by run with a backoff that
-		// Close can interrupt; paho's own retry sleeps a fixed interval.
 		SetConnectRetry(false).
 		// Subscriptions are renewed in the connect hook instead: a broker
 		// that lost its state (restart without persistence) has none.
@@ -126,7 +133,7 @@ func newSession(c Connection, sc sessionConfig) (*session, error) {
 		// Messages of a resumed session can arrive before any Subscribe
 		// call registers a route (paho README, "Common Problems"), so all
 		// messages go through the default handler.
-		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { s.in.push(m, s.log) }).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { s.in.push(s.ctx, m, s.log) }).
 		SetOnConnectHandler(func(paho.Client) {
 			s.linkMu.Lock()
 			s.watch.connected()  // a CONNACK is an answer
@@ -145,7 +152,7 @@ func newSession(c Connection, sc sessionConfig) (*session, error) {
 			s.linkMu.Lock()
 			defer s.linkMu.Unlock()
 			if s.client.IsConnectionOpen() {
-				return // paho reconnected before this ran
+				return // reconnected before this ran
 			}
 			s.open.Store(false)
 			s.link.Load().drop()
@@ -203,26 +210,31 @@ func (s *session) markDown() {
 	s.link.Load().drop()
 }
 
-// connectLoop connects with capped exponential backoff, then serves connect
-// events; paho reconnects by itself after a lost connection. It connects
-// anew only when renewing the subscriptions failed, after a pause that
-// grows while they keep failing, so a broker that refuses them is not
-// hammered.
+// connectLoop connects with capped exponential backoff, serves the connect
+// event, then waits until the connection is lost and connects again. A
+// connection whose subscriptions could not be renewed is dropped, and the
+// next one waits a pause that grows while they keep failing, so a broker
+// that refuses them is not hammered.
 func (s *session) connectLoop() {
 	defer s.wg.Done()
 	backoff := 250 * time.Millisecond
 	for {
-		if !s.connect() {
+		present, ok := s.connect()
+		if !ok {
 			return
 		}
-		for renewed := true; renewed; {
+		select {
+		case <-s.up:
+		case <-s.ctx.Done():
+			return
+		}
+		renewed := s.connected(present)
+		s.firstAttemptDone()
+		if renewed {
+			backoff = 250 * time.Millisecond
 			select {
-			case <-s.up:
-				renewed = s.connected()
-				s.firstAttemptDone()
-				if renewed {
-					backoff = 250 * time.Millisecond
-				}
+			case <-s.link.Load().down:
+				continue
 			case <-s.ctx.Done():
 				return
 			}
@@ -246,8 +258,9 @@ func (s *session) pause(d time.Duration) bool {
 	}
 }
 
-// connect returns true once connected, false when the session is stopped.
-func (s *session) connect() bool {
+// connect returns the CONNACK's session-present flag and true once
+// connected, or false when the session is stopped.
+func (s *session) connect() (sessionPresent, ok bool) {
 	backoff := 250 * time.Millisecond
 	fails := failureLog{msg: "mqtt connect failed"}
 	for {
@@ -255,18 +268,19 @@ func (s *session) connect() bool {
 		select {
 		case <-tok.Done():
 		case <-s.ctx.Done():
-			return false
+			return false, false
 		}
 		err := tok.Error()
 		if err == nil {
 			fails.succeeded(s.log, "mqtt connected after failed attempts")
-			return true
+			ct, _ := tok.(*paho.ConnectToken)
+			return ct != nil && ct.SessionPresent(), true
 		}
 		s.setErr(err)
 		s.firstAttemptDone()
 		fails.failed(s.log, err, "retry_in", backoff)
 		if !s.pause(backoff) {
-			return false
+			return false, false
 		}
 		backoff = min(2*backoff, s.maxWait)
 	}
@@ -274,8 +288,8 @@ func (s *session) connect() bool {
 
 // connected renews the subscriptions and runs the owner's hook. It returns
 // false after it dropped a connection whose subscriptions failed.
-func (s *session) connected() bool {
-	s.log.Info("mqtt connected")
+func (s *session) connected(sessionPresent bool) bool {
+	s.log.Info("mqtt connected", "session_present", sessionPresent)
 	if len(s.filters) > 0 {
 		if err := s.subscribe(); err != nil {
 			// A client without its subscriptions would look healthy
@@ -288,7 +302,7 @@ func (s *session) connected() bool {
 		}
 	}
 	if s.onUp != nil {
-		s.onUp(s.ctx)
+		s.onUp(s.ctx, sessionPresent)
 	}
 	return true
 }
@@ -367,6 +381,7 @@ func (s *session) work() {
 				// sendAck); the broker redelivers the message and the
 				// handler sees a duplicate.
 				m.Ack()
+				s.in.done(m)
 				break
 			}
 			fails.failed(s.log, err, "topic", m.Topic(), "retry_in", backoff)

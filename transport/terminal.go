@@ -13,26 +13,44 @@ import (
 )
 
 // TerminalHandler is what the terminal daemon plugs into the transport. The
-// transport calls it from one goroutine, in the order the broker delivered
-// the messages, and acknowledges a message to the broker only after the
-// call returned nil. An error means "not done, try again": the transport
-// retries the same message with capped backoff, holding back the ones after
-// it. Anything final — a job stored, a job refused and its refusal recorded,
-// a forged control message logged — returns nil.
+// transport calls HandleJob and HandleControl from one goroutine, in the
+// order the broker delivered the messages, and acknowledges a message to
+// the broker only after the call returned nil. An error means "not done,
+// try again": the transport retries the same message with capped backoff,
+// holding back the ones after it. Anything final — a job stored, a job
+// refused and its refusal recorded, a forged control message answered —
+// returns nil.
 type TerminalHandler interface {
 	// HandleJob verifies and stores one job envelope, or records its
 	// refusal, and returns the receipt to publish.
 	HandleJob(ctx context.Context, envelope []byte) (api.Receipt, error)
-	// HandleControl acts on one Cancel or ResultAck envelope.
-	HandleControl(ctx context.Context, envelope []byte) error
-	// SyncState reports what the terminal holds; it is published after
-	// every connect.
+	// HandleControl acts on one Cancel, ResultAck or SyncRequest envelope
+	// and says what to answer.
+	HandleControl(ctx context.Context, envelope []byte) (ControlAnswer, error)
+	// SyncState reports what the terminal holds; the transport sets the
+	// Sync's trigger, request id and session-present flag.
 	SyncState(ctx context.Context) (api.Sync, error)
 	// Connected is called after every connect, once the subscriptions are
-	// renewed and the Sync is published: the daemon re-sends every result
-	// of its outbox that has no ResultAck yet. It runs on the transport's
-	// connect goroutine; later connects wait until it returns.
+	// renewed and the online Status is published: the daemon re-sends
+	// every result of its outbox that has no ResultAck yet. It runs on the
+	// transport's connect goroutine; later connects wait until it returns.
 	Connected(ctx context.Context)
+	// Resend runs after the Sync that answered a SyncRequest went out: the
+	// daemon re-sends every result without a ResultAck and returns the
+	// receipts of every job it holds, which the transport publishes again
+	// marked resent. It runs on the transport's sync goroutine.
+	Resend(ctx context.Context) ([]api.Receipt, error)
+}
+
+// ControlAnswer is what the transport does after a control message.
+type ControlAnswer struct {
+	// Receipt, when set, is published on the receipts topic: the control
+	// message was refused or changed nothing.
+	Receipt *api.Receipt
+	// SyncRequest is the request id of a verified SyncRequest: the
+	// transport publishes a Sync naming it, then calls Resend, unless it
+	// answered the same id within the last syncRequestMemory.
+	SyncRequest string
 }
 
 // TerminalConfig configures OpenTerminal.
@@ -42,15 +60,30 @@ type TerminalConfig struct {
 	TerminalID string
 	Handler    TerminalHandler
 	// Status returns the terminal's current health. The transport sets
-	// Terminal, V and State itself; it calls Status once at open for the
-	// last will (state offline) and after every connect (state online).
+	// Terminal, V, Edition and State itself; it calls Status once at open
+	// for the last will (state offline) and after every connect (state
+	// online).
 	Status func() api.Status
 	// SyncInterval is how often the Sync goes out again while connected,
-	// besides after every connect: a Sync the central side missed (it was
-	// reconnecting itself when the broker restarted) must not leave lost
-	// jobs lost until the terminal's next reconnect. Zero means
-	// DefaultSyncInterval.
+	// counted from the last Sync, besides after every connect: a Sync the
+	// central side missed (it was reconnecting itself when the broker
+	// restarted) must not leave lost jobs lost until the terminal's next
+	// reconnect. Zero means DefaultSyncInterval.
 	SyncInterval time.Duration
+	// BacklogQuiet is how long no message may arrive, with none waiting,
+	// before the backlog a broker redelivers after a connect counts as
+	// taken in and the connect Sync goes out, so that it lists the jobs
+	// the broker kept and the central side re-sends only what the broker
+	// lost. Zero means DefaultBacklogQuiet.
+	BacklogQuiet time.Duration
+	// BacklogMax bounds that wait: a backlog still arriving after it gets
+	// the Sync anyway. Zero means DefaultBacklogMax.
+	BacklogMax time.Duration
+	// InboxBytes bounds the payload bytes received and not yet handled;
+	// past it the transport stops reading, so the broker keeps the rest.
+	// Zero means 64 MiB. It should hold at least two of the largest job
+	// envelopes.
+	InboxBytes int
 	// OnStall, when set, is told when the broker stops answering within
 	// Connection.AnswerTimeout (stalled true, since when it was asked) and
 	// when it answers again (false, and since when it had not). It runs on
@@ -59,8 +92,17 @@ type TerminalConfig struct {
 	OnStall func(stalled bool, since time.Time)
 }
 
-// DefaultSyncInterval is how often a connected terminal repeats its Sync.
-const DefaultSyncInterval = 2 * time.Minute
+// Defaults of TerminalConfig.
+const (
+	DefaultSyncInterval = 2 * time.Minute
+	DefaultBacklogQuiet = time.Second
+	DefaultBacklogMax   = 2 * time.Minute
+)
+
+// syncRequestMemory is how long a SyncRequest id is remembered: the same
+// request again within it gets a Sync but no second round of re-sends, so
+// a replayed request cannot make the terminal flood the broker.
+const syncRequestMemory = time.Hour
 
 // Terminal is the terminal's MQTT client: it receives jobs and control
 // messages for one terminal and publishes receipts, results, status and
@@ -73,6 +115,10 @@ type Terminal struct {
 	loopCtx  context.Context
 	stopLoop context.CancelFunc
 	loop     sync.WaitGroup
+	// connects tells the Sync loop of a new connection and whether the
+	// broker kept the session; requests of a verified SyncRequest.
+	connects chan bool
+	requests chan string
 }
 
 // OpenTerminal starts the client and returns without waiting for the broker:
@@ -98,7 +144,13 @@ func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
-	t := &Terminal{cfg: cfg, topics: make(map[api.Kind]string)}
+	if cfg.BacklogQuiet <= 0 {
+		cfg.BacklogQuiet = DefaultBacklogQuiet
+	}
+	if cfg.BacklogMax <= 0 {
+		cfg.BacklogMax = DefaultBacklogMax
+	}
+	t := &Terminal{cfg: cfg, topics: make(map[api.Kind]string), connects: make(chan bool, 1), requests: make(chan string, 16)}
 	t.loopCtx, t.stopLoop = context.WithCancel(context.Background())
 	for _, k := range []api.Kind{api.KindJobs, api.KindControl, api.KindReceipts, api.KindResults, api.KindStatus, api.KindSync} {
 		t.topics[k] = api.Topic(cfg.Root, cfg.TerminalID, k)
@@ -112,11 +164,12 @@ func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
 		cfg.Connection.Logger = cfg.Logger.With("terminal", cfg.TerminalID)
 	}
 	t.s, err = newSession(cfg.Connection, sessionConfig{
-		filters: []string{t.topics[api.KindJobs], t.topics[api.KindControl]},
-		will:    &will{topic: t.topics[api.KindStatus], payload: offline},
-		handle:  t.handle,
-		onUp:    t.connected,
-		onStall: cfg.OnStall,
+		filters:    []string{t.topics[api.KindJobs], t.topics[api.KindControl]},
+		will:       &will{topic: t.topics[api.KindStatus], payload: offline},
+		handle:     t.handle,
+		onUp:       t.connected,
+		onStall:    cfg.OnStall,
+		inboxBytes: cfg.InboxBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open terminal: %w", err)
@@ -127,18 +180,70 @@ func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
 	return t, nil
 }
 
-// syncLoop repeats the Sync while connected, until Close.
+// syncLoop publishes every Sync: after each connect once the redelivered
+// backlog is in, in answer to a SyncRequest, and after SyncInterval without
+// one while connected. It runs until Close.
 func (t *Terminal) syncLoop() {
 	defer t.loop.Done()
-	tick := time.NewTicker(t.cfg.SyncInterval)
-	defer tick.Stop()
+	interval := time.NewTimer(t.cfg.SyncInterval)
+	defer interval.Stop()
+	restart := func() {
+		interval.Stop()
+		select {
+		case <-interval.C:
+		default:
+		}
+		interval.Reset(t.cfg.SyncInterval)
+	}
+	// While a connect Sync waits for the backlog, settle polls the inbox.
+	var settle <-chan time.Time
+	var connectedAt time.Time
+	var present bool
+	answered := map[string]time.Time{} // request id → when answered
 	for {
 		select {
 		case <-t.loopCtx.Done():
 			return
-		case <-tick.C:
-			if !t.Connected() {
+		case present = <-t.connects:
+			// The interval counts from the connect Sync; one due from
+			// the last connection would only repeat it.
+			interval.Stop()
+			connectedAt = time.Now()
+			if !present {
+				// The broker kept nothing: there is no backlog.
+				t.sync(api.SyncOnConnect, "", &present)
+				restart()
+				settle = nil
 				continue
+			}
+			settle = time.After(min(t.cfg.BacklogQuiet, 100*time.Millisecond))
+		case <-settle:
+			if !t.s.in.quiet(t.cfg.BacklogQuiet) && time.Since(connectedAt) < t.cfg.BacklogMax {
+				settle = time.After(min(t.cfg.BacklogQuiet, 100*time.Millisecond))
+				continue
+			}
+			settle = nil
+			t.sync(api.SyncOnConnect, "", &present)
+			restart()
+		case id := <-t.requests:
+			t.sync(api.SyncOnRequest, id, nil)
+			restart()
+			now := time.Now()
+			for k, at := range answered {
+				if now.Sub(at) > syncRequestMemory {
+					delete(answered, k)
+				}
+			}
+			if _, seen := answered[id]; seen {
+				t.s.log.Info("sync request answered before; nothing re-sent", "request_id", id)
+				continue
+			}
+			answered[id] = now
+			t.resend()
+		case <-interval.C:
+			interval.Reset(t.cfg.SyncInterval)
+			if settle != nil || !t.Connected() {
+				continue // the connect Sync is still to come
 			}
 			if _, stalled := t.s.stalled(); stalled {
 				// It would only wait for its own timeout; the Sync
@@ -146,21 +251,57 @@ func (t *Terminal) syncLoop() {
 				// answers again, tells it all.
 				continue
 			}
-			// publish waits at most AnswerTimeout; the context is for
-			// SyncState, which reads the daemon's store.
-			ctx, cancel := context.WithTimeout(t.loopCtx, t.s.answer)
-			if err := t.publishSync(ctx); err != nil {
-				t.s.log.Warn("publish sync", "err", err)
-			}
-			cancel()
+			t.sync(api.SyncOnInterval, "", nil)
 		}
 	}
+}
+
+// sync publishes one Sync and logs a failure: the next one tells the same.
+func (t *Terminal) sync(trigger api.SyncTrigger, requestID string, present *bool) {
+	if !t.Connected() {
+		return
+	}
+	// publish waits at most AnswerTimeout; the context is for SyncState,
+	// which reads the daemon's store.
+	ctx, cancel := context.WithTimeout(t.loopCtx, t.s.answer)
+	defer cancel()
+	if err := t.publishSync(ctx, trigger, requestID, present); err != nil {
+		t.s.log.Warn("publish sync", "trigger", trigger, "err", err)
+	}
+}
+
+// resend answers a SyncRequest after its Sync: the daemon re-sends its
+// results, and the receipts of every job it holds go out again.
+func (t *Terminal) resend() {
+	receipts, err := t.cfg.Handler.Resend(t.loopCtx)
+	if err != nil {
+		t.s.log.Warn("re-send after sync request", "err", err)
+		return
+	}
+	sent := 0
+	for _, r := range receipts {
+		r.V, r.Terminal, r.Resent = api.Version, t.cfg.TerminalID, true
+		b, err := api.Encode(&r)
+		if err != nil {
+			t.s.log.Error("receipt not re-sent", "job_id", r.JobID, "err", err)
+			continue
+		}
+		// One at a time, each waiting for its PUBACK: thousands of
+		// receipts must not overflow the sender's queue.
+		if err := t.s.publish(t.loopCtx, t.topics[api.KindReceipts], b, false); err != nil {
+			t.s.log.Warn("re-send receipts stopped", "sent", sent, "of", len(receipts), "err", err)
+			return
+		}
+		sent++
+	}
+	t.s.log.Info("receipts re-sent after sync request", "count", sent)
 }
 
 // status fills in the fields the transport owns.
 func (t *Terminal) status(state api.State) api.Status {
 	st := t.cfg.Status()
 	st.V = api.Version
+	st.Edition = api.Edition
 	st.Terminal = t.cfg.TerminalID
 	st.State = state
 	if st.Since.IsZero() {
@@ -182,8 +323,24 @@ func (t *Terminal) handle(ctx context.Context, m paho.Message) error {
 		t.publishReceipt(r)
 		return nil
 	case t.topics[api.KindControl]:
-		if err := t.cfg.Handler.HandleControl(ctx, m.Payload()); err != nil {
+		a, err := t.cfg.Handler.HandleControl(ctx, m.Payload())
+		if err != nil {
 			return fmt.Errorf("handle control message: %w", err)
+		}
+		if a.Receipt != nil {
+			r := *a.Receipt
+			r.V = api.Version
+			r.Terminal = t.cfg.TerminalID
+			t.publishReceipt(r)
+		}
+		if a.SyncRequest != "" {
+			select {
+			case t.requests <- a.SyncRequest:
+			default:
+				// Sixteen requests wait already; the Syncs that answer
+				// them tell this one's asker the same.
+				t.s.log.Warn("sync request dropped: too many waiting", "request_id", a.SyncRequest)
+			}
 		}
 		return nil
 	}
@@ -207,28 +364,33 @@ func (t *Terminal) publishReceipt(r api.Receipt) {
 	t.s.publishLater("receipt "+r.JobID, t.topics[api.KindReceipts], b)
 }
 
-// connected runs after every connect: online status, sync, then the daemon.
-// It runs on the connect goroutine under the session's context; each
+// connected runs after every connect: online status, the daemon, then the
+// Sync loop is told, which publishes the connect Sync once the backlog is
+// in. It runs on the connect goroutine under the session's context; each
 // publish waits at most AnswerTimeout (session.publish), so a broker that
 // stalls right after its CONNACK delays the next connect by that much, not
 // for ever.
-func (t *Terminal) connected(ctx context.Context) {
+func (t *Terminal) connected(ctx context.Context, sessionPresent bool) {
 	if err := t.PublishStatus(ctx, t.cfg.Status()); err != nil {
 		t.s.log.Warn("publish online status", "err", err)
 	}
-	if err := t.publishSync(ctx); err != nil {
-		t.s.log.Warn("publish sync", "err", err)
-	}
 	t.cfg.Handler.Connected(ctx)
+	// The newest connection's flag is the one that counts.
+	select {
+	case <-t.connects:
+	default:
+	}
+	t.connects <- sessionPresent
 }
 
-func (t *Terminal) publishSync(ctx context.Context) error {
+func (t *Terminal) publishSync(ctx context.Context, trigger api.SyncTrigger, requestID string, present *bool) error {
 	sy, err := t.cfg.Handler.SyncState(ctx)
 	if err != nil {
 		return fmt.Errorf("sync state: %w", err)
 	}
 	sy.V = api.Version
 	sy.Terminal = t.cfg.TerminalID
+	sy.Trigger, sy.RequestID, sy.SessionPresent = trigger, requestID, present
 	if sy.At.IsZero() {
 		sy.At = time.Now().UTC()
 	}
@@ -256,6 +418,7 @@ func (t *Terminal) PublishResult(ctx context.Context, jobID string, payload []by
 // PublishResult).
 func (t *Terminal) PublishStatus(ctx context.Context, st api.Status) error {
 	st.V = api.Version
+	st.Edition = api.Edition
 	st.Terminal = t.cfg.TerminalID
 	st.State = api.StateOnline
 	if st.Since.IsZero() {

@@ -47,6 +47,27 @@ func pick(pages []page, want int) (int, page, error) {
 	return want, pages[want-1], nil
 }
 
+// place returns the 1-based page number and the block's rectangle for a,
+// or ErrPage or ErrPlacement.
+func place(pages []page, a Appearance) (int, page, [4]float64, error) {
+	n, pg, err := pick(pages, a.Page)
+	if err != nil {
+		return 0, page{}, [4]float64{}, err
+	}
+	r := blockRect(pg, a)
+	b := pg.box
+	// A little slack for rounding in the central system's arithmetic.
+	const slack = 0.5
+	if r[2]-r[0] < 1 || r[3]-r[1] < 1 {
+		return 0, page{}, [4]float64{}, fmt.Errorf("%w: rect [%g %g %g %g] has no area", ErrPlacement, r[0], r[1], r[2], r[3])
+	}
+	if r[0] < b[0]-slack || r[1] < b[1]-slack || r[2] > b[2]+slack || r[3] > b[3]+slack {
+		return 0, page{}, [4]float64{}, fmt.Errorf("%w: rect [%g %g %g %g] lies outside page %d, whose visible box is [%g %g %g %g]",
+			ErrPlacement, r[0], r[1], r[2], r[3], n, b[0], b[1], b[2], b[3])
+	}
+	return n, pg, r, nil
+}
+
 func blockRect(pg page, a Appearance) [4]float64 {
 	if a.Rect != ([4]float64{}) {
 		r := a.Rect

@@ -15,6 +15,11 @@ var (
 	// ErrPage means the requested page does not exist in the document.
 	ErrPage = errors.New("pades: no such page")
 
+	// ErrPlacement means the visible block asked for does not lie within
+	// the page's visible area (CropBox, else MediaBox), or has no area:
+	// signed there, it would be invisible or cut off.
+	ErrPlacement = errors.New("pades: visible block outside the page")
+
 	// ErrLocked means the document is certified with DocMDP permission 1:
 	// no change, not even another signature, keeps the certification.
 	ErrLocked = errors.New("pades: document is certified against any change")

@@ -93,7 +93,8 @@ type Block struct {
 // ErrLocked, ErrTooComplex when reading it would pass lim,
 // ErrActiveContent when it holds JavaScript, actions that run on their
 // own, XFA, rich media or (unless lim allows them) embedded files, or
-// ErrPage when a requests a page the document does not have. With a set,
+// ErrPage when a requests a page the document does not have, or
+// ErrPlacement when a's block does not lie within its page. With a set,
 // it also says where the visible block will stand, so the kiosk can
 // overlay it on a preview; the terminal keeps that beside the job instead
 // of parsing again.
@@ -105,11 +106,11 @@ func Inspect(pdf []byte, a *Appearance, lim Limits) (*Inspection, error) {
 	}
 	in := &Inspection{Pages: len(pages), Decompressed: bud.inflated}
 	if a != nil {
-		n, pg, err := pick(pages, a.Page)
+		n, _, rect, err := place(pages, *a)
 		if err != nil {
 			return nil, err
 		}
-		in.Block = &Block{Page: n, Rect: blockRect(pg, *a)}
+		in.Block = &Block{Page: n, Rect: rect}
 	}
 	return in, nil
 }
@@ -216,10 +217,9 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 	rect := [4]float64{}
 	var ap []byte
 	if a := opts.Visible; a != nil {
-		if _, pg, err = pick(pages, a.Page); err != nil {
+		if _, pg, rect, err = place(pages, *a); err != nil {
 			return nil, err
 		}
-		rect = blockRect(pg, *a)
 		if ap, err = appearanceStream(rect[2]-rect[0], rect[3]-rect[1], *a, cert, FormatTime(when, loc)); err != nil {
 			return nil, err
 		}
