@@ -71,7 +71,7 @@ func (v *Verifier) maxContent() int64 {
 // payload) plus room for the other fields. The transport can use it as its
 // message size limit.
 func (v *Verifier) MaxJobEnvelope() int {
-	return envelopeLimit(int(v.maxContent()*4/3) + 256<<10)
+	return MaxJobEnvelopeFor(v.maxContent())
 }
 
 func envelopeLimit(payload int) int { return payload*4/3 + 4<<10 }
@@ -95,6 +95,9 @@ func (v *Verifier) VerifyJob(raw []byte) (job *Job, kid string, err error) {
 	}
 	if n := j.ContentBytes(); n > v.maxContent() {
 		return nil, "", refuse(ReasonTooLarge, "documents carry %d bytes, limit %d", n, v.maxContent())
+	}
+	if n := j.MaxResult(); n > MaxResultBytes {
+		return nil, "", refuse(ReasonTooLarge, "its signed result could be %d bytes, over the %d a Result may carry: send the PDFs in fewer or smaller jobs", n, MaxResultBytes)
 	}
 	if j.HashOnly() && !v.AllowHashOnly {
 		return nil, "", refuse(ReasonHashOnlyRefused, "a document comes without its bytes, and this terminal shows what it signs")

@@ -50,6 +50,11 @@ type BrokerConfig struct {
 	Username             string   `toml:"username"`
 	PasswordFile         string   `toml:"password_file"`
 	MaxReconnectInterval Duration `toml:"max_reconnect_interval"`
+	// A result without its ResultAck goes out again after
+	// ResultResendInitial, then after twice that, up to ResultResendMax,
+	// while connected; every reconnect and SyncRequest sends it at once.
+	ResultResendInitial Duration `toml:"result_resend_initial"`
+	ResultResendMax     Duration `toml:"result_resend_max"`
 }
 
 // DispatchConfig says which dispatchers the terminal trusts and what jobs it
@@ -126,6 +131,8 @@ func DefaultConfig() Config {
 		Broker: BrokerConfig{
 			TopicRoot:            api.DefaultRoot,
 			MaxReconnectInterval: Duration(time.Minute),
+			ResultResendInitial:  Duration(30 * time.Second),
+			ResultResendMax:      Duration(10 * time.Minute),
 		},
 		Dispatcher: DispatchConfig{
 			ClockSkew:   Duration(2 * time.Minute),
@@ -236,6 +243,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Broker.MaxReconnectInterval < Duration(time.Second) {
 		bad("broker.max_reconnect_interval", time.Duration(c.Broker.MaxReconnectInterval), "want at least 1s")
+	}
+	if c.Broker.ResultResendInitial < Duration(time.Second) {
+		bad("broker.result_resend_initial", time.Duration(c.Broker.ResultResendInitial), "want at least 1s")
+	}
+	if c.Broker.ResultResendMax < c.Broker.ResultResendInitial {
+		bad("broker.result_resend_max", time.Duration(c.Broker.ResultResendMax), "want at least result_resend_initial (%v)", time.Duration(c.Broker.ResultResendInitial))
 	}
 	if len(c.Dispatcher.KeyFiles) == 0 {
 		bad("dispatcher.key_files", "", "want at least one trusted dispatcher public key (PEM)")

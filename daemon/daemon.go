@@ -129,6 +129,8 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 	// The outbox exists before the store opens: the store's sweeper may
 	// expire a job, and tell the outbox, as soon as it runs.
 	d.outbox = newOutbox(nil, d.publisher, d.log)
+	d.outbox.initial = time.Duration(cfg.Broker.ResultResendInitial)
+	d.outbox.most = time.Duration(cfg.Broker.ResultResendMax)
 	comp := &completer{
 		results: results{terminal: cfg.TerminalID, now: d.now},
 		metrics: d.metrics, log: d.log, statusChanged: d.statusChanged,

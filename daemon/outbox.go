@@ -10,12 +10,18 @@ import (
 	"github.com/tekenid/teken/transport"
 )
 
-// resendAfter is how long a published result may wait for its ResultAck
-// before it is published again even without a reconnect: an acknowledgement
-// lost on a live connection must not strand a result.
-const resendAfter = 5 * time.Minute
+// Default resend schedule of a result without its ResultAck, while
+// connected: an acknowledgement lost on a live connection, or a central
+// side that missed the result (its own session lost), must not strand the
+// result until the next reconnect. broker.result_resend_initial and
+// broker.result_resend_max set them.
+const (
+	defaultResendInitial = 30 * time.Second
+	defaultResendMax     = 10 * time.Minute
+)
 
-// outbox publishes the store's undelivered results in sequence order. The
+// outbox publishes the store's undelivered results in sequence order, and
+// each again on its own capped backoff until its ResultAck arrives. The
 // store is the source of truth: a result is done only when its ResultAck
 // arrives (see intake.resultAcked), never on PUBACK.
 type outbox struct {
@@ -25,6 +31,9 @@ type outbox struct {
 	kick  chan struct{}
 	reset chan struct{}
 	awake chan struct{} // the broker answers again after a stall
+	// initial and most bound the resend backoff (zero: the defaults).
+	initial, most time.Duration
+	now           func() time.Time
 }
 
 // resultPublisher is the part of the MQTT transport the outbox uses.
@@ -41,67 +50,96 @@ type outboxStore interface {
 var _ outboxStore = (*queue.Store)(nil)
 
 func newOutbox(store outboxStore, term func() resultPublisher, log *slog.Logger) *outbox {
-	return &outbox{store: store, term: term, log: log, kick: make(chan struct{}, 1), reset: make(chan struct{}, 1), awake: make(chan struct{}, 1)}
+	return &outbox{store: store, term: term, log: log, kick: make(chan struct{}, 1), reset: make(chan struct{}, 1), awake: make(chan struct{}, 1), now: time.Now}
 }
 
 // answered says the broker answers again after a stall: a drain paused by
 // the stall goes on now instead of at the end of its backoff. It never
 // blocks.
-func (o *outbox) answered() {
-	select {
-	case o.awake <- struct{}{}:
-	default:
-	}
-}
+func (o *outbox) answered() { signal(o.awake) }
 
 // notify says a new result is in the store.
-func (o *outbox) notify() {
+func (o *outbox) notify() { signal(o.kick) }
+
+// resendAll says every undelivered result must go out again now, as after
+// a reconnect, when the broker may have lost what it had not yet
+// delivered, or on a SyncRequest.
+func (o *outbox) resendAll() { signal(o.reset) }
+
+func signal(ch chan struct{}) {
 	select {
-	case o.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
 
-// resendAll says every undelivered result must go out again, as after a
-// reconnect, when the broker may have lost what it had not yet delivered.
-func (o *outbox) resendAll() {
-	select {
-	case o.reset <- struct{}{}:
-	default:
-	}
+// resendState is one result's place in the resend schedule.
+type resendState struct {
+	next     time.Time     // when it goes out again
+	interval time.Duration // the wait after that
 }
 
-// run publishes until ctx ends. sent is the highest sequence published since
-// the last reset; only newer results go out until the next reset.
+// schedule is the resend state of every result published since the last
+// reset, by sequence; sent is the highest sequence published, so a drain
+// reads only newer results from the store until something is due.
+type schedule struct {
+	sent  uint64
+	state map[uint64]resendState
+}
+
+func (s *schedule) clear() { s.sent, s.state = 0, map[uint64]resendState{} }
+
+// due returns the earliest resend time, or the zero time when none waits.
+func (s *schedule) due() time.Time {
+	var first time.Time
+	for _, st := range s.state {
+		if first.IsZero() || st.next.Before(first) {
+			first = st.next
+		}
+	}
+	return first
+}
+
+// run publishes until ctx ends.
 func (o *outbox) run(ctx context.Context) error {
-	var sent uint64
-	lastReset := time.Now()
-	tick := time.NewTicker(30 * time.Second)
-	defer tick.Stop()
+	initial, most := o.initial, o.most
+	if initial <= 0 {
+		initial = defaultResendInitial
+	}
+	if most < initial {
+		most = max(initial, defaultResendMax)
+	}
+	var sch schedule
+	sch.clear()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	backoff := time.Second
 	var pausedBy string // the error publishing stopped on, logged once
 	var pauses int
 	for {
+		// Wake for the earliest resend, at the latest in a minute.
+		wait := time.Minute
+		if first := sch.due(); !first.IsZero() {
+			wait = max(min(first.Sub(o.now()), wait), 0)
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-o.reset:
-			sent, lastReset = 0, time.Now()
+			sch.clear()
 		case <-o.kick:
-		case <-tick.C:
-			if time.Since(lastReset) > resendAfter {
-				sent, lastReset = 0, time.Now()
-			}
+		case <-timer.C:
 		}
-		next, err := o.drain(ctx, sent)
-		sent = next
+		timer.Stop()
+		err := o.drain(ctx, &sch, initial, most)
 		if err != nil && ctx.Err() == nil {
 			// A stalled broker (no PUBACK within its deadline) pauses
 			// the drain like any other failure: the result that timed
-			// out is still after sent and goes out again when the pause
-			// ends, or as soon as the broker answers again. It may then
-			// reach the central side twice (paho resends its copy
-			// too); the central side takes a result once.
+			// out is published again when the pause ends, or as soon
+			// as the broker answers again. It may then reach the
+			// central side twice (paho resends its copy too); the
+			// central side takes a result once.
 			stalled := errors.Is(err, transport.ErrStalled) || errors.Is(err, context.DeadlineExceeded)
 			// Logged on change, not per pause: a broker down for an
 			// hour is one line, and one more when results flow again.
@@ -131,25 +169,41 @@ func (o *outbox) run(ctx context.Context) error {
 	}
 }
 
-func (o *outbox) drain(ctx context.Context, after uint64) (uint64, error) {
+// drain publishes the results newer than sch.sent and, when one is due,
+// every result whose resend time has come, reading the whole outbox then:
+// results acknowledged meanwhile drop out of the schedule.
+func (o *outbox) drain(ctx context.Context, sch *schedule, initial, most time.Duration) error {
 	term := o.term()
 	if term == nil || !term.Connected() {
-		return after, nil
+		return nil
 	}
+	first := sch.due()
+	resendDue := !first.IsZero() && !o.now().Before(first)
+	after := sch.sent
+	if resendDue {
+		after = 0
+	}
+	seen := map[uint64]bool{}
 	for {
 		batch, err := o.store.Undelivered(ctx, after, 100)
 		if err != nil {
-			return after, err
+			return err
 		}
 		if len(batch) == 0 {
-			return after, nil
+			break
 		}
 		for _, r := range batch {
+			after = r.Seq
+			seen[r.Seq] = true
+			st, known := sch.state[r.Seq]
+			if known && o.now().Before(st.next) {
+				continue
+			}
 			if len(r.Payload) == 0 {
 				// Cannot happen for results this daemon wrote; skip
 				// rather than block every later result behind it.
 				o.log.Error("empty result in outbox", "seq", r.Seq, "job", r.JobID)
-				after = r.Seq
+				sch.state[r.Seq] = resendState{next: o.now().Add(most), interval: most}
 				continue
 			}
 			// The bytes stored when the job ended, as they are: a
@@ -163,9 +217,23 @@ func (o *outbox) drain(ctx context.Context, after uint64) (uint64, error) {
 			err := term.PublishResult(pctx, r.JobID, r.Payload)
 			cancel()
 			if err != nil {
-				return after, err
+				return err
 			}
-			after = r.Seq
+			next := initial
+			if known {
+				next = min(st.interval*2, most)
+				o.log.Info("result published again: no acknowledgement yet", "job", r.JobID, "next_in", next)
+			}
+			sch.state[r.Seq] = resendState{next: o.now().Add(next), interval: next}
+			sch.sent = max(sch.sent, r.Seq)
 		}
 	}
+	if resendDue {
+		for seq := range sch.state {
+			if !seen[seq] {
+				delete(sch.state, seq) // acknowledged
+			}
+		}
+	}
+	return nil
 }

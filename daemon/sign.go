@@ -105,6 +105,12 @@ func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certifi
 		if err != nil {
 			return signedDoc{}, fmt.Errorf("sign PDF %s: %w", doc.ID, err)
 		}
+		if grown := len(signed.PDF) - len(content); grown > api.MaxPAdESGrowth {
+			// The job was admitted on the promise that its Result fits
+			// (api.MaxResultFor); a chain of certificates this long
+			// would break it.
+			return signedDoc{}, fmt.Errorf("sign PDF %s: the signature grew it by %d bytes, more than the %d a Result allows for", doc.ID, grown, api.MaxPAdESGrowth)
+		}
 		out.Signature, out.Level = signed.PDF, api.LevelBB
 		if d.tsa != nil {
 			out.pending = signed

@@ -140,6 +140,7 @@ func pahoPublish(ctx context.Context, t *testing.T, c paho.Client, topic string,
 // id) subscribed at QoS 1 gets every message published while it was away,
 // without subscribing again, also across a clean broker restart.
 func TestBrokersQueueForAbsentPersistentSession(t *testing.T) {
+	t.Parallel()
 	const n = 200
 	testenv.ForEachBroker(t, func(t *testing.T, b testenv.Broker) {
 		ctx := brokerCtx(t)
@@ -191,8 +192,9 @@ func TestBrokersQueueForAbsentPersistentSession(t *testing.T) {
 // (PUBACK) comes again when the persistent session reconnects (MQTT 3.1.1
 // §4.4), so a terminal that died before storing a job still gets it.
 func TestBrokersRedeliverUnacknowledged(t *testing.T) {
-	const n = 200
-	testenv.ForEachBroker(t, func(t *testing.T, b testenv.Broker) {
+	t.Parallel()
+	const n, window = 200, 5
+	testenv.ForEachBrokerWith(t, testenv.BrokerOptions{InFlight: window}, func(t *testing.T, b testenv.Broker) {
 		ctx := brokerCtx(t)
 		const topic = "teken/test/unacked"
 		held := newBrokerInbox()
@@ -203,10 +205,8 @@ func TestBrokersRedeliverUnacknowledged(t *testing.T) {
 		for i := range n {
 			pahoPublish(ctx, t, pub, topic, []byte(strconv.Itoa(i)), false)
 		}
-		// Every broker sends at least its in-flight window before it
-		// waits for acknowledgements: 10 is RabbitMQ's default prefetch,
-		// the smallest of the three.
-		const window = 10
+		// Every broker sends its in-flight window before it waits for
+		// acknowledgements.
 		if err := held.await(ctx, "unacknowledged", func(msgs []paho.Message) bool { return len(msgs) >= window }); err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +245,7 @@ func TestBrokersRedeliverUnacknowledged(t *testing.T) {
 		// Informative only, no assertion on time: nats-server sends
 		// again only after its ack_wait (docs/BROKERS.md).
 		t.Logf("%d taken without PUBACK before the disconnect; after the reconnect %d messages, %d with DUP set, all %d in %v",
-			len(unacked), len(msgs), dup, n, took.Round(100*time.Millisecond))
+			len(unacked), len(msgs), dup, n, took.Round(time.Millisecond))
 	})
 }
 
@@ -261,6 +261,7 @@ var retainedReachesWildcard = map[string]bool{"mosquitto": true, "nats": true, "
 // a broker restart; a wildcard one (tekenctl fleet watches
 // teken/v1/terminal/+/status) as retainedReachesWildcard says.
 func TestBrokersRetained(t *testing.T) {
+	t.Parallel()
 	testenv.ForEachBroker(t, func(t *testing.T, b testenv.Broker) {
 		ctx := brokerCtx(t)
 		const topic = "teken/test/t1/status"
@@ -352,6 +353,7 @@ var sizeRefusal = map[string]string{"rabbitmq": "larger than configured max size
 // limit, which every broker delivers, and one a byte over it, and checks
 // that the broker does with that what overLimit says.
 func TestBrokersMessageSizeLimit(t *testing.T) {
+	t.Parallel()
 	const limit = 256 << 10
 	testenv.ForEachBrokerWith(t, testenv.BrokerOptions{MaxMessageSize: limit}, func(t *testing.T, b testenv.Broker) {
 		ctx := brokerCtx(t)
@@ -427,12 +429,13 @@ func done(tok paho.Token) bool {
 	}
 }
 
-// TestRabbitMQSubscriptionTTLFixedAtFirstSubscribe shows why
+// TestBrokersRabbitMQSubscriptionTTLFixedAtFirstSubscribe shows why
 // mqtt.subscription_ttl must be settled before the first terminal connects:
 // RabbitMQ declares a persistent session's queue with it as x-expires, and
 // once the setting differs, declaring the queue again, as every subscribe
 // does, is refused (PRECONDITION_FAILED, inequivalent arg 'x-expires').
-func TestRabbitMQSubscriptionTTLFixedAtFirstSubscribe(t *testing.T) {
+func TestBrokersRabbitMQSubscriptionTTLFixedAtFirstSubscribe(t *testing.T) {
+	t.Parallel()
 	r := testenv.StartRabbitMQWith(t, testenv.RabbitMQOptions{SubscriptionTTL: time.Hour})
 	b := testenv.Broker{Name: "rabbitmq", URL: r.URL, Restart: r.Restart, Log: r.Log}
 	ctx := brokerCtx(t)
@@ -445,14 +448,57 @@ func TestRabbitMQSubscriptionTTLFixedAtFirstSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := paho.NewClient(pahoOpts(b, "teken-ttl-sub", false, nil))
-	ctok := c.Connect()
-	err := awaitToken(ctx, ctok)
-	t.Logf("connect: %v, session present %v", err, ctok.(*paho.ConnectToken).SessionPresent())
-	if err == nil {
-		defer c.Disconnect(0)
-		stok := c.Subscribe(topic, 1, nil)
-		err = awaitToken(ctx, stok)
-		t.Logf("subscribe: %v, granted %v, connected %v", err, stok.(*paho.SubscribeToken).Result(), c.IsConnectionOpen())
+	if err := awaitToken(ctx, c.Connect()); err == nil {
+		c.Disconnect(0)
+		t.Fatal("the persistent session connected again after mqtt.subscription_ttl changed")
+	} else {
+		t.Logf("connect after the change: %v", err)
 	}
-	t.Logf("log:\n%s", r.Log())
+	const refusal = "PRECONDITION_FAILED - inequivalent arg 'x-expires'"
+	err := testenv.WaitFor(ctx, time.Minute, func() error {
+		if strings.Contains(r.Log(), refusal) {
+			return nil
+		}
+		return errors.New("no " + refusal + " in the broker's log")
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r.Log())
+	}
+
+	// With the TTL the queue was declared with, the session is back.
+	if err := r.RestartWith(sandbox.RabbitMQOptions{SubscriptionTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, present := pahoConnect(ctx, t, b, pahoOpts(b, "teken-ttl-sub", false, nil)); !present {
+		t.Error("CONNACK without session present")
+	}
+}
+
+// TestBrokersNATSRedeliversAfterAckWait shows what governs how soon nats-server
+// sends a persistent session again what it took without acknowledging: not
+// the reconnect, but the mqtt block's ack_wait (default 30 s), counted from
+// the first delivery.
+func TestBrokersNATSRedeliversAfterAckWait(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNATSWith(t, testenv.NATSOptions{MQTT: []string{`ack_wait: "2s"`, "max_ack_pending: 5"}})
+	b := testenv.Broker{Name: "nats", URL: n.URL, Restart: n.Restart, Log: n.Log}
+	ctx := brokerCtx(t)
+	const topic = "teken/test/ackwait"
+	held := newBrokerInbox()
+	sub, _ := pahoConnect(ctx, t, b, pahoOpts(b, "teken-ackwait-sub", false, held).SetAutoAckDisabled(true))
+	pahoSubscribe(ctx, t, sub, topic)
+	pub, _ := pahoConnect(ctx, t, b, pahoOpts(b, "teken-ackwait-pub", true, nil))
+	pahoPublish(ctx, t, pub, topic, []byte("job"), false)
+	if err := held.await(ctx, "first delivery", func(msgs []paho.Message) bool { return len(msgs) > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	first := time.Now()
+	sub.Disconnect(0)
+	in := newBrokerInbox()
+	pahoConnect(ctx, t, b, pahoOpts(b, "teken-ackwait-sub", false, in))
+	if err := in.await(ctx, "redelivery", func(msgs []paho.Message) bool { return len(msgs) > 0 }); err != nil {
+		t.Fatalf("%v\n%s", err, n.Log())
+	}
+	// Informative only, no assertion on time.
+	t.Logf("delivered again %v after the first delivery, DUP %v", time.Since(first).Round(time.Millisecond), in.snapshot()[0].Duplicate())
 }

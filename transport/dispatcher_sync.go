@@ -100,6 +100,18 @@ func (y *syncer) work(terminal string) {
 	}
 }
 
+// busy reports whether a Sync is being answered or waits.
+func (y *syncer) busy() bool {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	for _, r := range y.running {
+		if r {
+			return true
+		}
+	}
+	return false
+}
+
 // sent records a publish of a job, for the grace.
 func (y *syncer) sent(terminal, jobID string) {
 	now := time.Now()

@@ -270,7 +270,9 @@ type rig struct {
 	recv    chan *api.Receipt
 	status  chan *api.Status
 	stalls  chan bool // the terminal's OnStall transitions
+	syncs   chan *api.Sync
 	nResult atomic.Int32
+	resent  atomic.Int64 // jobs the dispatcher published again on Syncs
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -282,7 +284,13 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func newRig(t testing.TB, m *testenv.Mosquitto, conn Connection) *rig {
 	t.Helper()
-	r := &rig{m: m, results: make(chan *api.Result, 100000), recv: make(chan *api.Receipt, 100000), status: make(chan *api.Status, 1000), stalls: make(chan bool, 1000)}
+	return newRigWith(t, m, conn, nil)
+}
+
+// newRigWith is newRig with the dispatcher's configuration edited first.
+func newRigWith(t testing.TB, m *testenv.Mosquitto, conn Connection, edit func(*DispatcherConfig)) *rig {
+	t.Helper()
+	r := &rig{m: m, results: make(chan *api.Result, 100000), recv: make(chan *api.Receipt, 100000), status: make(chan *api.Status, 1000), stalls: make(chan bool, 1000), syncs: make(chan *api.Sync, 1000)}
 	r.signer, r.v = newPKI(t)
 	conn.Brokers = []string{m.URL}
 	conn.Logger = testLogger(t)
@@ -290,7 +298,7 @@ func newRig(t testing.TB, m *testenv.Mosquitto, conn Connection) *rig {
 	dc := conn
 	dc.ClientID = "central-" + newUUID(t)[:8]
 	var err error
-	r.d, err = OpenDispatcher(DispatcherConfig{
+	dcfg := DispatcherConfig{
 		Connection: dc, Signer: r.signer,
 		OnResult: func(_ context.Context, res *api.Result) error {
 			r.nResult.Add(1)
@@ -304,7 +312,18 @@ func newRig(t testing.TB, m *testenv.Mosquitto, conn Connection) *rig {
 			default:
 			}
 		},
-	})
+		OnSync: func(_ context.Context, s *api.Sync) {
+			select {
+			case r.syncs <- s:
+			default:
+			}
+		},
+		OnResend: func(_ string, n int) { r.resent.Add(int64(n)) },
+	}
+	if edit != nil {
+		edit(&dcfg)
+	}
+	r.d, err = OpenDispatcher(dcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,186 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/internal/testenv"
+)
+
+// After a reconnect with its session kept, the terminal's Sync waits for
+// the backlog the broker redelivers, so the central side re-sends nothing
+// the broker still had: with 200 jobs queued while the terminal was away,
+// the re-sends are the jobs the broker dropped, none.
+func TestReconnectSyncAfterBacklog(t *testing.T) {
+	t.Parallel()
+	// No grace: a Sync that missed a job would re-send it.
+	r := newRigWith(t, testenv.StartMosquitto(t), Connection{}, func(c *DispatcherConfig) { c.ResendGrace = time.Nanosecond })
+	ctx := ctxT(t)
+	closeCtx(t, r.t.Close) // the session and its queue stay with the broker
+	// The offline status comes after the terminal's last Sync: once it is
+	// in and answered, no Sync from before the absence is left.
+	waitStatusOffline(t, r)
+	waitFor(t, 10*time.Second, func() error {
+		if r.d.syncs.busy() {
+			return errors.New("a sync is being answered")
+		}
+		return nil
+	})
+	const n = 200
+	for range n {
+		if err := r.d.Publish(ctx, newJob(t, newUUID(t))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drainSyncs(r)
+	r.openTerminal(t, Connection{})
+	s := awaitSync(t, r, func(s *api.Sync) bool { return s.Trigger == api.SyncOnConnect })
+	if s.SessionPresent == nil || !*s.SessionPresent {
+		t.Errorf("connect sync %+v: want session_present true", s)
+	}
+	if len(s.JobsWaiting) != n {
+		t.Errorf("connect sync lists %d of %d jobs: it went out before the backlog was in", len(s.JobsWaiting), n)
+	}
+	waitFor(t, 60*time.Second, func() error {
+		if got, _ := r.term.storedCount(); got != n {
+			return fmt.Errorf("%d of %d jobs stored", got, n)
+		}
+		return nil
+	})
+	if got := r.resent.Load(); got != 0 {
+		t.Errorf("the central side re-sent %d jobs the broker still had", got)
+	}
+}
+
+// A SyncRequest gets a Sync naming it at once, every unacknowledged
+// result again and the receipts of the jobs held, marked resent; the same
+// request again gets a Sync but no second round.
+func TestSyncRequest(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, testenv.StartMosquitto(t), Connection{})
+	ctx := ctxT(t)
+	held := newUUID(t)
+	if err := r.d.Publish(ctx, newJob(t, held)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if got, _ := r.term.storedCount(); got != 1 {
+			return errors.New("job not stored")
+		}
+		return nil
+	})
+	drainReceipts(r)
+	drainSyncs(r)
+	id, err := r.d.RequestSync(ctx, testTerminal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := awaitSync(t, r, func(s *api.Sync) bool { return s.RequestID == id })
+	if s.Trigger != api.SyncOnRequest || len(s.JobsWaiting) != 1 {
+		t.Errorf("answer %+v", s)
+	}
+	for {
+		rc := nextReceipt(t, r)
+		if rc.Resent && rc.JobID == held && rc.For == api.ForJob {
+			break
+		}
+	}
+	r.term.mu.Lock()
+	resends := r.term.resends
+	r.term.mu.Unlock()
+	if resends != 1 {
+		t.Errorf("handler Resend ran %d times", resends)
+	}
+}
+
+// A Cancel for a job the terminal does not hold is answered with a receipt
+// for the cancel, which does not touch the central side's pending jobs.
+func TestControlReceiptIsNotAJobReceipt(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, testenv.StartMosquitto(t), Connection{})
+	ctx := ctxT(t)
+	id := newUUID(t)
+	if err := r.d.Cancel(ctx, testTerminal, id, "ditarik"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		rc := nextReceipt(t, r)
+		if rc.JobID != id {
+			continue
+		}
+		if rc.For != api.ForCancel || rc.Status != api.ReceiptRefused || rc.Reason != api.ReasonUnknownJob {
+			t.Fatalf("receipt %+v", rc)
+		}
+		break
+	}
+}
+
+// A job over the broker's size limit is refused before it is published.
+func TestPublishRefusesOversizedJob(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, testenv.StartMosquitto(t), Connection{})
+	r.d.cfg.MaxMessageBytes = 2048
+	j := newJob(t, newUUID(t))
+	j.Documents[0] = api.NewDocument("d1", "besar.pdf", "application/pdf", make([]byte, 4096))
+	err := r.d.Publish(ctxT(t), j)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || !errors.Is(err, ErrTooLarge) || tl.Limit != 2048 || tl.Size <= 2048 {
+		t.Fatalf("publish: %v", err)
+	}
+	if pending, _ := r.d.cfg.Jobs.Pending(ctxT(t), testTerminal); len(pending) != 0 {
+		t.Errorf("the refused job is pending: %d", len(pending))
+	}
+}
+
+func waitStatusOffline(t *testing.T, r *rig) {
+	t.Helper()
+	ctx := ctxT(t)
+	for {
+		select {
+		case s := <-r.status:
+			if s.State == api.StateOffline {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("no offline status")
+		}
+	}
+}
+
+func drainSyncs(r *rig) {
+	for {
+		select {
+		case <-r.syncs:
+		default:
+			return
+		}
+	}
+}
+
+func drainReceipts(r *rig) {
+	for {
+		select {
+		case <-r.recv:
+		default:
+			return
+		}
+	}
+}
+
+func awaitSync(t *testing.T, r *rig, match func(*api.Sync) bool) *api.Sync {
+	t.Helper()
+	ctx := ctxT(t)
+	for {
+		select {
+		case s := <-r.syncs:
+			if match(s) {
+				return s
+			}
+		case <-ctx.Done():
+			t.Fatal("no matching sync")
+		}
+	}
+}
