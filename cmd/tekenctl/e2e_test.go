@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -240,6 +241,31 @@ func TestWholeFlow(t *testing.T) {
 	}
 	if f := tekenctl(t, ctx, vars, "fleet"); f.code != exitOK || !regexp.MustCompile(terminalID+`\s+online`).MatchString(f.stdout) {
 		t.Errorf("fleet table: %+v", f)
+	}
+
+	// A job over the broker's size limit is refused before publishing.
+	if tl := tekenctl(t, ctx, vars, "dispatch", "--terminal", terminalID, "--signer", certPath, "--max-message-bytes", "1000", letter); tl.code != exitFailure || !strings.Contains(tl.stderr, "over the broker's message size limit of 1000 bytes") {
+		t.Errorf("dispatch over --max-message-bytes: %+v", tl)
+	}
+	// A central side that lost its session gets a result back with
+	// --resync: signed while no session of this client id existed.
+	go func() { signed <- kiosk.signAll(1, pivsim.DefaultPIN) }()
+	lost := tekenctl(t, ctx, vars, "dispatch", "--terminal", terminalID, "--signer", certPath, letter)
+	if err := <-signed; err != nil || lost.code != exitOK {
+		t.Fatalf("dispatch for the resync: %v %+v", err, lost)
+	}
+	lostID := strings.Fields(lost.stdout)[0]
+	if err := testenv.WaitFor(ctx, 30*time.Second, func() error {
+		rs := tekenctl(t, ctx, vars, "results", "--client-id", "restored-"+lostID[:8], "--resync", terminalID, "--timeout", "2s")
+		if rs.code != exitOK || !strings.Contains(rs.stderr, "sync requested from "+terminalID) {
+			t.Fatalf("results --resync: %+v", rs)
+		}
+		if !strings.Contains(rs.stdout, lostID) {
+			return fmt.Errorf("results --resync did not bring %s back: %+v", lostID, rs)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 
 	// fleet --watch redraws until stopped.

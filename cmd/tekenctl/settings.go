@@ -18,13 +18,14 @@ type settingsFlags struct {
 	ca, cert, key                string
 	dispatcherKey, root          string
 	signerCA, terminal, username string
+	maxMessageBytes              int
 }
 
 // envHelp is appended to the help of every command that reads settings.
 const envHelp = `
 Settings come from flags, then the environment (TEKEN_BROKER, TEKEN_CA,
 TEKEN_CERT, TEKEN_KEY, TEKEN_DISPATCHER_KEY, TEKEN_ROOT, TEKEN_SIGNER_CA,
-TEKEN_TERMINAL, TEKEN_USERNAME, TEKEN_PASSWORD), then the config file
+TEKEN_TERMINAL, TEKEN_USERNAME, TEKEN_PASSWORD, TEKEN_MAX_MESSAGE_BYTES), then the config file
 (TEKEN_CONFIG or ~/.config/teken/tekenctl.toml), in that order.
 `
 
@@ -39,6 +40,7 @@ func addSettingsFlags(fs *flag.FlagSet, dispatcher bool) *settingsFlags {
 	fs.StringVar(&s.username, "username", "", "broker user `NAME` (TEKEN_USERNAME; password from TEKEN_PASSWORD)")
 	if dispatcher {
 		fs.StringVar(&s.dispatcherKey, "dispatcher-key", "", "dispatcher private key `FILE` (TEKEN_DISPATCHER_KEY)")
+		fs.IntVar(&s.maxMessageBytes, "max-message-bytes", 0, "the broker's message size limit in `BYTES`: a larger job is refused before publishing (TEKEN_MAX_MESSAGE_BYTES; default 50331648)")
 	}
 	return s
 }
@@ -57,7 +59,7 @@ func (s *settingsFlags) load(e env) (ctl.Settings, error) {
 	}
 	st.Override(ctl.Settings{Brokers: brokers, CA: s.ca, Cert: s.cert, Key: s.key,
 		DispatcherKey: s.dispatcherKey, Root: s.root, SignerCA: s.signerCA,
-		Terminal: s.terminal, Username: s.username})
+		Terminal: s.terminal, Username: s.username, MaxMessageBytes: s.maxMessageBytes})
 	return st, nil
 }
 

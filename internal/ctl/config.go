@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -38,23 +39,54 @@ type Settings struct {
 	// Username and Password authenticate to the broker, when it asks.
 	Username string `toml:"username"`
 	Password string `toml:"password"`
+	// MaxMessageBytes is the broker's message size limit; a job whose
+	// envelope is larger is refused before it is published. Zero means
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int `toml:"max_message_bytes"`
+}
+
+// DefaultMaxMessageBytes is the broker message size docs/PROTOCOL.md asks
+// for: the largest Result, which is more than the largest job envelope at
+// the default content limit.
+const DefaultMaxMessageBytes = api.MaxResultBytes
+
+// MessageLimit returns the broker's message size limit to check jobs
+// against.
+func (s Settings) MessageLimit() int {
+	if s.MaxMessageBytes <= 0 {
+		return DefaultMaxMessageBytes
+	}
+	return s.MaxMessageBytes
 }
 
 // The environment variables Load reads, each overriding its config key.
 var envKeys = []struct {
 	name string
-	set  func(*Settings, string)
+	set  func(*Settings, string) error
 }{
-	{"TEKEN_BROKER", func(s *Settings, v string) { s.Brokers = splitList(v) }},
-	{"TEKEN_CA", func(s *Settings, v string) { s.CA = v }},
-	{"TEKEN_CERT", func(s *Settings, v string) { s.Cert = v }},
-	{"TEKEN_KEY", func(s *Settings, v string) { s.Key = v }},
-	{"TEKEN_DISPATCHER_KEY", func(s *Settings, v string) { s.DispatcherKey = v }},
-	{"TEKEN_ROOT", func(s *Settings, v string) { s.Root = v }},
-	{"TEKEN_SIGNER_CA", func(s *Settings, v string) { s.SignerCA = v }},
-	{"TEKEN_TERMINAL", func(s *Settings, v string) { s.Terminal = v }},
-	{"TEKEN_USERNAME", func(s *Settings, v string) { s.Username = v }},
-	{"TEKEN_PASSWORD", func(s *Settings, v string) { s.Password = v }},
+	{"TEKEN_BROKER", func(s *Settings, v string) error { s.Brokers = splitList(v); return nil }},
+	{"TEKEN_CA", func(s *Settings, v string) error { s.CA = v; return nil }},
+	{"TEKEN_CERT", func(s *Settings, v string) error { s.Cert = v; return nil }},
+	{"TEKEN_KEY", func(s *Settings, v string) error { s.Key = v; return nil }},
+	{"TEKEN_DISPATCHER_KEY", func(s *Settings, v string) error { s.DispatcherKey = v; return nil }},
+	{"TEKEN_ROOT", func(s *Settings, v string) error { s.Root = v; return nil }},
+	{"TEKEN_SIGNER_CA", func(s *Settings, v string) error { s.SignerCA = v; return nil }},
+	{"TEKEN_TERMINAL", func(s *Settings, v string) error { s.Terminal = v; return nil }},
+	{"TEKEN_USERNAME", func(s *Settings, v string) error { s.Username = v; return nil }},
+	{"TEKEN_PASSWORD", func(s *Settings, v string) error { s.Password = v; return nil }},
+	{"TEKEN_MAX_MESSAGE_BYTES", func(s *Settings, v string) (err error) {
+		s.MaxMessageBytes, err = parseBytes(v)
+		return err
+	}},
+}
+
+// parseBytes reads a positive byte count.
+func parseBytes(v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q: want a positive number of bytes", v)
+	}
+	return n, nil
 }
 
 // EnvNames lists the environment variables Load reads, for help texts.
@@ -104,7 +136,9 @@ func Load(getenv func(string) string, configFlag string) (Settings, error) {
 	}
 	for _, k := range envKeys {
 		if v := getenv(k.name); v != "" {
-			k.set(&s, v)
+			if err := k.set(&s, v); err != nil {
+				return Settings{}, fmt.Errorf("%s: %w", k.name, err)
+			}
 		}
 	}
 	return s, nil
@@ -157,6 +191,9 @@ func (s *Settings) Override(o Settings) {
 		if *f.src != "" {
 			*f.dst = *f.src
 		}
+	}
+	if o.MaxMessageBytes > 0 {
+		s.MaxMessageBytes = o.MaxMessageBytes
 	}
 }
 

@@ -213,9 +213,18 @@ func Dispatch(ctx context.Context, o DispatchOptions) (*Dispatched, error) {
 	receipts := make(chan *api.Receipt, 4)
 	results := make(chan *api.Result, 4)
 	rec := &recordingSigner{Signer: signer}
+	var seen terminalSeen
 	d, err := transport.OpenDispatcher(transport.DispatcherConfig{
-		Connection: conn, Root: o.TopicRoot(), Signer: rec,
+		Connection: conn, Root: o.TopicRoot(), Signer: rec, MaxMessageBytes: o.MessageLimit(),
+		OnStatus: func(_ context.Context, s *api.Status) {
+			if s.Terminal == j.Terminal {
+				seen.set(s)
+			}
+		},
 		OnReceipt: func(_ context.Context, r *api.Receipt) {
+			if r.For != "" && r.For != api.ForJob {
+				return
+			}
 			// A refusal of an envelope too broken or too large to parse
 			// names no job, only the envelope's hash.
 			if r.JobID == j.JobID || (r.JobID == "" && r.EnvelopeSHA256 == rec.envelopeSHA256()) {
@@ -262,7 +271,7 @@ func Dispatch(ctx context.Context, o DispatchOptions) (*Dispatched, error) {
 	select {
 	case out.Receipt = <-receipts:
 	case <-rctx.Done():
-		return out, fmt.Errorf("no receipt from terminal %s within %s (is it online? see tekenctl fleet): %w", j.Terminal, timeout, rctx.Err())
+		return out, fmt.Errorf("no receipt from terminal %s within %s: %s: %w", j.Terminal, timeout, noReceiptCauses(j.Terminal, o.TopicRoot(), seen.get(), rec.envelopeSize(), o.MessageLimit()), rctx.Err())
 	}
 	if out.Receipt.Status == api.ReceiptRefused {
 		return out, &RefusedError{Reason: out.Receipt.Reason, Detail: out.Receipt.Detail}
@@ -281,21 +290,52 @@ func Dispatch(ctx context.Context, o DispatchOptions) (*Dispatched, error) {
 	return out, nil
 }
 
-// recordingSigner keeps the hash of the last job envelope it signed.
+// noReceiptCauses says what most likely kept the receipt away, from what
+// the terminal's retained status said (nil: none came).
+func noReceiptCauses(terminal, root string, st *api.Status, size, limit int) string {
+	switch {
+	case st == nil:
+		return fmt.Sprintf("no status of terminal %s under topic root %s either: is the terminal id or the topic root wrong (see tekenctl fleet)? (RabbitMQ gives no retained status to a wildcard subscription, see docs/BROKERS.md.) Else the terminal is offline and the job waits at the broker", terminal, root)
+	case st.State == api.StateOffline:
+		return fmt.Sprintf("terminal %s is offline since %s: the job waits at the broker and is stored when the terminal connects; its receipt comes then", terminal, st.Since.Format(time.RFC3339))
+	default:
+		return fmt.Sprintf("terminal %s is online: a broker with a message size limit below this envelope's %d bytes drops it without a word (Mosquitto message_size_limit, RabbitMQ max_message_size; tekenctl checks against %d, see --max-message-bytes); or the broker's ACL does not let this client publish to %s/t/%s/jobs — see the broker's log", terminal, size, limit, root, terminal)
+	}
+}
+
+// terminalSeen keeps the last Status of the job's terminal.
+type terminalSeen struct {
+	mu sync.Mutex
+	st *api.Status
+}
+
+func (t *terminalSeen) set(s *api.Status) { t.mu.Lock(); t.st = s; t.mu.Unlock() }
+
+func (t *terminalSeen) get() *api.Status { t.mu.Lock(); defer t.mu.Unlock(); return t.st }
+
+// recordingSigner keeps the hash and size of the last job envelope it
+// signed.
 type recordingSigner struct {
 	*api.Signer
 	mu   sync.Mutex
 	hash string
+	size int
 }
 
 func (r *recordingSigner) SignJob(j *api.Job) ([]byte, error) {
 	env, err := r.Signer.SignJob(j)
 	if err == nil {
 		r.mu.Lock()
-		r.hash = api.EnvelopeSHA256(env)
+		r.hash, r.size = api.EnvelopeSHA256(env), len(env)
 		r.mu.Unlock()
 	}
 	return env, err
+}
+
+func (r *recordingSigner) envelopeSize() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.size
 }
 
 func (r *recordingSigner) envelopeSHA256() string {

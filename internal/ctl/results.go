@@ -34,6 +34,12 @@ type ResultsOptions struct {
 	JSON   bool
 	// Connected, when set, is called once the session is up.
 	Connected func()
+	// Resync names terminals to send a SyncRequest once connected: each
+	// publishes again every result without a ResultAck, so a central
+	// side that lost them (a lost session, a restore) takes them here.
+	Resync []string
+	// Log, when set, is told of each SyncRequest sent.
+	Log io.Writer
 }
 
 // Results prints the results that arrive, writes them to OutDir and lets
@@ -77,6 +83,15 @@ func Results(ctx context.Context, o ResultsOptions, out io.Writer) (int, error) 
 	}
 	if o.Connected != nil {
 		o.Connected()
+	}
+	for _, term := range o.Resync {
+		id, err := d.RequestSync(ctx, term)
+		if err != nil {
+			return p.Count(), fmt.Errorf("resync: %w", err)
+		}
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "sync requested from %s (request %s)\n", term, id)
+		}
 	}
 	if o.Follow {
 		<-ctx.Done()
