@@ -105,6 +105,11 @@ type StoreConfig struct {
 // StatusConfig governs the retained MQTT status message.
 type StatusConfig struct {
 	MinInterval Duration `toml:"min_interval"`
+	// Heartbeat publishes the status again, unchanged, this often: a
+	// broker that gives no retained message to a wildcard subscription
+	// (RabbitMQ 3.10) still shows every terminal to a fleet view within
+	// it. Zero turns it off.
+	Heartbeat Duration `toml:"heartbeat"`
 }
 
 // Duration is a time.Duration written in TOML as a string such as "90s".
@@ -149,7 +154,7 @@ func DefaultConfig() Config {
 			Retention:    Duration(30 * 24 * time.Hour),
 			MaxSizeBytes: 1 << 30,
 		},
-		Status: StatusConfig{MinInterval: Duration(30 * time.Second)},
+		Status: StatusConfig{MinInterval: Duration(30 * time.Second), Heartbeat: Duration(time.Minute)},
 	}
 }
 
@@ -304,6 +309,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Status.MinInterval < Duration(time.Second) {
 		bad("status.min_interval", time.Duration(c.Status.MinInterval), "want at least 1s")
+	}
+	if c.Status.Heartbeat != 0 && c.Status.Heartbeat < c.Status.MinInterval {
+		bad("status.heartbeat", time.Duration(c.Status.Heartbeat), "want 0 (off) or at least status.min_interval (%v)", time.Duration(c.Status.MinInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -30,6 +30,8 @@ func (d *Daemon) mainLoop(ctx context.Context) error {
 	defer statusTick.Stop()
 	pending := true
 	var lastStatus string
+	heartbeat := time.Duration(d.cfg.Status.Heartbeat)
+	lastSent := time.Now()
 	events := d.tokens.Events()
 	for {
 		select {
@@ -51,8 +53,12 @@ func (d *Daemon) mainLoop(ctx context.Context) error {
 			// One probe round feeds the status and the page, so both
 			// say the same of the parts, and pcscd is asked once.
 			problems := d.parts(ctx)
-			lastStatus = d.publishStatus(d.statusFrom(problems), lastStatus, pending)
-			pending = false
+			beat := heartbeat > 0 && time.Since(lastSent) >= heartbeat
+			line := d.publishStatus(d.statusFrom(problems), lastStatus, pending || beat)
+			if line != lastStatus || pending || beat {
+				lastSent = time.Now()
+			}
+			lastStatus, pending = line, false
 			d.flow.partsChanged(d.kioskParts(problems))
 		case <-watchdog:
 			sctx, cancel := context.WithTimeout(ctx, period)

@@ -24,20 +24,31 @@ type Fleet struct {
 }
 
 // OpenFleet connects and subscribes to every terminal's status topic under
-// root (api.DefaultRoot when empty). It returns once the subscription is
-// granted; the retained messages follow (see Settle).
-func OpenFleet(ctx context.Context, conn Connection, root string) (*Fleet, error) {
+// root (api.DefaultRoot when empty), and to the status topic of each of
+// terminals by name: a broker that gives no retained message to a wildcard
+// subscription (RabbitMQ 3.10) gives it to an exact one, and otherwise
+// shows a terminal only when it publishes its status again (every
+// heartbeat, see tekend's status.heartbeat). It returns once the
+// subscriptions are granted; the retained messages follow (see Settle).
+func OpenFleet(ctx context.Context, conn Connection, root string, terminals ...string) (*Fleet, error) {
 	if root == "" {
 		root = api.DefaultRoot
 	}
 	if err := api.ValidRoot(root); err != nil {
 		return nil, fmt.Errorf("open fleet: %w", err)
 	}
+	filters := []string{api.AllTerminals(root, api.KindStatus)}
+	for _, t := range terminals {
+		if err := api.ValidTerminalID(t); err != nil {
+			return nil, fmt.Errorf("open fleet: %w", err)
+		}
+		filters = append(filters, api.Topic(root, t, api.KindStatus))
+	}
 	f := &Fleet{root: root, status: map[string]api.Status{}}
 	var err error
 	f.m, err = OpenMonitor(ctx, MonitorConfig{
 		Connection: conn,
-		Filters:    []string{api.AllTerminals(root, api.KindStatus)},
+		Filters:    filters,
 		Handle:     f.handle,
 	})
 	if err != nil {
@@ -87,6 +98,19 @@ func (f *Fleet) Settle(ctx context.Context, quiet time.Duration) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// Listen keeps taking status messages for d, or until ctx ends: enough to
+// hear every terminal's heartbeat where the broker gives no retained ones.
+func (f *Fleet) Listen(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/internal/ctl"
 )
 
@@ -19,9 +20,16 @@ each: online or offline and since when, software version, whether a token
 is present, jobs waiting, results not yet delivered and the last error. It
 only reads: it never takes results. --watch redraws every N seconds.
 
+A broker that gives no retained message to a wildcard subscription
+(RabbitMQ 3.10) shows a terminal only when it publishes its status again
+(once a minute, tekend's status.heartbeat): name the terminals with
+--terminals, or listen for a heartbeat with --listen 65s.
+
 Examples:
   tekenctl fleet
   tekenctl fleet --watch 5
+  tekenctl fleet --terminals kendari-setda-01,baubau-setda-01
+  tekenctl fleet --listen 65s
   tekenctl fleet --json | jq '.[] | select(.state=="offline") | .terminal'
 ` + envHelp
 
@@ -31,19 +39,27 @@ func runFleet(ctx context.Context, e env, args []string) int {
 	asJSON := fs.Bool("json", false, "print the fleet as JSON")
 	watch := fs.Int("watch", 0, "redraw every `N` seconds until Ctrl-C")
 	quiet := fs.Duration("quiet", 500*time.Millisecond, "the retained statuses are in after `DURATION` without one")
+	terminals := fs.String("terminals", "", "also watch terminals `IDs` (comma-separated) by name")
+	listen := fs.Duration("listen", 0, "listen at least `DURATION` (a heartbeat comes once a minute)")
 	if code, ok := parse(e, fs, args); !ok {
 		return code
 	}
-	if fs.NArg() > 0 || *watch < 0 || *quiet <= 0 {
-		return usageErr(e, "fleet", "want no arguments, --watch N >= 0 and a positive --quiet")
+	if fs.NArg() > 0 || *watch < 0 || *quiet <= 0 || *listen < 0 {
+		return usageErr(e, "fleet", "want no arguments, --watch N >= 0, a positive --quiet and --listen >= 0")
+	}
+	named := splitIDs(*terminals)
+	for _, id := range named {
+		if err := api.ValidTerminalID(id); err != nil {
+			return usageErr(e, "fleet", "--terminals: %v", err)
+		}
 	}
 	st, err := sf.load(e)
 	if err != nil {
 		return fail(e, "fleet", err)
 	}
 	p := ctl.StartProgress(e.stderr, isTerminal(e.stderr), "reading the fleet's status")
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	f, err := ctl.OpenFleet(cctx, st)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second+*listen)
+	f, err := ctl.OpenFleet(cctx, st, named...)
 	if err != nil {
 		cancel()
 		p.Stop()
@@ -55,6 +71,9 @@ func runFleet(ctx context.Context, e env, args []string) int {
 		_ = f.Close(cctx)
 	}()
 	err = f.Settle(cctx, *quiet)
+	if err == nil && *listen > 0 {
+		err = f.Listen(cctx, *listen)
+	}
 	cancel()
 	p.Stop()
 	if err != nil {

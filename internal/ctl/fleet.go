@@ -13,13 +13,13 @@ import (
 )
 
 // OpenFleet watches every terminal's retained status under the settings'
-// topic root, with a fresh client id.
-func OpenFleet(ctx context.Context, s Settings) (*transport.Fleet, error) {
+// topic root, and each of terminals by name, with a fresh client id.
+func OpenFleet(ctx context.Context, s Settings, terminals ...string) (*transport.Fleet, error) {
 	conn, err := s.Connection(randomClientID("tekenctl-fleet"))
 	if err != nil {
 		return nil, err
 	}
-	return transport.OpenFleet(ctx, conn, s.TopicRoot())
+	return transport.OpenFleet(ctx, conn, s.TopicRoot(), terminals...)
 }
 
 // WriteFleetTable prints one line per terminal.
