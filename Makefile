@@ -16,7 +16,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 DEB_PACKAGES := ca-certificates gcc git libpcsclite-dev pkg-config pcscd \
 	vsmartcard-vpcd mosquitto mosquitto-clients yubico-piv-tool opensc \
 	chromium openssl util-linux procps python3-jsonschema prometheus \
-	poppler-utils qpdf libnss3-tools zbar-tools lintian man-db nodejs iproute2
+	poppler-utils qpdf libnss3-tools zbar-tools lintian man-db nodejs iproute2 \
+	nats-server rabbitmq-server python3-paho-mqtt python3-cryptography
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
