@@ -83,9 +83,11 @@ func decodeAs[T any, P interface {
 
 // decode is the one path from untrusted JSON to a message: size first, then
 // the key check, then "v" (so a future version is named as such rather than
-// as malformed), then the Unicode check, then the fields, then Validate. Unknown fields are refused
-// when strict (signed payloads: a terminal never ignores an instruction) and
-// ignored otherwise (messages from terminals, which may be newer).
+// as malformed), then what the key check found against the Go type, then
+// the Unicode check, then the fields, then Validate. Unknown fields are
+// refused when strict (signed payloads: a terminal never ignores an
+// instruction) and ignored otherwise (messages from terminals, which may be
+// newer).
 func decode(raw []byte, limit int, strict bool, m Message) error {
 	if err := decodeJSON(raw, limit, strict, m); err != nil {
 		return err
@@ -99,7 +101,7 @@ func decodeJSON(raw []byte, limit int, strict bool, m any) error {
 	if len(raw) > limit {
 		return refuse(ReasonTooLarge, "%d bytes, limit %d", len(raw), limit)
 	}
-	raw, err := checkKeys(raw, strict)
+	raw, memberErr, err := checkKeys(raw, strict, shapeOf(m))
 	if err != nil {
 		return err
 	}
@@ -114,6 +116,9 @@ func decodeJSON(raw []byte, limit int, strict bool, m any) error {
 	}
 	if err := checkVersion(*probe.V); err != nil {
 		return err
+	}
+	if memberErr != nil {
+		return memberErr
 	}
 	if err := checkUnicode(raw); err != nil {
 		return err
@@ -138,43 +143,56 @@ func decodeJSON(raw []byte, limit int, strict bool, m any) error {
 // both cases means every parser reads the same message.
 //
 // On the same pass it refuses what the schemas refuse and encoding/json
-// would quietly take: a line break inside a base64 string (MIME base64,
+// would quietly take: a line break inside a base64 member (MIME base64,
 // which Go's decoder skips) and, in a strict (signed) message, a null
 // value (which Go reads as "absent"). It returns raw with the lower-case
 // "t" and "z" of RFC 3339 times upper-cased (RFC 3339 §5.6 allows them;
 // Go's parser does not), copying raw only when there is one.
-func checkKeys(raw []byte, strict bool) ([]byte, error) {
+//
+// Guided by s, the shape of the Go type the text decodes into, it also
+// finds, in every message, a null for a member or element the type has, a
+// member without omitempty that is absent, and a time that is not RFC 3339
+// (time.Parse takes "+24:00" and "T1:00:00Z"): encoding/json would read
+// the first two as zero values. It returns the first of these as
+// memberErr rather than err, for decodeJSON to report once "v" is known
+// to be 1: a message of another version may be shaped otherwise. Members
+// the type does not have are not looked into.
+func checkKeys(raw []byte, strict bool, s *shape) (out []byte, memberErr, err error) {
 	w := walker{dec: json.NewDecoder(bytes.NewReader(raw)), raw: raw, strict: strict}
 	w.dec.UseNumber()
 	tok, err := w.dec.Token()
 	if err != nil {
-		return nil, refuse(ReasonMalformed, "%v", err)
+		return nil, nil, refuse(ReasonMalformed, "%v", err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, refuse(ReasonMalformed, "want a JSON object")
+		return nil, nil, refuse(ReasonMalformed, "want a JSON object")
 	}
-	if err := w.object(1); err != nil {
-		return nil, err
+	if err := w.object(1, s, ""); err != nil {
+		return nil, nil, err
 	}
-	return w.raw, nil
+	return w.raw, w.memberErr, nil
 }
 
 const maxDepth = 16
 
-// timeKeys are the members that hold an RFC 3339 time, in every message.
-var timeKeys = map[string]bool{"issued_at": true, "expires_at": true, "at": true, "since": true, "completed_at": true, "signed_at": true}
-
-// base64Keys are the members that hold standard base64.
-var base64Keys = map[string]bool{"content": true, "signature": true, "signer_cert": true}
-
 type walker struct {
-	dec     *json.Decoder
-	raw     []byte
-	strict  bool
-	patched bool // raw is a copy of the caller's
+	dec       *json.Decoder
+	raw       []byte
+	strict    bool
+	patched   bool  // raw is a copy of the caller's
+	memberErr error // the first refusal found against the shape
 }
 
-func (w *walker) object(depth int) error {
+// later keeps the first refusal found against the shape.
+func (w *walker) later(err error) {
+	if w.memberErr == nil {
+		w.memberErr = err
+	}
+}
+
+// object walks the members of an object of shape s (nil: not known) named
+// name, its '{' read.
+func (w *walker) object(depth int, s *shape, name string) error {
 	if depth > maxDepth {
 		return refuse(ReasonMalformed, "nested deeper than %d", maxDepth)
 	}
@@ -195,46 +213,75 @@ func (w *walker) object(depth int) error {
 			return refuse(ReasonMalformed, "duplicate key %q", truncate(key))
 		}
 		seen[key] = true
-		if err := w.value(key, depth); err != nil {
+		m, known := s.child(key)
+		if err := w.value(key, depth, m.shape, valuePath{name, key, 0}, known && !m.required); err != nil {
 			return err
 		}
 	}
 	if _, err := w.dec.Token(); err != nil { // the closing '}'
 		return refuse(ReasonMalformed, "%v", err)
 	}
+	if s != nil {
+		for _, key := range s.required {
+			if !seen[key] {
+				w.later(refuse(ReasonMalformed, "%s is required", valuePath{name, key, 0}))
+				break
+			}
+		}
+	}
 	return nil
 }
 
-// value walks the value of member key (or of an array element of key).
-func (w *walker) value(key string, depth int) error {
+// value walks the value of member key (or of an array element of key) at
+// p, of shape s (nil: not known); optional says s is a member with
+// omitempty.
+func (w *walker) value(key string, depth int, s *shape, p valuePath, optional bool) error {
 	tok, err := w.dec.Token()
 	if err != nil {
 		return refuse(ReasonMalformed, "%v", err)
 	}
 	switch v := tok.(type) {
 	case nil:
-		if w.strict {
+		switch {
+		case w.strict:
 			return refuse(ReasonMalformed, "%s is null: leave a member out instead", truncate(key))
+		case s != nil && optional:
+			w.later(refuse(ReasonMalformed, "%s is null: leave the member out instead", p))
+		case s != nil:
+			w.later(refuse(ReasonMalformed, "%s is null: it needs a value", p))
 		}
 		return nil
 	case string:
-		switch {
-		case base64Keys[key] && strings.ContainsAny(v, "\r\n"):
-			return refuse(ReasonMalformed, "%s: base64 with line breaks (MIME): want one line of standard base64 (RFC 4648 §4)", key)
-		case timeKeys[key]:
+		switch s.kindOr(shapeScalar) {
+		case shapeBytes:
+			if strings.ContainsAny(v, "\r\n") {
+				return refuse(ReasonMalformed, "%s: base64 with line breaks (MIME): want one line of standard base64 (RFC 4648 §4)", p)
+			}
+		case shapeTime:
+			if err := checkTimeSyntax(p.String(), v); err != nil {
+				w.later(err)
+				return nil
+			}
 			w.upperTime(v)
 		}
 		return nil
 	case json.Delim:
 		switch v {
 		case '{':
-			return w.object(depth + 1)
+			if s.kindOr(shapeScalar) != shapeObject {
+				return w.object(depth+1, nil, "") // not known, or refused by the decoder
+			}
+			return w.object(depth+1, s, p.String())
 		case '[':
 			if depth+1 > maxDepth {
 				return refuse(ReasonMalformed, "nested deeper than %d", maxDepth)
 			}
-			for w.dec.More() {
-				if err := w.value(key, depth+1); err != nil {
+			elem, name := s.element(), ""
+			if elem != nil {
+				name = p.String()
+			}
+			for i := 0; w.dec.More(); i++ {
+				if err := w.value(key, depth+1, elem, valuePath{name, "", i}, false); err != nil {
 					return err
 				}
 			}

@@ -13,28 +13,34 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 // golden lists every golden message: name, schema it must satisfy, and the
-// message. Jobs, cancels and acks are the JWS payloads.
+// message. Jobs, cancels, acks and sync requests are the JWS payloads. The
+// job, its envelope, the control payloads, the receipts and the signed
+// result are those of the test vectors (testdata/vectors, vectors_test.go),
+// so that every hash and signature in them checks out.
 func golden() []struct {
 	name, schema string
 	msg          Message
 } {
+	v := mustVectors()
 	return []struct {
 		name, schema string
 		msg          Message
 	}{
-		{"job", "job", sampleJob()},
-		{"cancel", "cancel", sampleCancel()},
-		{"result-ack", "result-ack", sampleResultAck()},
-		{"receipt-stored", "receipt", &Receipt{V: Version, Terminal: sampleTerminal, JobID: sampleJobID, EnvelopeSHA256: sampleCertHash, Status: ReceiptStored, At: t0.Add(time.Minute)}},
-		{"receipt-duplicate", "receipt", &Receipt{V: Version, Terminal: sampleTerminal, JobID: sampleJobID, EnvelopeSHA256: sampleCertHash, Status: ReceiptDuplicate, At: t0.Add(2 * time.Minute)}},
-		{"receipt-refused", "receipt", &Receipt{V: Version, Terminal: sampleTerminal, JobID: sampleJobID, EnvelopeSHA256: sampleCertHash, Status: ReceiptRefused, Reason: ReasonExpired, Detail: "expired at 2026-01-12T01:00:00Z, now 2026-01-13T08:00:00Z", At: t0.Add(time.Minute)}},
-		{"receipt-refused-no-id", "receipt", &Receipt{V: Version, Terminal: sampleTerminal, EnvelopeSHA256: sampleCertHash, Status: ReceiptRefused, Reason: ReasonMalformed, Detail: "not a compact JWS: 0 dots, want 2", At: t0.Add(time.Minute)}},
-		{"result-signed", "result", sampleSignedResult()},
+		{"job", "job", v.job},
+		{"cancel", "cancel", v.cancel},
+		{"result-ack", "result-ack", v.ack},
+		{"sync-request", "sync-request", v.syncReq},
+		{"receipt-stored", "receipt", v.receipts["receipt-stored"]},
+		{"receipt-duplicate", "receipt", v.receipts["receipt-duplicate"]},
+		{"receipt-refused", "receipt", v.receipts["receipt-refused-expired"]},
+		{"receipt-refused-no-id", "receipt", v.receipts["receipt-refused-unsigned"]},
+		{"receipt-conflict", "receipt", v.receipts["receipt-conflict"]},
+		{"result-signed", "result", v.result},
 		{"result-rejected", "result", &Result{V: Version, JobID: sampleJobID, Terminal: sampleTerminal, Outcome: OutcomeRejected, Reason: ReasonRejectedBySigner, Detail: "nomor surat salah", CompletedAt: t0.Add(3 * time.Hour)}},
 		{"result-expired", "result", &Result{V: Version, JobID: sampleJobID, Terminal: sampleTerminal, Outcome: OutcomeExpired, Reason: ReasonExpired, CompletedAt: t0.Add(7 * 24 * time.Hour)}},
-		{"status-online", "status", &Status{V: Version, Terminal: sampleTerminal, State: StateOnline, Version: "1.0.0", TokenPresent: true, JobsWaiting: 3, ResultsUndelivered: 1, Since: t0}},
+		{"status-online", "status", &Status{V: Version, Terminal: sampleTerminal, State: StateOnline, Version: "1.0.0", TokenPresent: true, JobsWaiting: 3, ResultsUndelivered: 1, Since: t0, Edition: Edition}},
 		{"status-offline", "status", &Status{V: Version, Terminal: sampleTerminal, State: StateOffline, Version: "1.0.0", LastError: "token removed while signing", Since: t0}},
-		{"sync", "sync", &Sync{V: Version, Terminal: sampleTerminal, At: t0, JobsWaiting: []string{sampleJobID, "0f8fad5b-d9cb-469f-a165-70867728950e"}, ResultsUndelivered: []string{"01JGZ9A0B1C2D3E4F5G6H7J8K9"}}},
+		{"sync", "sync", &Sync{V: Version, Terminal: sampleTerminal, At: t0, JobsWaiting: []string{sampleJobID, "0f8fad5b-d9cb-469f-a165-70867728950e"}, ResultsUndelivered: []string{"01JGZ9A0B1C2D3E4F5G6H7J8K9"}, Trigger: SyncOnInterval}},
 		{"sync-empty", "sync", &Sync{V: Version, Terminal: sampleTerminal, At: t0}},
 	}
 }
@@ -65,24 +71,31 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestGoldenEnvelope pins a whole signed job: Ed25519 signatures are
-// deterministic, so the envelope is stable, and it must verify.
+// TestGoldenEnvelope pins a whole signed job, the test vectors'
+// job.ed25519.jws: Ed25519 signatures are deterministic, so the envelope is
+// stable. It is written without a newline, so that the receipts'
+// envelope_sha256 is the SHA-256 of the file, and it must verify with
+// testdata/keys/ed25519.pub.pem.
 func TestGoldenEnvelope(t *testing.T) {
-	env, err := loadSigner(t, "ed25519").SignJob(sampleJob())
+	v, err := vectors()
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "job.jws", append(env, '\n'))
+	env := v.file("job.ed25519.jws")
+	checkGolden(t, "job.jws", env)
 	raw, err := os.ReadFile(filepath.Join("testdata", "golden", "job.jws"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, _, err := testVerifier(t).VerifyJob(bytes.TrimSpace(raw))
+	j, _, err := testVerifier(t).VerifyJob(raw)
 	if err != nil {
 		t.Fatalf("golden envelope: %v", err)
 	}
-	if !reflect.DeepEqual(j, sampleJob()) {
+	if !reflect.DeepEqual(j, v.job) {
 		t.Errorf("golden envelope carries %+v", j)
+	}
+	if got := readGolden(t, "receipt-stored"); !bytes.Contains(got, []byte(`"envelope_sha256":"`+EnvelopeSHA256(raw)+`"`)) {
+		t.Errorf("receipt-stored.json does not hash job.jws (%s): %s", EnvelopeSHA256(raw), got)
 	}
 }
 

@@ -6,13 +6,12 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
-
-	"github.com/go-jose/go-jose/v4"
 )
 
 // The dispatcher key algorithms, as JWS names them (RFC 7518 §3.4, RFC 8037
@@ -50,16 +49,43 @@ func Algorithm(key any) (string, error) {
 // KeyID returns the kid of a dispatcher public key: its RFC 7638 JWK
 // thumbprint (SHA-256), base64url without padding. Both sides derive the same
 // kid from the same key, so no kid needs to be configured by hand.
+// testdata/vectors/kid.json lists keys with their JWK and kid, P-256 keys
+// with leading zero bytes among them, for checking another implementation.
 func KeyID(pub crypto.PublicKey) (string, error) {
-	if _, err := Algorithm(pub); err != nil {
-		return "", fmt.Errorf("key id: %w", err)
-	}
-	jwk := jose.JSONWebKey{Key: pub}
-	sum, err := jwk.Thumbprint(crypto.SHA256)
+	jwk, err := thumbprintJWK(pub)
 	if err != nil {
 		return "", fmt.Errorf("key id: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(sum), nil
+	sum := sha256.Sum256([]byte(jwk))
+	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// thumbprintJWK returns what RFC 7638 hashes into the kid: the required
+// members of the key's JWK in lexicographic order, without whitespace
+// (§3.2, §3.3). A P-256 coordinate is always its full 32 bytes, leading
+// zero bytes kept (RFC 7518 §6.2.1.2): an implementation that encodes the
+// coordinate as a minimal big-endian integer gets another kid for one key
+// in 128. Ed25519's x is the 32-byte public key (RFC 8037 §2).
+func thumbprintJWK(pub crypto.PublicKey) (string, error) {
+	if _, err := Algorithm(pub); err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	switch k := pub.(type) {
+	case *ecdsa.PrivateKey:
+		return thumbprintJWK(&k.PublicKey)
+	case ed25519.PrivateKey:
+		return thumbprintJWK(k.Public())
+	case *ecdsa.PublicKey:
+		point, err := k.Bytes() // 0x04 ‖ X ‖ Y, each coordinate 32 bytes (SEC 1 §2.3.3)
+		if err != nil {
+			return "", err
+		}
+		return `{"crv":"P-256","kty":"EC","x":"` + enc(point[1:33]) + `","y":"` + enc(point[33:65]) + `"}`, nil
+	case ed25519.PublicKey:
+		return `{"crv":"Ed25519","kty":"OKP","x":"` + enc(k) + `"}`, nil
+	}
+	return "", fmt.Errorf("key type %T: want ECDSA P-256 or Ed25519", pub)
 }
 
 // GenerateKey returns a new dispatcher private key for alg (AlgES256 or

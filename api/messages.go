@@ -255,6 +255,10 @@ type Sync struct {
 	// terminal's session (MQTT CONNACK session present): when false, the
 	// broker lost every job it queued for the terminal.
 	SessionPresent *bool `json:"session_present,omitempty"`
+	// Truncated says a list was cut at MaxSyncIDs: the terminal holds more
+	// than it can list, and the central side must not re-send anything on
+	// this Sync.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // SyncTrigger says why a Sync was published.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -11,6 +12,16 @@ import (
 // refuses. The id is only echoed back, never trusted: nothing is stored or
 // signed on its account.
 func UnverifiedJobID(raw []byte) (string, error) {
+	return unverifiedID(raw, "job_id")
+}
+
+// UnverifiedRequestID is UnverifiedJobID for a SyncRequest's request_id:
+// a hint for matching a refusal, never to be trusted.
+func UnverifiedRequestID(raw []byte) (string, error) {
+	return unverifiedID(raw, "request_id")
+}
+
+func unverifiedID(raw []byte, member string) (string, error) {
 	if len(raw) > envelopeLimit(hardMaxContent*2) {
 		return "", refuse(ReasonTooLarge, "%d bytes", len(raw))
 	}
@@ -18,14 +29,27 @@ func UnverifiedJobID(raw []byte) (string, error) {
 	if err != nil {
 		return "", refuse(ReasonMalformed, "not a compact JWS: %v", err)
 	}
-	var head struct {
-		JobID string `json:"job_id"`
-	}
+	var head map[string]json.RawMessage
 	if err := json.Unmarshal(sig.UnsafePayloadWithoutVerification(), &head); err != nil {
 		return "", refuse(ReasonMalformed, "payload: %v", err)
 	}
-	if err := ValidJobID(head.JobID); err != nil {
-		return "", refuse(ReasonMalformed, "job_id: %v", err)
+	var id string
+	if err := json.Unmarshal(head[member], &id); err != nil {
+		return "", refuse(ReasonMalformed, "%s: %v", member, err)
 	}
-	return head.JobID, nil
+	if err := ValidJobID(id); err != nil {
+		return "", refuse(ReasonMalformed, "%s: %v", member, err)
+	}
+	return id, nil
+}
+
+// RefusalDetail returns what a receipt's detail says of err: a refusal's
+// own detail (without the "refused: reason:" prefix its Error adds, since
+// the receipt carries the reason beside it), else err's text, made safe.
+func RefusalDetail(err error) string {
+	var r *RefusalError
+	if errors.As(err, &r) && r.Detail != "" {
+		return r.Detail
+	}
+	return SanitizeDetail(err.Error())
 }

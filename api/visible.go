@@ -1,6 +1,6 @@
 package api
 
-import "net/url"
+import "regexp"
 
 // PAdES baseline levels a pades result reports.
 const (
@@ -9,6 +9,16 @@ const (
 )
 
 const maxVerifyURLLen = 2048
+
+// verifyURLPattern is the verify_url rule of job.schema.json, to the
+// character: http or https (the scheme in any case, RFC 3986 §3.1), a host
+// name, an optional port, and the rest printable ASCII as RFC 3986 allows
+// it, every % followed by two hex digits. So the QR code holds exactly what
+// every scanner opens and no bidi control can make it read as another URL:
+// a non-ASCII host is written in punycode, anything else percent-encoded.
+// url.Parse is no judge of this: it takes a space, U+202E and a port
+// without a host.
+var verifyURLPattern = regexp.MustCompile(`^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~-]+(?::[0-9]*)?(?:[/?#](?:[\x21\x23\x24\x26-\x3b\x3d\x3f-\x5a\x5f\x61-\x7a\x7e]|%[0-9A-Fa-f]{2})*)?$`)
 
 // validate checks a visible block request; nil means no visible block.
 func (v *Visible) validate(field string) error {
@@ -32,9 +42,8 @@ func (v *Visible) validate(field string) error {
 		}
 	}
 	if v.VerifyURL != "" {
-		u, err := url.Parse(v.VerifyURL)
-		if err != nil || len(v.VerifyURL) > maxVerifyURLLen || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return refuse(ReasonMalformed, "%s.verify_url: want an http(s) URL of at most %d bytes", field, maxVerifyURLLen)
+		if len(v.VerifyURL) > maxVerifyURLLen || !verifyURLPattern.MatchString(v.VerifyURL) {
+			return refuse(ReasonMalformed, "%s.verify_url: want an http or https URL with a host name, of at most %d characters, printable ASCII as RFC 3986 allows it (percent-encode the rest, punycode for the host), e.g. https://tte.example.go.id/v/01JGZ8Q4T5V6W7X8Y9Z0ABCDEF", field, maxVerifyURLLen)
 		}
 	}
 	return nil

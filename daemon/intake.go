@@ -150,7 +150,7 @@ func (in *intake) HandleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 
 // receipt is the start of every receipt for envelope.
 func (in *intake) receipt(envelope []byte) api.Receipt {
-	return api.Receipt{V: api.Version, Terminal: in.terminal, At: in.now(), EnvelopeSHA256: api.EnvelopeSHA256(envelope)}
+	return api.Receipt{V: api.Version, Terminal: in.terminal, For: api.ForJob, At: in.now(), EnvelopeSHA256: api.EnvelopeSHA256(envelope)}
 }
 
 func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, error) {
@@ -161,7 +161,7 @@ func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 		reason := api.Reason(err)
 		// The refusal names what was wrong, quoting the envelope: made
 		// safe to carry in the receipt where it is built.
-		rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, reason, api.SanitizeDetail(err.Error())
+		rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, reason, api.RefusalDetail(err)
 		rc.JobID = peekJobID(envelope)
 		in.metrics.jobsReceived.WithLabelValues("refused", string(reason)).Inc()
 		in.log.Warn("job refused", "job", rc.JobID, "reason", reason, "detail", err.Error(), "envelope_sha256", api.EnvelopeSHA256(envelope))
@@ -400,8 +400,12 @@ func (in *intake) controlReceipt(envelope []byte, what api.ReceiptFor, jobID str
 func (in *intake) controlRefused(envelope []byte, what api.ReceiptFor, err error) transport.ControlAnswer {
 	reason := api.Reason(err)
 	in.log.Warn("control message refused", "for", what, "reason", reason, "detail", err.Error(), "envelope_sha256", api.EnvelopeSHA256(envelope))
-	a := in.controlReceipt(envelope, what, "", api.ReceiptRefused, reason, err.Error())
-	if what != api.ForSyncRequest {
+	a := in.controlReceipt(envelope, what, "", api.ReceiptRefused, reason, api.RefusalDetail(err))
+	if what == api.ForSyncRequest {
+		if id, err := api.UnverifiedRequestID(envelope); err == nil {
+			a.Receipt.RequestID = id
+		}
+	} else {
 		a.Receipt.JobID = peekJobID(envelope)
 	}
 	return a
@@ -519,7 +523,8 @@ func (in *intake) Resend(ctx context.Context) ([]api.Receipt, error) {
 	return out, nil
 }
 
-// SyncState lists what the terminal holds, published after every connect.
+// SyncState lists what the terminal holds, at most api.MaxSyncIDs ids per
+// list; a longer list is cut and the Sync says so.
 func (in *intake) SyncState(ctx context.Context) (api.Sync, error) {
 	s := api.Sync{V: 1, Terminal: in.terminal, At: in.now(), JobsWaiting: []string{}, ResultsUndelivered: []string{}}
 	for _, st := range []queue.State{queue.Received, queue.Ready, queue.Signing} {
@@ -528,6 +533,10 @@ func (in *intake) SyncState(ctx context.Context) (api.Sync, error) {
 			return api.Sync{}, fmt.Errorf("sync: %w", err)
 		}
 		for _, j := range jobs {
+			if len(s.JobsWaiting) == api.MaxSyncIDs {
+				s.Truncated = true
+				break
+			}
 			s.JobsWaiting = append(s.JobsWaiting, j.ID)
 		}
 	}
@@ -540,6 +549,10 @@ func (in *intake) SyncState(ctx context.Context) (api.Sync, error) {
 			return s, nil
 		}
 		for _, r := range results {
+			if len(s.ResultsUndelivered) == api.MaxSyncIDs {
+				s.Truncated = true
+				return s, nil
+			}
 			s.ResultsUndelivered = append(s.ResultsUndelivered, r.JobID)
 		}
 		after = results[len(results)-1].Seq

@@ -40,20 +40,25 @@ func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 // syncer answers Syncs off the message handler: re-sending jobs waits for
 // the broker, and the handler must go on taking results meanwhile. Per
 // terminal, one goroutine at a time works through the newest Sync; one that
-// arrives while it works replaces any still waiting, and a Sync no newer
-// than one answered is dropped (a redelivery, or a periodic Sync overtaken
-// by a newer one).
+// arrives while it works replaces any still waiting, and a Sync already
+// answered (a redelivery: the same at as one of the last few answered) is
+// dropped. Order is by arrival, not by at: a terminal whose clock steps
+// back must still be answered.
 type syncer struct {
 	d  *Dispatcher
 	mu sync.Mutex
 	// per terminal
 	waiting  map[string]syncTask
 	running  map[string]bool
-	answered map[string]time.Time // the newest Sync's at, per terminal
+	answered map[string][]time.Time // the at of the last few Syncs answered, per terminal
 	// published is when each job was last published, for the grace.
 	published map[string]time.Time
 	wg        sync.WaitGroup
 }
+
+// answeredMemory is how many answered Syncs per terminal are remembered
+// to recognise a redelivery.
+const answeredMemory = 8
 
 type syncTask struct {
 	s       *api.Sync
@@ -61,18 +66,24 @@ type syncTask struct {
 }
 
 func newSyncer(d *Dispatcher) *syncer {
-	return &syncer{d: d, waiting: map[string]syncTask{}, running: map[string]bool{}, answered: map[string]time.Time{}, published: map[string]time.Time{}}
+	return &syncer{d: d, waiting: map[string]syncTask{}, running: map[string]bool{}, answered: map[string][]time.Time{}, published: map[string]time.Time{}}
 }
 
 // offer queues s for its terminal and returns at once.
 func (y *syncer) offer(s *api.Sync) {
 	y.mu.Lock()
 	defer y.mu.Unlock()
-	if last, ok := y.answered[s.Terminal]; ok && !s.At.After(last) {
-		y.d.s.log.Debug("sync already answered; dropped", "terminal", s.Terminal, "at", s.At)
-		return
+	seen := y.answered[s.Terminal]
+	for _, at := range seen {
+		if at.Equal(s.At) {
+			y.d.s.log.Debug("sync already answered; dropped", "terminal", s.Terminal, "at", s.At)
+			return
+		}
 	}
-	y.answered[s.Terminal] = s.At
+	if len(seen) == answeredMemory {
+		seen = seen[1:]
+	}
+	y.answered[s.Terminal] = append(seen, s.At)
 	y.waiting[s.Terminal] = syncTask{s: s, arrived: time.Now()}
 	if y.running[s.Terminal] {
 		return
@@ -139,6 +150,12 @@ func (y *syncer) recent(terminal, jobID string, at time.Time) bool {
 // terminal does not hold and that was not published within the grace.
 func (d *Dispatcher) resend(ctx context.Context, task syncTask) error {
 	s := task.s
+	if s.Truncated {
+		// The terminal holds more than it could list: any job may be
+		// among the rest.
+		d.s.log.Warn("sync lists cut at their limit; nothing re-sent", "terminal", s.Terminal)
+		return nil
+	}
 	holds := make(map[string]bool, len(s.JobsWaiting)+len(s.ResultsUndelivered))
 	for _, id := range s.JobsWaiting {
 		holds[id] = true

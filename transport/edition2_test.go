@@ -13,17 +13,22 @@ import (
 // After a reconnect with its session kept, the terminal's Sync waits for
 // the backlog the broker redelivers, so the central side re-sends nothing
 // the broker still had: with 200 jobs queued while the terminal was away,
-// the re-sends are the jobs the broker dropped, none.
+// the re-sends are at most the jobs the broker dropped (those the terminal
+// had not received when the first re-send went out), on every broker none.
 func TestReconnectSyncAfterBacklog(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachSharedBroker(t, testReconnectSyncAfterBacklog)
+}
+
+func testReconnectSyncAfterBacklog(t *testing.T, b testenv.Broker) {
 	// No grace: a Sync that missed a job would re-send it.
-	r := newRigWith(t, testenv.StartMosquitto(t), Connection{}, func(c *DispatcherConfig) { c.ResendGrace = time.Nanosecond })
+	r := newRigWith(t, b, Connection{}, func(c *DispatcherConfig) { c.ResendGrace = time.Nanosecond })
 	ctx := ctxT(t)
 	closeCtx(t, r.t.Close) // the session and its queue stay with the broker
 	// The offline status comes after the terminal's last Sync: once it is
 	// in and answered, no Sync from before the absence is left.
 	waitStatusOffline(t, r)
-	waitFor(t, 10*time.Second, func() error {
+	waitFor(t, time.Minute, func() error {
 		if r.d.syncs.busy() {
 			return errors.New("a sync is being answered")
 		}
@@ -36,6 +41,7 @@ func TestReconnectSyncAfterBacklog(t *testing.T) {
 		}
 	}
 	drainSyncs(r)
+	back := time.Now()
 	r.openTerminal(t, Connection{})
 	s := awaitSync(t, r, func(s *api.Sync) bool { return s.Trigger == api.SyncOnConnect })
 	if s.SessionPresent == nil || !*s.SessionPresent {
@@ -44,15 +50,30 @@ func TestReconnectSyncAfterBacklog(t *testing.T) {
 	if len(s.JobsWaiting) != n {
 		t.Errorf("connect sync lists %d of %d jobs: it went out before the backlog was in", len(s.JobsWaiting), n)
 	}
-	waitFor(t, 60*time.Second, func() error {
+	waitFor(t, 3*time.Minute, func() error {
 		if got, _ := r.term.storedCount(); got != n {
 			return fmt.Errorf("%d of %d jobs stored", got, n)
 		}
 		return nil
 	})
-	if got := r.resent.Load(); got != 0 {
-		t.Errorf("the central side re-sent %d jobs the broker still had", got)
+	took := time.Since(back)
+	// Whatever Syncs came meanwhile have been answered.
+	waitFor(t, time.Minute, func() error {
+		if r.d.syncs.busy() {
+			return errors.New("a sync is being answered")
+		}
+		return nil
+	})
+	resent, dropped := r.resent.Load(), r.dropped(n)
+	if resent > int64(dropped) {
+		t.Errorf("the central side re-sent %d jobs; the broker dropped %d", resent, dropped)
 	}
+	r.term.mu.Lock()
+	dups := r.term.dups
+	r.term.mu.Unlock()
+	// Informative only, no assertion on time.
+	t.Logf("%d queued while away: connect sync listed %d, re-sent %d, dropped %d, duplicates %d, all stored %v after the reconnect",
+		n, len(s.JobsWaiting), resent, dropped, dups, took.Round(time.Millisecond))
 }
 
 // A SyncRequest gets a Sync naming it at once, every unacknowledged
@@ -60,13 +81,17 @@ func TestReconnectSyncAfterBacklog(t *testing.T) {
 // request again gets a Sync but no second round.
 func TestSyncRequest(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, testenv.StartMosquitto(t), Connection{})
+	testenv.ForEachSharedBroker(t, testSyncRequest)
+}
+
+func testSyncRequest(t *testing.T, b testenv.Broker) {
+	r := newRig(t, b, Connection{})
 	ctx := ctxT(t)
 	held := newUUID(t)
 	if err := r.d.Publish(ctx, newJob(t, held)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	waitFor(t, time.Minute, func() error {
 		if got, _ := r.term.storedCount(); got != 1 {
 			return errors.New("job not stored")
 		}
@@ -100,7 +125,11 @@ func TestSyncRequest(t *testing.T) {
 // for the cancel, which does not touch the central side's pending jobs.
 func TestControlReceiptIsNotAJobReceipt(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, testenv.StartMosquitto(t), Connection{})
+	testenv.ForEachSharedBroker(t, testControlReceiptIsNotAJobReceipt)
+}
+
+func testControlReceiptIsNotAJobReceipt(t *testing.T, b testenv.Broker) {
+	r := newRig(t, b, Connection{})
 	ctx := ctxT(t)
 	id := newUUID(t)
 	if err := r.d.Cancel(ctx, testTerminal, id, "ditarik"); err != nil {

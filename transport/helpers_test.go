@@ -32,6 +32,7 @@ type memTerminal struct {
 
 	mu        sync.Mutex
 	stored    map[string]int // job id → times stored (must stay 1)
+	received  map[string]int // job id → times HandleJob saw it
 	order     []string       // job ids in the order stored
 	dups      int
 	refused   []api.Receipt
@@ -45,7 +46,7 @@ type memTerminal struct {
 var _ TerminalHandler = (*memTerminal)(nil)
 
 func newMemTerminal(v *api.Verifier) *memTerminal {
-	return &memTerminal{v: v, stored: map[string]int{}, outbox: map[string]*api.Result{}, delivered: map[string]bool{}, cancelled: map[string]bool{}}
+	return &memTerminal{v: v, stored: map[string]int{}, received: map[string]int{}, outbox: map[string]*api.Result{}, delivered: map[string]bool{}, cancelled: map[string]bool{}}
 }
 
 func (m *memTerminal) HandleJob(ctx context.Context, raw []byte) (api.Receipt, error) {
@@ -71,6 +72,7 @@ func (m *memTerminal) HandleJob(ctx context.Context, raw []byte) (api.Receipt, e
 	r.JobID = j.JobID
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.received[j.JobID]++
 	if m.stored[j.JobID] > 0 {
 		m.dups++
 		r.Status = api.ReceiptDuplicate
@@ -209,6 +211,13 @@ func (m *memTerminal) storedCount() (jobs, maxTimes int) {
 	return len(m.stored), maxTimes
 }
 
+// receivedCount is how many distinct jobs reached HandleJob.
+func (m *memTerminal) receivedCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.received)
+}
+
 func (m *memTerminal) isDelivered(id string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -260,7 +269,9 @@ func newJob(t testing.TB, id string) *api.Job {
 
 // rig is a broker, a dispatcher and a terminal wired together.
 type rig struct {
-	m       *testenv.Mosquitto
+	b       testenv.Broker
+	root    string // the topic root: a shared broker's rig has one of its own
+	id      string // the terminal's client id
 	signer  *api.Signer
 	v       *api.Verifier
 	term    *memTerminal
@@ -273,6 +284,10 @@ type rig struct {
 	syncs   chan *api.Sync
 	nResult atomic.Int32
 	resent  atomic.Int64 // jobs the dispatcher published again on Syncs
+	// seenAtResend is how many distinct jobs the terminal had received
+	// when the dispatcher first re-sent any; -1 until then.
+	seenAtResend atomic.Int64
+	lastPending  atomic.Int64 // distinct jobs received at the last Pending
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -282,24 +297,49 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newRig(t testing.TB, m *testenv.Mosquitto, conn Connection) *rig {
+// rigBroker is what a rig runs on: a broker of the matrix, or a Mosquitto
+// of the test's own for the tests that need one (TLS, Freeze).
+type rigBroker interface {
+	testenv.Broker | *testenv.Mosquitto
+}
+
+func matrixBroker[B rigBroker](b B) testenv.Broker {
+	switch b := any(b).(type) {
+	case testenv.Broker:
+		return b
+	case *testenv.Mosquitto:
+		return testenv.Broker{Name: "mosquitto", URL: b.URL, Port: b.Port, Restart: b.Restart, Log: b.Log}
+	}
+	panic("unreachable")
+}
+
+func newRig[B rigBroker](t testing.TB, b B, conn Connection) *rig {
 	t.Helper()
-	return newRigWith(t, m, conn, nil)
+	return newRigWith(t, b, conn, nil)
 }
 
 // newRigWith is newRig with the dispatcher's configuration edited first.
-func newRigWith(t testing.TB, m *testenv.Mosquitto, conn Connection, edit func(*DispatcherConfig)) *rig {
+// On a shared broker the rig has a topic root and client ids of its own.
+func newRigWith[B rigBroker](t testing.TB, broker B, conn Connection, edit func(*DispatcherConfig)) *rig {
 	t.Helper()
-	r := &rig{m: m, results: make(chan *api.Result, 100000), recv: make(chan *api.Receipt, 100000), status: make(chan *api.Status, 1000), stalls: make(chan bool, 1000), syncs: make(chan *api.Sync, 1000)}
+	r := &rig{b: matrixBroker(broker), root: api.DefaultRoot, id: "teken-" + testTerminal,
+		results: make(chan *api.Result, 100000), recv: make(chan *api.Receipt, 100000), status: make(chan *api.Status, 1000), stalls: make(chan bool, 1000), syncs: make(chan *api.Sync, 1000)}
+	if r.b.Shared {
+		tag := newUUID(t)[:8]
+		r.root, r.id = "test-"+tag+"/"+api.DefaultRoot, "teken-"+testTerminal+"-"+tag
+	}
+	r.seenAtResend.Store(-1)
 	r.signer, r.v = newPKI(t)
-	conn.Brokers = []string{m.URL}
+	conn.Brokers = []string{r.b.URL}
 	conn.Logger = testLogger(t)
 	conn.MaxReconnectInterval = time.Second
 	dc := conn
 	dc.ClientID = "central-" + newUUID(t)[:8]
+	r.term = newMemTerminal(r.v)
 	var err error
 	dcfg := DispatcherConfig{
-		Connection: dc, Signer: r.signer,
+		Connection: dc, Root: r.root, Signer: r.signer,
+		Jobs: countingJobs{JobStore: NewMemoryJobs(), r: r},
 		OnResult: func(_ context.Context, res *api.Result) error {
 			r.nResult.Add(1)
 			r.results <- res
@@ -318,7 +358,12 @@ func newRigWith(t testing.TB, m *testenv.Mosquitto, conn Connection, edit func(*
 			default:
 			}
 		},
-		OnResend: func(_ string, n int) { r.resent.Add(int64(n)) },
+		OnResend: func(_ string, n int) {
+			if n > 0 {
+				r.seenAtResend.CompareAndSwap(-1, r.lastPending.Load())
+			}
+			r.resent.Add(int64(n))
+		},
 	}
 	if edit != nil {
 		edit(&dcfg)
@@ -328,24 +373,47 @@ func newRigWith(t testing.TB, m *testenv.Mosquitto, conn Connection, edit func(*
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeCtx(t, r.d.Close) })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.d.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.term = newMemTerminal(r.v)
 	r.openTerminal(t, conn)
 	return r
 }
 
+// countingJobs notes, each time the dispatcher reads a terminal's pending
+// jobs to answer a Sync, how many distinct jobs the terminal had received
+// by then, so that the rig knows how many it had before any re-send.
+type countingJobs struct {
+	JobStore
+	r *rig
+}
+
+func (c countingJobs) Pending(ctx context.Context, terminal string) ([]PendingJob, error) {
+	c.r.lastPending.Store(int64(c.r.term.receivedCount()))
+	return c.JobStore.Pending(ctx, terminal)
+}
+
+// dropped is how many of the published jobs the broker lost, as far as the
+// terminal can tell: those it had not received when the dispatcher first
+// re-sent any (none when nothing was re-sent).
+func (r *rig) dropped(published int) int {
+	seen := r.seenAtResend.Load()
+	if seen < 0 {
+		return 0
+	}
+	return published - int(seen)
+}
+
 func (r *rig) openTerminal(t testing.TB, conn Connection) {
 	t.Helper()
-	conn.Brokers = []string{r.m.URL}
+	conn.Brokers = []string{r.b.URL}
 	conn.Logger = testLogger(t)
 	conn.MaxReconnectInterval = time.Second
-	conn.ClientID = "teken-" + testTerminal
+	conn.ClientID = r.id
 	tt, err := OpenTerminal(TerminalConfig{
-		Connection: conn, TerminalID: testTerminal, Handler: r.term,
+		Connection: conn, Root: r.root, TerminalID: testTerminal, Handler: r.term,
 		Status:       func() api.Status { return api.Status{Version: "test"} },
 		SyncInterval: time.Second,
 		OnStall: func(stalled bool, _ time.Time) {
@@ -361,7 +429,7 @@ func (r *rig) openTerminal(t testing.TB, conn Connection) {
 	r.t = tt
 	r.term.term.Store(tt)
 	t.Cleanup(func() { closeCtx(t, tt.Close) })
-	waitFor(t, 10*time.Second, func() error {
+	waitFor(t, 30*time.Second, func() error {
 		if !tt.Connected() {
 			return fmt.Errorf("terminal not connected (last error: %v)", tt.Err())
 		}
@@ -389,8 +457,10 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	}
 }
 
+// ctxT bounds a test's waits on the broker: generous, for a loaded machine
+// and RabbitMQ.
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -6,8 +6,9 @@
 // files and external test files) from `go list` and enforces:
 //
 //  0. Every package lives in a known room (the leaves, daemon/..., cmd/...,
-//     internal/..., packaging/...) and every package a rule names exists,
-//     so that a new or renamed package cannot slip past the rules unseen.
+//     internal/..., packaging/..., examples/...) and every package a rule
+//     names exists, so that a new or renamed package cannot slip past the
+//     rules unseen.
 //  1. Only transport imports paho (github.com/eclipse/paho.mqtt.golang),
 //     in any file: the MQTT client, its reconnects and its quirks stay
 //     behind one API, and api stays a contract without a client.
@@ -29,6 +30,8 @@
 //     binary links the machinery that starts pcscd and Mosquitto.
 //  7. cmd/... imports only daemon/..., internal/... and the leaves, never
 //     another binary nor packaging.
+//  8. Nothing outside examples/... imports it: the examples are what an
+//     integrator reads (Python, shell), checked by their own test files.
 //
 // Rules 1 to 3 hold for test files too unless stated otherwise; the few
 // exceptions the tree needs today are listed, each with its reason, in the

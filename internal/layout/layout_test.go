@@ -191,6 +191,13 @@ var rules = []rule{
 		},
 	},
 	{
+		id:   "8",
+		text: "nothing imports examples/...: examples are what an integrator reads, tested by their own test files",
+		bad: func(e edge) bool {
+			return within(e.rel, "examples") && !within(e.from, "examples")
+		},
+	},
+	{
 		id:   "7",
 		text: "cmd/... imports only daemon/..., internal/... and the leaves",
 		bad: func(e edge) bool {
@@ -302,7 +309,7 @@ func checkRooms(pkgs []pkg) []violation {
 	have := map[string]bool{}
 	for _, p := range pkgs {
 		have[p.Path] = true
-		if !isLeaf(p.Path) && !withinAny(p.Path, "daemon", "cmd", "internal", "packaging") {
+		if !isLeaf(p.Path) && !withinAny(p.Path, "daemon", "cmd", "internal", "packaging", "examples") {
 			out = append(out, violation{rule: "0", from: p.Path,
 				detail: "the package is in no room: place it, and teach the rules about it"})
 		}
