@@ -120,7 +120,7 @@ func FuzzVerifyJob(f *testing.F) {
 // raw input, then both verifiers on the input as envelope and as signed
 // payload.
 func FuzzVerifyControl(f *testing.F) {
-	addGoldenSeeds(f, "cancel", "result-ack")
+	addGoldenSeeds(f, "cancel", "result-ack", "sync-request")
 	key := loadPrivate(f, "ed25519")
 	kid := kidOf(f, "ed25519")
 	v := testVerifier(f)
@@ -143,5 +143,11 @@ func FuzzVerifyControl(f *testing.F) {
 				t.Fatalf("verified an invalid ack: %v", err)
 			}
 		}
+		if r, err := v.VerifySyncRequest(signRaw(t, key, jose.EdDSA, kid, TypeSyncRequest, data)); err == nil {
+			if err := r.Validate(); err != nil {
+				t.Fatalf("verified an invalid sync request: %v", err)
+			}
+		}
+		_, _ = UnverifiedRequestID(data)
 	})
 }
