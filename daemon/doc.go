@@ -110,7 +110,9 @@
 // that cannot be written is held in memory and written with the first
 // write that succeeds, so no job stays in signing. The Result waits in the outbox until a ResultAck
 // names its job (queue.AckResult, one transaction by job id), and is
-// published again after every reconnect and every resendAfter; delivered
+// published again after every reconnect and SyncRequest, and on its own
+// doubling backoff (broker.result_resend_initial up to result_resend_max)
+// while connected; delivered
 // results and their jobs are pruned after the retention period. The
 // audit log records every step.
 package daemon

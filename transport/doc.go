@@ -9,14 +9,22 @@
 //     and control topics renewed after every connect, messages handed to a
 //     TerminalHandler one at a time in arrival order and acknowledged to
 //     the broker only after the handler returned nil (persist, then
-//     acknowledge), a retained status with an offline last will, and a
-//     Sync after every connect and every two minutes.
+//     acknowledge), an inbox bounded in messages and bytes (past the byte
+//     bound paho's reader waits, so the broker keeps the rest), a retained
+//     status with an offline last will, and a Sync after every connect —
+//     once the backlog the broker kept is taken in, saying whether it kept
+//     the session —, two minutes after the last one, and on a SyncRequest.
+//     It reconnects by itself rather than through paho's auto-reconnect,
+//     which drops the CONNACK's session-present flag.
 //   - Dispatcher is the central side: it signs and publishes jobs, takes
 //     receipts, results, status and Syncs, acknowledges results with a
 //     signed ResultAck and publishes again what a terminal's Sync shows it
-//     lacks. JobStore and ResultStore are where a central system keeps
-//     what it sent and took; MemoryJobs and MemoryResults keep them in
-//     memory.
+//     lacks, off the message handler and newest Sync first, sparing jobs
+//     published within the grace; RequestSync asks a terminal for
+//     everything it holds again; a job over MaxMessageBytes is refused
+//     before publishing. JobStore and ResultStore are where a central
+//     system keeps what it sent and took; MemoryJobs and MemoryResults keep
+//     them in memory.
 //   - Monitor is a read-only, clean-session watcher (Fleet builds on it for
 //     tekenctl fleet; tests tap the wire with it); ClearSession removes the
 //     session a one-off dispatch left behind.
