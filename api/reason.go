@@ -32,6 +32,11 @@ const (
 	ReasonTooLate            ReasonCode = "too_late"            // a Cancel for a job being signed or already ended
 	ReasonNoResult           ReasonCode = "no_result"           // a ResultAck for a job that has no result yet
 	ReasonDuplicate          ReasonCode = "duplicate"           // already stored; reported as Receipt status duplicate
+
+	// ReasonUnsupportedMediaType: a document whose media type the
+	// terminal's page cannot show, and the terminal does not accept
+	// documents it cannot show (signing.allow_unrenderable_documents).
+	ReasonUnsupportedMediaType ReasonCode = "unsupported_media_type"
 )
 
 // Reasons for a Result whose outcome is not signed. ReasonExpired also ends a

@@ -16,12 +16,14 @@ import (
 )
 
 // Sign verifies the PIN once and signs every document of the chosen jobs
-// with the present token in one card session; once the session has closed
-// it adds the timestamps their PAdES documents asked for and completes
-// each job, its result written in the same transaction. The token is held
-// for card work only: no timestamp authority, nor any other network
-// request, is waited on while it is. A token removed mid-batch keeps what
-// was signed; the rest stays waiting. The caller zeroes pin.
+// with the present token in one card session; a letter whose documents the
+// official has not all seen is refused before that (checkViewed). Once the
+// session has closed it adds the timestamps their PAdES documents asked
+// for and completes each job, its result written in the same transaction.
+// The token is held for card work only: no timestamp authority, nor any
+// other network request, is waited on while it is. A token removed
+// mid-batch keeps what was signed; the rest stays waiting. The caller
+// zeroes pin.
 func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast bool) error {
 	who, err := f.claim()
 	if err != nil {
@@ -30,6 +32,9 @@ func (f *flow) Sign(ctx context.Context, ids []string, pin []byte, confirmLast b
 	defer f.release()
 	jobs, err := f.selectJobs(ctx, ids, who.signer)
 	if err != nil {
+		return err
+	}
+	if err := f.checkViewed(jobs); err != nil {
 		return err
 	}
 	// Shutdown may cut a batch short after the grace period; the job in

@@ -46,7 +46,7 @@ func BenchmarkTapToResult(b *testing.B) {
 				k.Await("reading", func(v kiosk.View) bool { return v.State == kiosk.StateReading })
 				t0 := time.Now()
 				k.Await("letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == batch })
-				if code, out := k.Post("/api/sign", map[string]any{"job_ids": ids, "pin": "123456"}); code != 200 {
+				if code, out := k.Sign(ids, "123456"); code != 200 {
 					b.Fatalf("sign: %d %v", code, out)
 				}
 				for range batch {

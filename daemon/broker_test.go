@@ -72,7 +72,7 @@ func TestStalledBrokerIsShownAndResultsDrainAfter(t *testing.T) {
 	petsAtFreeze, frozeAt := n.count("WATCHDOG=1"), time.Now()
 
 	// The first letter is signed; its result's publish gets no PUBACK.
-	if code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{jobs[0].JobID}, "pin": "123456"}); code != http.StatusOK {
+	if code, out := k.Sign([]string{jobs[0].JobID}, "123456"); code != http.StatusOK {
 		t.Fatalf("sign during the freeze: %d %v", code, out)
 	}
 	k.Await("done, one signed", func(v kiosk.View) bool { return v.State == kiosk.StateDone && v.Result != nil && v.Result.Signed == 1 })
@@ -105,7 +105,7 @@ func TestStalledBrokerIsShownAndResultsDrainAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.Await("two letters left", func(v kiosk.View) bool { return v.State == kiosk.StateToken && v.CanSign && len(v.Jobs) == 2 })
-	if code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{jobs[1].JobID}, "pin": "123456"}); code != http.StatusOK {
+	if code, out := k.Sign([]string{jobs[1].JobID}, "123456"); code != http.StatusOK {
 		t.Fatalf("second sign during the freeze: %d %v", code, out)
 	}
 	k.Await("done, one signed again", func(v kiosk.View) bool { return v.State == kiosk.StateDone && v.Result != nil && v.Result.Signed == 1 })

@@ -94,6 +94,11 @@ type SigningConfig struct {
 	PDFMaxDecompressedBytes    int64 `toml:"pdf_max_decompressed_bytes"`
 	PDFMaxJobDecompressedBytes int64 `toml:"pdf_max_job_decompressed_bytes"`
 	PDFAllowEmbeddedFiles      bool  `toml:"pdf_allow_embedded_files"`
+	// AllowUnrenderableDocuments accepts jobs with documents whose media
+	// type the kiosk page cannot show (kiosk.Renderable); off, they are
+	// refused at intake with unsupported_media_type. Hash-only documents
+	// follow dispatcher.allow_hash_only instead.
+	AllowUnrenderableDocuments bool `toml:"allow_unrenderable_documents"`
 }
 
 // StoreConfig governs the bbolt store.

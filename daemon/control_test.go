@@ -36,6 +36,7 @@ func TestControlMessagesAreAnswered(t *testing.T) {
 	signed := r.storeJob(t, r.signer, 1)
 	waiting := r.storeJob(t, r.signer, 1)
 	r.flow.presence(r.ctx, device.Event{Kind: device.Arrived, Reader: "Reader 0"})
+	r.read(t, signed)
 	if err := r.flow.Sign(r.ctx, []string{signed}, []byte("123456"), false); err != nil {
 		t.Fatal(err)
 	}

@@ -175,7 +175,8 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 		store: d.store, verifier: tr.verifier, complete: comp, metrics: d.metrics, log: d.log,
 		now: d.now, terminal: cfg.TerminalID, jobsChanged: d.flow.jobsChanged,
 		statusChanged: d.statusChanged, setLastError: d.setLastError, resendAll: d.outbox.resendAll,
-		pdf: pdfBudget{perDoc: pdfLimits, perJob: cfg.Signing.PDFMaxJobDecompressedBytes},
+		pdf:               pdfBudget{perDoc: pdfLimits, perJob: cfg.Signing.PDFMaxJobDecompressedBytes},
+		allowUnrenderable: cfg.Signing.AllowUnrenderableDocuments,
 	}
 	d.metrics.reg.MustRegister(newStateCollector(d), newStoreCollector(d.store))
 	d.metrics.reg.MustRegister(newBrokerCollector(d))

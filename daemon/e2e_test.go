@@ -80,8 +80,23 @@ func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
 		t.Fatalf("signing another signer's job: %d %v", code, out)
 	}
 
+	// The document served above counts as seen; a letter whose document
+	// the page has not opened is refused before the token is asked.
+	k.Await("the first letter's document seen", func(v kiosk.View) bool {
+		i := slices.IndexFunc(v.Jobs, func(j kiosk.Job) bool { return j.ID == j1.JobID })
+		return i >= 0 && v.Jobs[i].Documents[0].Viewed
+	})
+	code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{j1.JobID, j2.JobID}, "pin": sentinelPIN})
+	e, _ := out["error"].(map[string]any)
+	if params, _ := e["params"].(map[string]any); code != 409 || tekentest.ErrorCode(out) != kiosk.CodeNotViewed || params["title"] != j2.Title {
+		t.Fatalf("signing a letter not seen: %d %v", code, out)
+	}
+	if got := siti.Card.PINRetries(); got != 3 {
+		t.Fatalf("card PIN retries after a letter not seen = %d, want 3", got)
+	}
+
 	// A wrong PIN is reported with the tries left, and never retried.
-	code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{j1.JobID, j2.JobID}, "pin": "00000000"})
+	code, out = k.Sign([]string{j1.JobID, j2.JobID}, "00000000")
 	if code != 409 || tekentest.ErrorCode(out) != kiosk.CodeWrongPIN {
 		t.Fatalf("wrong PIN: %d %v", code, out)
 	}
@@ -90,7 +105,7 @@ func TestOfficialSignsRejectsAndResultsReachCentral(t *testing.T) {
 	}
 	k.Await("tries left 2", func(v kiosk.View) bool { return v.TriesLeft != nil && *v.TriesLeft == 2 })
 
-	code, out = k.Post("/api/sign", map[string]any{"job_ids": []string{j1.JobID, j2.JobID}, "pin": sentinelPIN})
+	code, out = k.Sign([]string{j1.JobID, j2.JobID}, sentinelPIN)
 	if code != 200 {
 		t.Fatalf("sign: %d %v", code, out)
 	}
@@ -213,7 +228,7 @@ func TestTokenRemovedMidBatchKeepsWhatWasSigned(t *testing.T) {
 	// Remove the token on the second signature: one letter signed, the
 	// second interrupted.
 	siti.RemoveOnSignature(2)
-	code, out := k.Post("/api/sign", map[string]any{"job_ids": ids, "pin": "123456"})
+	code, out := k.Sign(ids, "123456")
 	if code != 200 && tekentest.ErrorCode(out) != kiosk.CodeTokenRemoved {
 		t.Fatalf("sign with removal: %d %v", code, out)
 	}

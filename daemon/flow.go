@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,6 +99,17 @@ type flow struct {
 
 	mu sync.Mutex
 	p  page
+	// viewed are the documents served to the page (Document) in the
+	// present token session: emptied when a token arrives or the present
+	// one leaves. A letter is signed only once each of its documents the
+	// page can show is in it (checkViewed).
+	viewed map[docRef]bool
+}
+
+// docRef names one document of a job.
+type docRef struct {
+	job   string
+	index int
 }
 
 func newFlow(deps flowDeps) *flow {
@@ -118,6 +131,9 @@ func (f *flow) presence(ctx context.Context, ev device.Event) {
 func (f *flow) arrived(ctx context.Context, reader string) {
 	f.mu.Lock()
 	gen, ok := f.p.arrive(reader)
+	if ok {
+		f.viewed = nil // a new token session
+	}
 	f.mu.Unlock()
 	if !ok {
 		return
@@ -151,6 +167,9 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 func (f *flow) left(reader string) {
 	f.mu.Lock()
 	changed := f.p.leave(reader)
+	if changed {
+		f.viewed = nil // the token session is over
+	}
 	f.mu.Unlock()
 	if !changed {
 		return
@@ -207,6 +226,7 @@ func (f *flow) view(ctx context.Context) kiosk.View {
 	f.mu.Lock()
 	v := f.p.view(f.maxBatch)
 	signer := f.p.signer
+	viewed := maps.Clone(f.viewed)
 	f.mu.Unlock()
 	if v.Signer == nil {
 		return v
@@ -218,15 +238,34 @@ func (f *flow) view(ctx context.Context) kiosk.View {
 		return v
 	}
 	for _, j := range jobs {
-		v.Jobs = append(v.Jobs, jobView(j))
+		v.Jobs = append(v.Jobs, jobView(j, viewed))
 	}
 	return v
 }
 
-func jobView(j queue.Job) kiosk.Job {
+// metaOf reads what intake kept beside a job; an empty title is the worst
+// case.
+func metaOf(j queue.Job) jobMeta {
 	var m jobMeta
-	_ = json.Unmarshal(j.Meta, &m) // written by intake; an empty title is the worst case
-	v := kiosk.Job{ID: j.ID, Title: m.Title, Number: m.Number, Sender: m.Sender, ReceivedAt: j.ReceivedAt, ExpiresAt: j.ExpiresAt}
+	_ = json.Unmarshal(j.Meta, &m)
+	return m
+}
+
+// mustView reports whether the official must have seen a document before
+// signing it: the job carries its bytes and the page can show them.
+// Others are signed unseen only where configuration allows them
+// (dispatcher.allow_hash_only, signing.allow_unrenderable_documents).
+func (d docMeta) mustView() bool { return d.Available && kiosk.Renderable(d.MediaType) }
+
+// jobView is a job as the page lists it; viewed are the documents served
+// in the present token session.
+func jobView(j queue.Job, viewed map[docRef]bool) kiosk.Job {
+	m := metaOf(j)
+	v := kiosk.Job{ID: j.ID, Title: m.Title, Number: m.Number, Sender: m.Sender, ReceivedAt: j.ReceivedAt, ExpiresAt: j.ExpiresAt,
+		Fields: make([]kiosk.Field, 0, len(m.Fields))}
+	for _, fd := range m.Fields {
+		v.Fields = append(v.Fields, kiosk.Field{Label: fd.Label, Value: fd.Value})
+	}
 	for i, d := range m.Docs {
 		var sum string
 		if i < len(j.Digests) {
@@ -234,6 +273,7 @@ func jobView(j queue.Job) kiosk.Job {
 		}
 		v.Documents = append(v.Documents, kiosk.Document{
 			Index: i, Name: d.Name, MediaType: d.MediaType, SHA256: sum, Size: d.Size, Available: d.Available,
+			Renderable: kiosk.Renderable(d.MediaType), Viewed: viewed[docRef{j.ID, i}],
 			Format: string(d.Format), Block: d.Block,
 		})
 	}
@@ -242,7 +282,9 @@ func jobView(j queue.Job) kiosk.Job {
 
 // readyJobs are the jobs waiting for this signer, and only for this signer,
 // without their envelopes: the page's list is refreshed on every step of a
-// batch and must not copy every document each time.
+// batch and must not copy every document each time. The most urgent come
+// first: by expires_at (the due date; none is last), then received_at,
+// then id.
 func (f *flow) readyJobs(ctx context.Context, signer string) ([]queue.Job, error) {
 	all, err := f.store.BySignerHeads(ctx, signer, 0)
 	if err != nil {
@@ -255,7 +297,25 @@ func (f *flow) readyJobs(ctx context.Context, signer string) ([]queue.Job, error
 			out = append(out, j)
 		}
 	}
+	slices.SortFunc(out, byDueDate)
 	return out, nil
+}
+
+// byDueDate orders jobs by expires_at, a job without one last, then by
+// received_at, then by id.
+func byDueDate(a, b queue.Job) int {
+	switch {
+	case a.ExpiresAt.IsZero() != b.ExpiresAt.IsZero():
+		if a.ExpiresAt.IsZero() {
+			return 1
+		}
+		return -1
+	case !a.ExpiresAt.Equal(b.ExpiresAt):
+		return a.ExpiresAt.Compare(b.ExpiresAt)
+	case !a.ReceivedAt.Equal(b.ReceivedAt):
+		return a.ReceivedAt.Compare(b.ReceivedAt)
+	}
+	return strings.Compare(a.ID, b.ID)
 }
 
 // SetLanguage switches the page's language.
@@ -274,10 +334,13 @@ func (f *flow) Dismiss(ctx context.Context) {
 	f.publish(ctx)
 }
 
-// Document returns a document of a job waiting for the present signer.
+// Document returns a document of a job waiting for the present signer, and
+// counts it as viewed in the present token session: the page's list then
+// says so. A token that left or was replaced meanwhile gets the bytes
+// counted for nobody.
 func (f *flow) Document(ctx context.Context, jobID string, index int) (string, []byte, error) {
 	f.mu.Lock()
-	signer := f.p.signer
+	signer, gen := f.p.signer, f.p.gen
 	f.mu.Unlock()
 	j, err := f.store.Get(ctx, jobID)
 	if err != nil {
@@ -294,7 +357,42 @@ func (f *flow) Document(ctx context.Context, jobID string, index int) (string, [
 		return "", nil, fmt.Errorf("job %s has no document %d", jobID, index)
 	}
 	doc := job.Documents[index]
+	f.mu.Lock()
+	first := f.p.gen == gen && f.p.signer == signer && !f.viewed[docRef{jobID, index}]
+	if first {
+		if f.viewed == nil {
+			f.viewed = make(map[docRef]bool)
+		}
+		f.viewed[docRef{jobID, index}] = true
+	}
+	f.mu.Unlock()
+	if first {
+		f.publish(context.WithoutCancel(ctx))
+	}
 	return doc.MediaType, doc.Content, nil
+}
+
+// checkViewed refuses a batch with a letter whose documents the official
+// has not all seen in this token session (docMeta.mustView): the page must
+// have fetched each of them. It runs before the card is opened, so no PIN
+// try is spent on the refusal.
+func (f *flow) checkViewed(jobs []queue.Job) error {
+	metas := make([]jobMeta, len(jobs))
+	for i, j := range jobs {
+		metas[i] = metaOf(j)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, j := range jobs {
+		for k, d := range metas[i].Docs {
+			if d.mustView() && !f.viewed[docRef{j.ID, k}] {
+				f.log.Info("signing refused: a document was not viewed", "job", j.ID, "document", k)
+				return kiosk.NewUserError(kiosk.CodeNotViewed, fmt.Errorf("job %s: document %d not viewed in this token session", j.ID, k),
+					map[string]string{"title": metas[i].Title})
+			}
+		}
+	}
+	return nil
 }
 
 // claim marks the flow busy for one action by the present signer.

@@ -34,7 +34,8 @@ func TestFlowWithFakeToken(t *testing.T) {
 		check  func(t *testing.T, r *flowRig, jobID string, err error)
 	}{
 		{"the right PIN signs", device.PINPolicyOnce, 1,
-			func(_ *testing.T, r *flowRig, id string) error {
+			func(t *testing.T, r *flowRig, id string) error {
+				r.read(t, id)
 				return r.flow.Sign(r.ctx, []string{id}, []byte("123456"), false)
 			},
 			func(t *testing.T, r *flowRig, id string, err error) {
@@ -56,7 +57,8 @@ func TestFlowWithFakeToken(t *testing.T) {
 				}
 			}},
 		{"PIN policy always verifies before every signature", device.PINPolicyAlways, 3,
-			func(_ *testing.T, r *flowRig, id string) error {
+			func(t *testing.T, r *flowRig, id string) error {
+				r.read(t, id)
 				return r.flow.Sign(r.ctx, []string{id}, []byte("123456"), false)
 			},
 			func(t *testing.T, r *flowRig, _ string, err error) {
@@ -71,7 +73,8 @@ func TestFlowWithFakeToken(t *testing.T) {
 				}
 			}},
 		{"a wrong PIN is never retried", device.PINPolicyOnce, 1,
-			func(_ *testing.T, r *flowRig, id string) error {
+			func(t *testing.T, r *flowRig, id string) error {
+				r.read(t, id)
 				return r.flow.Sign(r.ctx, []string{id}, []byte("000000"), false)
 			},
 			func(t *testing.T, r *flowRig, id string, err error) {

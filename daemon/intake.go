@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,9 @@ type jobMeta struct {
 	KID        string    `json:"kid,omitempty"`
 	IssuedAt   time.Time `json:"issued_at"`
 	Docs       []docMeta `json:"docs"`
+	// Fields are the job's further label/value pairs, in its order; jobs
+	// stored before they were kept have none.
+	Fields []api.Field `json:"fields,omitempty"`
 }
 
 type docMeta struct {
@@ -63,6 +67,9 @@ type intake struct {
 	setLastError  func(msg string)
 	resendAll     func()
 	pdf           pdfBudget
+	// allowUnrenderable accepts documents the page cannot show
+	// (signing.allow_unrenderable_documents); off, such a job is refused.
+	allowUnrenderable bool
 
 	retrying retryState
 }
@@ -172,20 +179,17 @@ func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 		return rc, nil
 	}
 	rc.JobID = job.JobID
+	if err := unshowable(job); err != nil && !in.allowUnrenderable {
+		// What you see is what you sign: a document the page cannot show
+		// is not signed here.
+		return in.refuseJob(ctx, rc, api.ReasonUnsupportedMediaType, err)
+	}
 	// Each PDF is parsed once, here: what the page and admission need of
 	// it is kept beside the job.
 	insp := inspectJob(job, in.pdf)
 	if insp.refusal != nil {
-		// The central side asked for something no PDF viewer would show:
-		// said at once, in the receipt, and nothing is stored.
-		rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, api.ReasonBadDocument, api.SanitizeDetail(insp.refusal.Error())
-		in.metrics.jobsReceived.WithLabelValues("refused", string(api.ReasonBadDocument)).Inc()
-		in.log.Warn("job refused", "job", job.JobID, "reason", api.ReasonBadDocument, "detail", insp.refusal.Error())
-		entry := queue.AuditEntry{JobID: job.JobID, Event: eventRefused, Reason: string(api.ReasonBadDocument)}
-		if _, err := in.store.AppendAudit(ctx, entry); err != nil {
-			return api.Receipt{}, fmt.Errorf("record refusal: %w", err)
-		}
-		return rc, nil
+		// The central side asked for something no PDF viewer would show.
+		return in.refuseJob(ctx, rc, api.ReasonBadDocument, insp.refusal)
 	}
 	stored, created, err := in.store.Insert(ctx, queueJob(job, kid, envelope, now, insp))
 	var replay *queue.ReplayError
@@ -239,6 +243,33 @@ func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 	in.jobsChanged(job.Signer.CertSHA256)
 	in.statusChanged()
 	return rc, nil
+}
+
+// refuseJob answers a verified job that the terminal will not take: said at
+// once, in the receipt, with why in its detail; recorded in the audit log;
+// nothing stored.
+func (in *intake) refuseJob(ctx context.Context, rc api.Receipt, reason api.ReasonCode, why error) (api.Receipt, error) {
+	rc.Status, rc.Reason, rc.Detail = api.ReceiptRefused, reason, api.SanitizeDetail(why.Error())
+	in.metrics.jobsReceived.WithLabelValues("refused", string(reason)).Inc()
+	in.log.Warn("job refused", "job", rc.JobID, "reason", reason, "detail", why.Error())
+	entry := queue.AuditEntry{JobID: rc.JobID, Event: eventRefused, Reason: string(reason)}
+	if _, err := in.store.AppendAudit(ctx, entry); err != nil {
+		return api.Receipt{}, fmt.Errorf("record refusal: %w", err)
+	}
+	return rc, nil
+}
+
+// unshowable names the first document of job that carries its bytes and
+// that the kiosk page cannot show (kiosk.Renderable), or returns nil.
+// Hash-only documents have their own rule (dispatcher.allow_hash_only).
+func unshowable(job *api.Job) error {
+	for _, doc := range job.Documents {
+		if doc.Content != nil && !kiosk.Renderable(doc.MediaType) {
+			return fmt.Errorf("document %s has media type %s, which this terminal cannot show the official; it shows %s",
+				doc.ID, doc.MediaType, strings.Join(kiosk.RenderableTypes(), ", "))
+		}
+	}
+	return nil
 }
 
 // eventConflict is the audit event of a job id offered again with another
@@ -339,7 +370,7 @@ const eventRefused queue.Event = "job.refused"
 
 func queueJob(job *api.Job, kid string, envelope []byte, now time.Time, insp inspection) queue.Job {
 	meta := jobMeta{
-		Title: job.Title, Number: job.Number, Sender: job.Sender,
+		Title: job.Title, Number: job.Number, Sender: job.Sender, Fields: job.Fields,
 		SignerName: job.Signer.Name, SignerNIP: job.Signer.NIP, KID: kid, IssuedAt: job.IssuedAt,
 	}
 	digests := make([]queue.Digest, len(job.Documents))

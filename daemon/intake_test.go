@@ -174,6 +174,7 @@ func TestReplayAfterPruneIsNotSignedAgain(t *testing.T) {
 		t.Fatalf("first delivery: %+v %v", rc, err)
 	}
 	r.flow.presence(r.ctx, device.Event{Kind: device.Arrived, Reader: "Reader 0"})
+	r.read(t, id)
 	if err := r.flow.Sign(r.ctx, []string{id}, []byte("123456"), false); err != nil {
 		t.Fatal(err)
 	}

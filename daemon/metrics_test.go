@@ -92,10 +92,10 @@ func TestMetricsGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.Await("three letters", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 3 })
-	if code, _ := k.Post("/api/sign", map[string]any{"job_ids": []string{j1.JobID}, "pin": "000000"}); code != 409 {
+	if code, _ := k.Sign([]string{j1.JobID}, "000000"); code != 409 {
 		t.Fatalf("wrong PIN accepted: %d", code)
 	}
-	if code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{j1.JobID}, "pin": "123456"}); code != 200 {
+	if code, out := k.Sign([]string{j1.JobID}, "123456"); code != 200 {
 		t.Fatalf("sign: %d %v", code, out)
 	}
 	k.Post("/api/dismiss", map[string]any{})

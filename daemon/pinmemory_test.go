@@ -122,7 +122,10 @@ func TestPINMemoryAfterBatch(t *testing.T) {
 	if status := signOverBareConn(t, tm.KioskURL, stale, pin, scratch); status != http.StatusConflict {
 		t.Fatalf("sign stale letters: status %d, want 409", status)
 	}
-	// Then the batch.
+	// Then the batch, once the page has opened both letters.
+	if err := k.Read(j1.JobID, j2.JobID); err != nil {
+		t.Fatal(err)
+	}
 	if status := signOverBareConn(t, tm.KioskURL, []string{j1.JobID, j2.JobID}, pin, scratch); status != http.StatusOK {
 		t.Fatalf("sign: status %d\n%s", status, tm.Logs.Bytes())
 	}

@@ -260,6 +260,7 @@ func TestSignOnFullDisk(t *testing.T) {
 		t.Fatalf("after the tap: %+v", v)
 	}
 
+	readLetters(t, ctx, r.d.flow, id)
 	err := r.d.flow.Sign(ctx, []string{id}, []byte("123456"), false)
 	if m, ok := storeMessage(err); err == nil || !ok || m.Code != kiosk.CodeStoreFull {
 		t.Fatalf("sign on a full disk: %v, want one the official reads as %s", err, kiosk.CodeStoreFull)

@@ -167,6 +167,7 @@ func TestTimestampsAfterTheCardSession(t *testing.T) {
 	pdfs := r.storePAdES(t, 2)
 	plain := r.storeJob(t, r.signer, 1)
 	r.flow.presence(r.ctx, device.Event{Kind: device.Arrived, Reader: "Reader 0"})
+	r.read(t, pdfs, plain)
 	if err := r.flow.Sign(r.ctx, []string{pdfs, plain}, []byte("123456"), false); err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +198,7 @@ func TestTimestampFailureAfterTheCardSession(t *testing.T) {
 	a.answer = func(*http.Request) bool { return false }
 	id := r.storePAdES(t, 1)
 	r.flow.presence(r.ctx, device.Event{Kind: device.Arrived, Reader: "Reader 0"})
+	r.read(t, id)
 	if err := r.flow.Sign(r.ctx, []string{id}, []byte("123456"), false); err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +224,7 @@ func TestTimestampCutShortLeavesTheJobWaiting(t *testing.T) {
 	}
 	id := r.storePAdES(t, 1)
 	r.flow.presence(r.ctx, device.Event{Kind: device.Arrived, Reader: "Reader 0"})
+	r.read(t, id)
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -285,6 +288,7 @@ func TestCutShortBatchKeepsWhatWasSigned(t *testing.T) {
 	second := r.storeJob(t, r.signer, 1)
 	r.flow.tokens = cancellingTokens{tokenLayer: r.flow.tokens, c: &cancellingCard{card: r.card, at: 2, cancel: r.flow.batches.cancel}}
 	r.flow.presence(r.ctx, device.Event{Kind: device.Arrived, Reader: "Reader 0"})
+	r.read(t, first, second)
 	_ = r.flow.Sign(r.ctx, []string{first, second}, []byte("123456"), false)
 	if res := r.onlyResult(t); res.JobID != first || res.Outcome != api.OutcomeSigned {
 		t.Fatalf("result %+v, want the first job signed", res)

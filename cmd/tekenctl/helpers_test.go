@@ -60,15 +60,17 @@ func startTekend(t *testing.T, cfg daemon.Config) (kioskURL string, stop func())
 // kiosk API as the page does.
 type official struct {
 	*tekentest.Kiosk
+	signed map[string]bool // letters signed already, which old views still list
 }
 
 func openKiosk(t *testing.T, base string) *official {
 	t.Helper()
-	return &official{tekentest.OpenKiosk(t, base)}
+	return &official{Kiosk: tekentest.OpenKiosk(t, base), signed: map[string]bool{}}
 }
 
-// signAll waits until n letters are shown and signs them with pin; it
-// reports the error instead of failing, as it runs beside the command.
+// signAll waits until n letters not signed yet are shown and signs them
+// with pin; it reports the error instead of failing, as it runs beside the
+// command.
 func (o *official) signAll(n int, pin string) error {
 	deadline := time.After(30 * time.Second)
 	for {
@@ -78,15 +80,23 @@ func (o *official) signAll(n int, pin string) error {
 				o.Post("/api/dismiss", map[string]any{})
 				continue
 			}
-			if v.State != kiosk.StateToken || !v.CanSign || len(v.Jobs) < n {
+			if v.State != kiosk.StateToken || !v.CanSign {
 				continue
 			}
 			ids := make([]string, 0, len(v.Jobs))
 			for _, j := range v.Jobs {
-				ids = append(ids, j.ID)
+				if !o.signed[j.ID] {
+					ids = append(ids, j.ID)
+				}
 			}
-			if code, body := o.Post("/api/sign", map[string]any{"job_ids": ids, "pin": pin}); code != http.StatusOK {
+			if len(ids) < n {
+				continue
+			}
+			if code, body := o.Sign(ids, pin); code != http.StatusOK {
 				return fmt.Errorf("sign: %d %v", code, body)
+			}
+			for _, id := range ids {
+				o.signed[id] = true
 			}
 			return nil
 		case <-deadline:

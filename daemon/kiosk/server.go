@@ -23,11 +23,15 @@ import (
 // Controller is what the page acts on; the daemon's signing flow implements
 // it. Errors meant for the official are *UserError.
 type Controller interface {
-	// Sign verifies pin once and signs the jobs. The PIN buffer is the
-	// controller's to zero.
+	// Sign verifies pin once and signs the jobs. It refuses, before the
+	// PIN is tried, a letter with a document the page can show that it has
+	// not fetched in this token session (CodeNotViewed). The PIN buffer is
+	// the controller's to zero.
 	Sign(ctx context.Context, jobIDs []string, pin []byte, confirmLastAttempt bool) error
 	Reject(ctx context.Context, jobID, reason string) error
 	// Document returns a document of a job addressed to the present signer.
+	// A document it returns counts as viewed in the present token session:
+	// the Server calls it only to serve the page's GET of that document.
 	Document(ctx context.Context, jobID string, index int) (mediaType string, body []byte, err error)
 	// Dismiss leaves the done screen.
 	Dismiss(ctx context.Context)
@@ -203,6 +207,20 @@ func (s *Server) checkSameOriginRead(r *http.Request) error {
 	return nil
 }
 
+// checkDocumentRead refuses a document read that a browser marks as made
+// by another site or from another origin. Unlike checkSameOriginRead it
+// takes any fetch mode, so the page may show a document in an img or a
+// frame as well as fetch it; "none" is a user's own navigation.
+func (s *Server) checkDocumentRead(r *http.Request) error {
+	if o := r.Header.Get("Origin"); o != "" && !slices.Contains(s.origins, o) {
+		return fmt.Errorf("origin %q not allowed", o)
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return fmt.Errorf("sec-fetch-site %q not allowed", site)
+	}
+	return nil
+}
+
 // session is what GET /api/session answers.
 type session struct {
 	CSRF string `json:"csrf"`
@@ -261,6 +279,14 @@ func (s *Server) Close() { s.once.Do(func() { close(s.closed) }) }
 func (s *Server) Publish(v View) {
 	if v.Jobs == nil {
 		v.Jobs = []Job{}
+	}
+	if slices.ContainsFunc(v.Jobs, func(j Job) bool { return j.Fields == nil }) {
+		v.Jobs = slices.Clone(v.Jobs) // the caller's stay as they are
+		for i := range v.Jobs {
+			if v.Jobs[i].Fields == nil {
+				v.Jobs[i].Fields = []Field{}
+			}
+		}
 	}
 	v.Boot = s.boot
 	b, err := json.Marshal(v)
@@ -335,11 +361,23 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 // reconnectAfter is how soon a page's event stream connects again.
 const reconnectAfter = time.Second
 
-// inlineTypes are shown in the page; anything else is offered as a download
-// inside a sandbox.
-var inlineTypes = []string{"application/pdf", "text/plain", "image/png", "image/jpeg"}
-
+// serveDocument serves one document to the page. A document served counts
+// as viewed (Controller.Document), so only a GET the page itself may have
+// made gets one: a HEAD, which would count it without showing it, is
+// refused, and so is a request a browser marks as another site's (an image
+// or frame of a foreign page, say). Documents the page shows (Renderable)
+// go out with their own type; anything else only as a download inside a
+// sandbox.
 func (s *Server) serveDocument(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := s.checkDocumentRead(r); err != nil {
+		s.log.Warn("kiosk request refused", "path", r.URL.Path, "reason", err.Error())
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
 	job := r.PathValue("job")
 	idx, ok := parseIndex(r.PathValue("index"))
 	if !ok || !validJobID(job) {
@@ -352,7 +390,7 @@ func (s *Server) serveDocument(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if !slices.Contains(inlineTypes, mt) {
+	if !Renderable(mt) {
 		mt = "application/octet-stream"
 		w.Header().Set("Content-Disposition", "attachment")
 		w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")

@@ -2,6 +2,7 @@ package kiosk
 
 import (
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -60,13 +61,22 @@ type Signer struct {
 
 // Job is one letter waiting for the present signer.
 type Job struct {
-	ID         string     `json:"id"`
-	Title      string     `json:"title"`
-	Number     string     `json:"number,omitempty"`
-	Sender     string     `json:"sender,omitempty"`
-	ReceivedAt time.Time  `json:"received_at"`
-	ExpiresAt  time.Time  `json:"expires_at"`
-	Documents  []Document `json:"documents"`
+	ID         string    `json:"id"`
+	Title      string    `json:"title"`
+	Number     string    `json:"number,omitempty"`
+	Sender     string    `json:"sender,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// Fields are the job's further label/value pairs, in the job's order;
+	// never null, empty for a job without any.
+	Fields    []Field    `json:"fields"`
+	Documents []Document `json:"documents"`
+}
+
+// Field is one further label and value of a letter, shown with it.
+type Field struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
 }
 
 // Document is one document of a letter.
@@ -78,11 +88,31 @@ type Document struct {
 	Size      int64  `json:"size"`
 	// Available says the job carries the bytes, so the page can show them.
 	Available bool `json:"available"`
+	// Renderable says the page can show the document (Renderable of its
+	// media type).
+	Renderable bool `json:"renderable"`
+	// Viewed says the page fetched the document in this token session.
+	// The official signs a letter only once every available, renderable
+	// document of it was viewed (CodeNotViewed).
+	Viewed bool `json:"viewed"`
 	// Format is the signature asked for: cms, raw or pades.
 	Format string `json:"format"`
 	// Block is where a signed PDF's visible signature block will stand.
 	Block *Block `json:"block,omitempty"`
 }
+
+// renderable are the media types the page shows itself: PDF with pdf.js,
+// images in an img element, plain text as text. Anything else the page can
+// only offer as a download, and what you see would not be what you sign.
+var renderable = []string{"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
+
+// Renderable reports whether the page shows documents of mediaType, a
+// lower-case type/subtype without parameters as the wire contract has it.
+func Renderable(mediaType string) bool { return slices.Contains(renderable, mediaType) }
+
+// RenderableTypes lists the media types Renderable accepts, for messages
+// that say what the terminal shows.
+func RenderableTypes() []string { return slices.Clone(renderable) }
 
 // Block is a rectangle on a page, in PDF points from the bottom left.
 type Block struct {
@@ -160,6 +190,14 @@ const (
 	CodeStoreFull       = "err_store_full"
 	CodeInternal        = "err_internal"
 	CodeSignedPartial   = "signed_partial"
+	// CodeNotViewed: a letter chosen for signing has a document the page
+	// has not fetched in this token session, with {title}: the official
+	// opens every document of a letter before signing it. Refused before
+	// the PIN is verified, so no try is spent.
+	CodeNotViewed = "err_not_viewed"
+	// CodeUnrenderable: the page could not show a document. The page
+	// says it itself; tekend never answers with it.
+	CodeUnrenderable = "err_unrenderable"
 )
 
 // Catalogue ids of the requests the kiosk refuses itself, with 400.
@@ -185,7 +223,7 @@ var ErrorCodes = []string{
 	CodeCertUsage, CodeCertUntrusted, CodeSlotEmpty, CodeUnsupported, CodeJobGone,
 	CodeBatchTooLarge, CodeInternal, CodeSignedPartial,
 	CodeBadRequest, CodePINFormat, CodeReasonInvalid, CodeReasonTooLong,
-	CodeStoreFull,
+	CodeStoreFull, CodeNotViewed, CodeUnrenderable,
 }
 
 // Catalogue ids of what the page says about the terminal itself.

@@ -54,9 +54,11 @@ func TestCentralPy(t *testing.T) {
 	ledger := filepath.Join(dir, "ledger.sqlite")
 	certPEM := filepath.Join(dir, "signer.pem")
 	write(t, certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: official.Cert.Raw}))
+	// Every document is of a type the kiosk shows: a .csv, say, would be
+	// refused with unsupported_media_type.
 	docs := map[string]string{
 		"cms":   filepath.Join(dir, "undangan-rapat.txt"),
-		"raw":   filepath.Join(dir, "daftar-hadir.csv"),
+		"raw":   filepath.Join(dir, "daftar-hadir.txt"),
 		"pades": filepath.Join("..", "..", "api", "testdata", "vectors", "documents", "surat-edaran.pdf"),
 	}
 	write(t, docs["cms"], []byte("Undangan rapat koordinasi, Senin 5 Januari 2026, pukul 09.00 WITA.\n"))
@@ -220,7 +222,7 @@ func sign(t *testing.T, k *tekentest.Kiosk, pin string, ids []string) {
 		}
 		return true
 	})
-	if code, out := k.Post("/api/sign", map[string]any{"job_ids": ids, "pin": pin}); code != 200 {
+	if code, out := k.Sign(ids, pin); code != 200 {
 		t.Fatalf("sign: %d %v", code, out)
 	}
 	k.Await("the batch signed", func(v kiosk.View) bool {

@@ -76,7 +76,7 @@ func TestDemo(t *testing.T) {
 	for _, j := range v.Jobs {
 		ids = append(ids, j.ID)
 	}
-	if code, body := k.Post("/api/sign", map[string]any{"job_ids": ids, "pin": "123456"}); code != 200 {
+	if code, body := k.Sign(ids, "123456"); code != 200 {
 		t.Fatalf("sign: %d %v", code, body)
 	}
 	err = testenv.WaitFor(ctx, 60*time.Second, func() error {

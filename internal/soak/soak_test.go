@@ -280,7 +280,9 @@ func (s *rig) officialLoop(ctx context.Context) {
 		var status int
 		if rand.IntN(3) == 0 {
 			status = k.post("/api/reject", map[string]any{"job_id": id, "reason": "soak"})
-		} else {
+		} else if status = k.get("/api/documents/" + id + "/0"); status == http.StatusOK {
+			// The official opened the letter's one document, as tekend
+			// wants before it signs.
 			status = k.post("/api/sign", map[string]any{"job_ids": []string{id}, "pin": s.official.PIN})
 		}
 		if status == 0 || status == http.StatusForbidden {
@@ -426,6 +428,21 @@ func (k *kioskClient) post(path string, body any) int {
 	if err != nil {
 		return 0
 	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// get fetches as the page does and returns the status, 0 when tekend did
+// not answer.
+func (k *kioskClient) get(path string) int {
+	req, _ := http.NewRequest(http.MethodGet, k.base+path, nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	c := http.Client{Timeout: 30 * time.Second}
+	res, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	return res.StatusCode
 }

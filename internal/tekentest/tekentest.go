@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -339,6 +340,9 @@ type Kiosk struct {
 	Views chan kiosk.View
 	// Close ends the event stream, as closing the browser does.
 	Close context.CancelFunc
+
+	mu     sync.Mutex
+	latest kiosk.View // the last view the stream delivered, for Read
 }
 
 // Kiosk opens the terminal's kiosk page.
@@ -373,6 +377,9 @@ func OpenKiosk(t testing.TB, base string) *Kiosk {
 			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
 				var v kiosk.View
 				if json.Unmarshal([]byte(data), &v) == nil {
+					k.mu.Lock()
+					k.latest = v
+					k.mu.Unlock()
 					select {
 					case k.Views <- v:
 					case <-ctx.Done():
@@ -422,6 +429,59 @@ func (k *Kiosk) Post(path string, body any) (int, map[string]any) {
 	return res.StatusCode, out
 }
 
+// Open fetches one document as the page does to show it, and returns the
+// status (0 when tekend did not answer) and the body. A document served
+// counts as viewed by the official in this token session.
+func (k *Kiosk) Open(jobID string, index int) (int, []byte) {
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/documents/%s/%d", k.base, jobID, index), nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+// Read opens every document of the named letters that the page can show
+// (available and renderable), as the official does before signing them:
+// tekend signs a letter only once each of those was served in this token
+// session. The letters must be in the latest view the stream delivered.
+// It reports instead of failing, so it may run beside the test.
+func (k *Kiosk) Read(jobIDs ...string) error {
+	k.mu.Lock()
+	v := k.latest
+	k.mu.Unlock()
+	for _, id := range jobIDs {
+		i := slices.IndexFunc(v.Jobs, func(j kiosk.Job) bool { return j.ID == id })
+		if i < 0 {
+			return fmt.Errorf("letter %s is not on the page (state %s, %d letters)", id, v.State, len(v.Jobs))
+		}
+		for _, d := range v.Jobs[i].Documents {
+			if !d.Available || !d.Renderable {
+				continue
+			}
+			if code, _ := k.Open(id, d.Index); code != http.StatusOK {
+				return fmt.Errorf("open document %d of letter %s: status %d", d.Index, id, code)
+			}
+		}
+	}
+	return nil
+}
+
+// Sign signs the letters with pin as the official does at the page: it
+// opens each letter's documents (Read), then posts the sign request. It
+// returns the status and the decoded JSON answer.
+func (k *Kiosk) Sign(jobIDs []string, pin string) (int, map[string]any) {
+	k.t.Helper()
+	if err := k.Read(jobIDs...); err != nil {
+		k.t.Errorf("sign: %v", err)
+		return 0, nil
+	}
+	return k.Post("/api/sign", map[string]any{"job_ids": jobIDs, "pin": pin})
+}
+
 // ErrorCode is the catalogue code of an error answer, or "".
 func ErrorCode(body map[string]any) string {
 	e, _ := body["error"].(map[string]any)
@@ -460,9 +520,14 @@ func (o *Official) RemoveOnSignature(n int) {
 	})
 }
 
-// SignInBackground posts a signing request as the page does, without
-// waiting: the returned channel yields the HTTP status once it answers.
+// SignInBackground opens the letters' documents (Read) and then posts a
+// signing request as the page does, without waiting for it: the returned
+// channel yields the HTTP status once it answers.
 func (k *Kiosk) SignInBackground(jobIDs []string, pin string) <-chan int {
+	k.t.Helper()
+	if err := k.Read(jobIDs...); err != nil {
+		k.t.Fatalf("sign: %v", err)
+	}
 	done := make(chan int, 1)
 	go func() {
 		code, _ := k.Post("/api/sign", map[string]any{"job_ids": jobIDs, "pin": pin})
