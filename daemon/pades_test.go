@@ -58,13 +58,25 @@ func TestSignedPDFThroughTheTerminal(t *testing.T) {
 	if err := siti.Card.Insert(ctx, tm.PCSCD.VPCDAddr(0)); err != nil {
 		t.Fatal(err)
 	}
-	run(t, bctx, "open the PDF with its block", chromedp.Navigate(tm.KioskURL),
+	// The page opens at the block's page, scrolled to the mark: no
+	// scrolling by the official (or the test) to find it.
+	var inView bool
+	run(t, bctx, "open the PDF with its block", chromedp.EmulateViewport(1024, 768), chromedp.Navigate(tm.KioskURL),
 		chromedp.WaitVisible(`[data-open="`+job.JobID+`/0"]`), chromedp.Click(`[data-open="`+job.JobID+`/0"]`),
-		chromedp.WaitVisible(`#pages canvas[data-rendered]`), chromedp.WaitVisible(`#block-mark`), chromedp.ScrollIntoView(`#block-mark`))
-	s.shot("9-pades-preview")
+		chromedp.WaitVisible(`#pages canvas[data-rendered]`), chromedp.WaitVisible(`#block-mark`),
+		chromedp.Poll(`!document.getElementById("pages").hasAttribute("data-rendering")`, nil),
+		chromedp.Evaluate(`(() => { const p = document.getElementById("pages").getBoundingClientRect(),
+			m = document.getElementById("block-mark").getBoundingClientRect();
+			return m.top >= p.top && m.bottom <= p.bottom && m.left >= p.left && m.right <= p.right; })()`, &inView),
+		chromedp.WaitVisible(`#doc-sign:not([disabled])`))
+	if !inView {
+		t.Error("the signature block's mark is not in view when the PDF opens")
+	}
+	s.shot("pades-preview-1024x768")
 
+	// Signed as the page signs it; the page has opened the document.
 	k := tm.Kiosk()
-	k.Await("the letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 })
+	k.Await("the letter", func(v kiosk.View) bool { return v.CanSign && len(v.Jobs) == 1 && v.Jobs[0].Documents[0].Viewed })
 	if code, out := k.Post("/api/sign", map[string]any{"job_ids": []string{job.JobID}, "pin": "123456"}); code != 200 {
 		t.Fatalf("sign: %d %v", code, out)
 	}
@@ -97,7 +109,7 @@ func TestSignedPDFThroughTheTerminal(t *testing.T) {
 	}
 	// The signed page as a picture, beside the kiosk screenshots.
 	_ = exec.Command(testenv.LookPath(t, "pdftoppm"), "-png", "-r", "60", "-singlefile", out,
-		filepath.Join(artifactsDir(t), "10-signed-pdf")).Run()
+		filepath.Join(artifactsDir(t), "signed-pdf")).Run()
 	if *updateDocs {
 		_ = exec.Command(testenv.LookPath(t, "pdftoppm"), "-png", "-r", "60", "-singlefile", out,
 			filepath.Join("..", "docs", "img", "signed-pdf")).Run()
