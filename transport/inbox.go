@@ -17,11 +17,20 @@ import (
 const maxInbox = 10000
 
 // defaultInboxBytes bounds the payload bytes taken from the broker and not
-// yet handled. A broker's in-flight window counts messages, not bytes:
-// twenty 9 MiB job envelopes are 180 MiB held at once, and NATS's window is
-// a thousand. Past the bound the reader waits (see inbox.push), so the
-// broker keeps the rest.
-const defaultInboxBytes = 64 << 20
+// yet handled: one of the largest job envelopes (18994972 bytes,
+// docs/PROTOCOL.md "Limits") with room beside it. A broker's in-flight
+// window counts messages, not bytes: twenty 9 MiB job envelopes are 180 MiB
+// held at once, and NATS's window is a thousand by default. Past the bound
+// the reader waits (see inbox.push), so the broker keeps the rest. paho's
+// reading pipeline holds about four messages more, one in each of its
+// goroutines from the socket to the router, linked by unbuffered channels
+// (net.go startIncoming, startIncomingComms and startComms, client.go
+// startCommsWorkers, router.go matchAndDispatch), which no bound here
+// reaches. With 40 pades jobs of 5 MiB queued (internal/soak
+// TestLargeBacklog) tekend's peak RssAnon was 376–388 MiB with a bound of
+// 64 MiB and 258–322 MiB with 16–20 MiB, and the backlog drained as fast;
+// below that paho's pipeline and the store's copies are most of it.
+const defaultInboxBytes = 20 << 20
 
 // inbox is the FIFO between paho's router goroutine, which pushes, and the
 // session's worker, which pops and handles one message at a time.

@@ -1,7 +1,11 @@
 package testenv
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,16 +78,22 @@ type Broker struct {
 	Name string
 	// URL is its MQTT listener, tcp://127.0.0.1:PORT.
 	URL string
+	// Port is that listener's port.
+	Port int
 	// Restart stops the broker cleanly and starts it again on the same
 	// port with its state: persistent sessions, their queued messages and
-	// the retained messages.
+	// the retained messages. A shared broker refuses.
 	Restart func() error
 	// Log returns the end of the broker's log.
 	Log func() string
+	// Shared says other tests use the broker at the same time (see
+	// ForEachSharedBroker): a test keeps to a topic root and client ids of
+	// its own, and does not restart it.
+	Shared bool
 }
 
 // BrokerOptions are settings every broker of the matrix takes, each in its
-// own terms.
+// own terms, and lines for one broker alone.
 type BrokerOptions struct {
 	// MaxMessageSize, when positive, is the broker's message size limit
 	// in bytes: Mosquitto's message_size_limit, nats-server's max_payload
@@ -95,11 +105,42 @@ type BrokerOptions struct {
 	// max_inflight_messages, nats-server's mqtt max_ack_pending,
 	// RabbitMQ's mqtt.prefetch.
 	InFlight int
+	// Mosquitto lines are appended to mosquitto.conf, where a later line
+	// wins.
+	Mosquitto []string
+	// NATS lines go into nats-server.conf after those of the fields
+	// above, where a later line wins.
+	NATS NATSOptions
+	// RabbitMQ lines are appended to rabbitmq.conf; each key at most once
+	// with those of the fields above.
+	RabbitMQ []string
+}
+
+// Recommended are the settings docs/BROKERS.md gives each broker for Teken,
+// beyond listeners and persistence (which StartBroker always configures):
+// the message size limit of docs/PROTOCOL.md, and per broker what the
+// measurements there chose. Its configuration blocks hold these lines, as a
+// test checks.
+var Recommended = BrokerOptions{
+	MaxMessageSize: 50331648,
+	Mosquitto:      []string{"max_queued_messages 100000"},
+	NATS: NATSOptions{
+		MQTT:  []string{"max_ack_pending: 8", `ack_wait: "30s"`},
+		Extra: []string{"max_pending: 268435456"},
+	},
+	RabbitMQ: []string{"mqtt.subscription_ttl = 604800000", "mqtt.prefetch = 20"},
 }
 
 // BrokerNames are the brokers of the matrix, in the order ForEachBroker runs
 // them.
 var BrokerNames = []string{"mosquitto", "nats", "rabbitmq"}
+
+// brokerPrograms are the programs each broker needs.
+var brokerPrograms = map[string][]string{
+	"mosquitto": {"mosquitto"},
+	"nats":      {"nats-server"},
+	"rabbitmq":  {"rabbitmq-server", "epmd"},
+}
 
 // ForEachBroker runs fn in a subtest per broker of BrokerNames, each with a
 // broker of its own in its default configuration.
@@ -125,41 +166,165 @@ func ForEachBrokerWith(t *testing.T, opts BrokerOptions, fn func(t *testing.T, b
 // test, with persistence, and stops it when the test ends.
 func StartBroker(t testing.TB, name string, opts BrokerOptions) Broker {
 	t.Helper()
+	for _, p := range brokerPrograms[name] {
+		LookPath(t, p)
+	}
+	b, stop, err := startBroker(name, t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return b
+}
+
+// ConfigLines are the configuration lines opts makes for the broker
+// called name, beyond its listeners and persistence: for nats-server the
+// top-level ones and, apart, those inside mqtt { }. startBroker writes
+// these; docs/BROKERS.md shows Recommended's, as a test checks.
+func (o BrokerOptions) ConfigLines(name string) (lines, mqtt []string) {
+	size, inFlight := strconv.Itoa(o.MaxMessageSize), strconv.Itoa(o.InFlight)
+	switch name {
+	case "mosquitto":
+		if o.MaxMessageSize > 0 {
+			lines = append(lines, "message_size_limit "+size)
+		}
+		if o.InFlight > 0 {
+			lines = append(lines, "max_inflight_messages "+inFlight)
+		}
+		lines = append(lines, o.Mosquitto...)
+	case "nats":
+		if o.MaxMessageSize > 0 {
+			lines = append(lines, "max_payload: "+size)
+		}
+		if o.InFlight > 0 {
+			mqtt = append(mqtt, "max_ack_pending: "+inFlight)
+		}
+		lines, mqtt = append(lines, o.NATS.Extra...), append(mqtt, o.NATS.MQTT...)
+	case "rabbitmq":
+		if o.MaxMessageSize > 0 {
+			lines = append(lines, "max_message_size = "+size)
+		}
+		if o.InFlight > 0 {
+			lines = append(lines, "mqtt.prefetch = "+inFlight)
+		}
+		lines = append(lines, o.RabbitMQ...)
+	}
+	return lines, mqtt
+}
+
+// startBroker starts a broker with its files in dir and returns it with the
+// function that stops it.
+func startBroker(name, dir string, opts BrokerOptions) (Broker, func(), error) {
+	b := Broker{Name: name}
+	lines, mqtt := opts.ConfigLines(name)
 	switch name {
 	case "mosquitto":
 		// Persistence, which sandbox's Mosquitto is without, so that a
 		// restart keeps sessions as the other two brokers' do; Mosquitto
 		// writes its database when it stops. The later line wins.
-		extra := []string{"persistence true", "persistence_location " + t.TempDir() + "/"}
-		if opts.MaxMessageSize > 0 {
-			extra = append(extra, "message_size_limit "+strconv.Itoa(opts.MaxMessageSize))
+		extra := append([]string{"persistence true", "persistence_location " + dir + "/"}, lines...)
+		m, err := sandbox.StartMosquitto(sandbox.MosquittoOptions{Dir: dir, Extra: extra})
+		if err != nil {
+			return b, nil, err
 		}
-		if opts.InFlight > 0 {
-			extra = append(extra, "max_inflight_messages "+strconv.Itoa(opts.InFlight))
-		}
-		m := StartMosquittoWith(t, MosquittoOptions{Extra: extra})
-		return Broker{Name: name, URL: m.URL, Restart: m.Restart, Log: m.Log}
+		b.URL, b.Port, b.Restart, b.Log = m.URL, m.Port, m.Restart, m.Log
+		return b, m.Stop, nil
 	case "nats":
-		var o NATSOptions
-		if opts.MaxMessageSize > 0 {
-			o.Extra = append(o.Extra, "max_payload: "+strconv.Itoa(opts.MaxMessageSize))
+		n, err := sandbox.StartNATS(sandbox.NATSOptions{Dir: dir, MQTT: mqtt, Extra: lines})
+		if err != nil {
+			return b, nil, err
 		}
-		if opts.InFlight > 0 {
-			o.MQTT = append(o.MQTT, "max_ack_pending: "+strconv.Itoa(opts.InFlight))
-		}
-		n := StartNATSWith(t, o)
-		return Broker{Name: name, URL: n.URL, Restart: n.Restart, Log: n.Log}
+		b.URL, b.Port, b.Restart, b.Log = n.URL, n.Port, n.Restart, n.Log
+		return b, n.Stop, nil
 	case "rabbitmq":
-		var o RabbitMQOptions
-		if opts.MaxMessageSize > 0 {
-			o.Extra = append(o.Extra, "max_message_size = "+strconv.Itoa(opts.MaxMessageSize))
+		r, err := sandbox.StartRabbitMQ(sandbox.RabbitMQOptions{Dir: dir, Extra: lines})
+		if err != nil {
+			return b, nil, err
 		}
-		if opts.InFlight > 0 {
-			o.Extra = append(o.Extra, "mqtt.prefetch = "+strconv.Itoa(opts.InFlight))
-		}
-		r := StartRabbitMQWith(t, o)
-		return Broker{Name: name, URL: r.URL, Restart: r.Restart, Log: r.Log}
+		b.URL, b.Port, b.Restart, b.Log = r.URL, r.Port, r.Restart, r.Log
+		return b, r.Stop, nil
 	}
-	t.Fatalf("unknown broker %q, want one of %v", name, BrokerNames)
-	return Broker{}
+	return b, nil, fmt.Errorf("unknown broker %q, want one of %v", name, BrokerNames)
+}
+
+// shared holds the brokers of ForEachSharedBroker, one per name, each
+// started by the first test that asks for it and stopped by
+// StopSharedBrokers.
+var shared struct {
+	mu      sync.Mutex
+	brokers map[string]*sharedBroker
+}
+
+type sharedBroker struct {
+	once sync.Once
+	b    Broker
+	err  error
+	stop func()
+	dir  string
+}
+
+// ForEachSharedBroker runs fn in a parallel subtest per broker of
+// BrokerNames, on a broker that every test of the package that asks for it
+// shares: one start per test binary (a RabbitMQ node takes seconds to
+// start, and each is a few hundred megabytes). The broker is Recommended's,
+// with persistence; its Shared is true and its Restart refuses. A package
+// that uses it calls StopSharedBrokers from its TestMain; a test binary
+// that ends without doing so still takes the brokers with it (their
+// Pdeathsig), but leaves their directories behind.
+func ForEachSharedBroker(t *testing.T, fn func(t *testing.T, b Broker)) {
+	t.Helper()
+	for _, name := range BrokerNames {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, SharedBroker(t, name))
+		})
+	}
+}
+
+// SharedBroker returns the shared broker called name, starting it if no
+// test did yet; see ForEachSharedBroker.
+func SharedBroker(t testing.TB, name string) Broker {
+	t.Helper()
+	for _, p := range brokerPrograms[name] {
+		LookPath(t, p)
+	}
+	shared.mu.Lock()
+	if shared.brokers == nil {
+		shared.brokers = map[string]*sharedBroker{}
+	}
+	s := shared.brokers[name]
+	if s == nil {
+		s = &sharedBroker{}
+		shared.brokers[name] = s
+	}
+	shared.mu.Unlock()
+	s.once.Do(func() {
+		s.dir, s.err = os.MkdirTemp("", "teken-shared-"+name+"-")
+		if s.err != nil {
+			return
+		}
+		s.b, s.stop, s.err = startBroker(name, s.dir, Recommended)
+		s.b.Shared = true
+		s.b.Restart = func() error { return errors.New("a shared broker is not restarted") }
+	})
+	if s.err != nil {
+		t.Fatalf("shared %s: %v", name, s.err)
+	}
+	return s.b
+}
+
+// StopSharedBrokers stops every shared broker and removes its files; a
+// package's TestMain calls it after the tests ran.
+func StopSharedBrokers() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	for name, s := range shared.brokers {
+		if s.stop != nil {
+			s.stop()
+		}
+		if s.dir != "" {
+			_ = os.RemoveAll(s.dir)
+		}
+		delete(shared.brokers, name)
+	}
 }
