@@ -177,10 +177,16 @@ func (r *RabbitMQ) env() []string {
 		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-noinput -start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
 		"ERL_EPMD_PORT="+strconv.Itoa(r.EPMDPort),
 		"ERL_EPMD_ADDRESS=127.0.0.1",
+		// Name lookups through the files and the C library only: Erlang's
+		// own DNS resolver (inet_res) opens a UDP socket on 0.0.0.0.
+		"ERL_INETRC="+filepath.Join(r.dir, "erl_inetrc"),
 	)
 }
 
 func (r *RabbitMQ) start() error {
+	if err := os.WriteFile(filepath.Join(r.dir, "erl_inetrc"), []byte("{lookup, [file, native]}.\n"), 0o644); err != nil {
+		return fmt.Errorf("write erl_inetrc: %w", err)
+	}
 	if err := os.WriteFile(filepath.Join(r.dir, "rabbitmq.conf"), []byte(r.config()), 0o644); err != nil {
 		return fmt.Errorf("write rabbitmq.conf: %w", err)
 	}

@@ -118,17 +118,20 @@ type BrokerOptions struct {
 
 // Recommended are the settings docs/BROKERS.md gives each broker for Teken,
 // beyond listeners and persistence (which StartBroker always configures):
-// the message size limit of docs/PROTOCOL.md, and per broker what the
-// measurements there chose. Its configuration blocks hold these lines, as a
-// test checks.
+// the message size limit of docs/PROTOCOL.md; an in-flight window of 8 on
+// every broker, so that an answer the broker sends behind the window (the
+// SUBACK after a connect, a PUBACK) waits for at most 8 jobs while tekend's
+// inbox holds its byte bound; and per broker what the measurements there
+// chose. Its configuration blocks hold these lines, as a test checks.
 var Recommended = BrokerOptions{
 	MaxMessageSize: 50331648,
+	InFlight:       8,
 	Mosquitto:      []string{"max_queued_messages 100000"},
 	NATS: NATSOptions{
-		MQTT:  []string{"max_ack_pending: 8", `ack_wait: "30s"`},
+		MQTT:  []string{`ack_wait: "30s"`},
 		Extra: []string{"max_pending: 268435456"},
 	},
-	RabbitMQ: []string{"mqtt.subscription_ttl = 604800000", "mqtt.prefetch = 20"},
+	RabbitMQ: []string{"mqtt.subscription_ttl = 604800000"},
 }
 
 // BrokerNames are the brokers of the matrix, in the order ForEachBroker runs
