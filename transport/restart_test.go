@@ -51,6 +51,15 @@ func TestBrokerRestartKeepsJobs(t *testing.T) {
 // when the restart began.
 func testBrokerRestart(t *testing.T, r *rig, restart func() error) time.Time {
 	ctx := ctxT(t)
+	// The terminal's first Sync answered before any job goes out: a Sync
+	// older than the jobs must not count as one that missed them.
+	awaitSync(t, r, func(s *api.Sync) bool { return s.Trigger == api.SyncOnConnect })
+	waitFor(t, time.Minute, func() error {
+		if r.d.syncs.busy() {
+			return errors.New("a sync is being answered")
+		}
+		return nil
+	})
 	r.term.gate = make(chan struct{}) // a slow store: jobs pile up at the broker
 	const n = 200
 	for range n {
