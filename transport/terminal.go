@@ -81,8 +81,8 @@ type TerminalConfig struct {
 	BacklogMax time.Duration
 	// InboxBytes bounds the payload bytes received and not yet handled;
 	// past it the transport stops reading, so the broker keeps the rest.
-	// Zero means 64 MiB. It should hold at least two of the largest job
-	// envelopes.
+	// Zero means 20 MiB, which holds one of the largest job envelopes at
+	// the default content limit (a larger one is taken alone).
 	InboxBytes int
 	// OnStall, when set, is told when the broker stops answering within
 	// Connection.AnswerTimeout (stalled true, since when it was asked) and

@@ -294,12 +294,11 @@ type central struct {
 	signer *api.Signer
 	pub    string // the dispatcher key's PEM file
 
-	mu       sync.Mutex
-	stored   map[string]int // receipts: job id → "stored" receipts
-	dups     int            // "duplicate" receipts
-	syncs    int
-	resent   int
-	statuses map[api.State]int
+	mu     sync.Mutex
+	stored map[string]int // receipts: job id → "stored" receipts
+	dups   int            // "duplicate" receipts
+	syncs  int
+	resent int
 }
 
 func newCentral(t *testing.T, url string) *central {
@@ -312,7 +311,7 @@ func newCentral(t *testing.T, url string) *central {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &central{pub: filepath.Join(t.TempDir(), "dispatcher.pub"), stored: map[string]int{}, statuses: map[api.State]int{}}
+	c := &central{pub: filepath.Join(t.TempDir(), "dispatcher.pub"), stored: map[string]int{}}
 	if err := os.WriteFile(c.pub, pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -336,11 +335,6 @@ func newCentral(t *testing.T, url string) *central {
 		OnSync: func(context.Context, *api.Sync) {
 			c.mu.Lock()
 			c.syncs++
-			c.mu.Unlock()
-		},
-		OnStatus: func(_ context.Context, s *api.Status) {
-			c.mu.Lock()
-			c.statuses[s.State]++
 			c.mu.Unlock()
 		},
 		OnResend: func(_ string, n int) {
