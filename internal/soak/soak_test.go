@@ -142,30 +142,14 @@ func newRig(t *testing.T) *rig {
 	kioskPort, metricsPort := testenv.FreePort(t), testenv.FreePort(t)
 	s.kioskURL = fmt.Sprintf("http://127.0.0.1:%d", kioskPort)
 	s.confPath = filepath.Join(dir, "tekend.toml")
-	conf := fmt.Sprintf(`terminal_id = %q
-data_dir = %q
-log_level = "debug"
-
-[broker]
-urls = [%q]
-max_reconnect_interval = "2s"
-
-[dispatcher]
-key_files = [%q]
-
-[kiosk]
-listen = "127.0.0.1:%d"
-
-[metrics]
-listen = "127.0.0.1:%d"
-
+	conf := tekendConfig(terminalID, s.dataDir, "debug", s.broker.URL, pubPath, kioskPort, metricsPort, fmt.Sprintf(`
 [signing]
 signer_ca_files = [%q]
 shutdown_grace = "2s"
 
 [status]
 min_interval = "1s"
-`, terminalID, s.dataDir, s.broker.URL, pubPath, kioskPort, metricsPort, ca.PEMPath)
+`, ca.PEMPath))
 	if err := os.WriteFile(s.confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

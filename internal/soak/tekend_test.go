@@ -62,23 +62,7 @@ func newTekend(t *testing.T, bin, terminal, url, pubPath string) *tekend {
 	metricsPort, kioskPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := &tekend{t: t, bin: bin, terminal: terminal, conf: filepath.Join(dir, "tekend.toml"), logPath: filepath.Join(dir, "tekend.log"),
 		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)}
-	conf := fmt.Sprintf(`terminal_id = %q
-data_dir = %q
-log_level = "info"
-
-[broker]
-urls = [%q]
-max_reconnect_interval = "2s"
-
-[dispatcher]
-key_files = [%q]
-
-[kiosk]
-listen = "127.0.0.1:%d"
-
-[metrics]
-listen = "127.0.0.1:%d"
-`, terminal, filepath.Join(dir, "data"), url, pubPath, kioskPort, metricsPort)
+	conf := tekendConfig(terminal, filepath.Join(dir, "data"), "info", url, pubPath, kioskPort, metricsPort, "")
 	if err := os.WriteFile(d.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -388,4 +372,27 @@ func waitStored(d *tekend, want int, timeout time.Duration) error {
 		}
 		return nil
 	})
+}
+
+// tekendConfig is the tekend.toml every tekend of this package runs with:
+// the terminal, its data, the broker, the trusted key and both listeners
+// on 127.0.0.1; extra sections follow.
+func tekendConfig(terminal, dataDir, logLevel, brokerURL, pubPath string, kioskPort, metricsPort int, extra string) string {
+	return fmt.Sprintf(`terminal_id = %q
+data_dir = %q
+log_level = %q
+
+[broker]
+urls = [%q]
+max_reconnect_interval = "2s"
+
+[dispatcher]
+key_files = [%q]
+
+[kiosk]
+listen = "127.0.0.1:%d"
+
+[metrics]
+listen = "127.0.0.1:%d"
+`, terminal, dataDir, logLevel, brokerURL, pubPath, kioskPort, metricsPort) + extra
 }
