@@ -96,8 +96,13 @@ func (s *Store) MarkDelivered(ctx context.Context, seq uint64) error {
 // is not an error. A job the store does not hold is ErrNotFound; a job
 // that has no result yet (it is still waiting or being signed) is
 // ErrNoResult.
-func (s *Store) AckResult(ctx context.Context, id string) (first bool, err error) {
-	err = s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
+func (s *Store) AckResult(ctx context.Context, id string) (bool, error) {
+	// first is written by the committer; it is read only after submit
+	// returned nil, which orders the two (a submit that gives up early
+	// may leave the transaction still running, so no result variable of
+	// this function may be written inside it).
+	var first bool
+	err := s.submit(ctx, false, func(tx *bolt.Tx, d *delta) error {
 		j, err := loadJob(tx, []byte(id), false)
 		if err != nil {
 			return err
@@ -105,7 +110,8 @@ func (s *Store) AckResult(ctx context.Context, id string) (first bool, err error
 		if j.ResultSeq == 0 {
 			return ErrNoResult
 		}
-		first, err = s.markDelivered(tx, d, j.ResultSeq)
+		f, err := s.markDelivered(tx, d, j.ResultSeq)
+		first = f
 		return err
 	})
 	if err != nil {
