@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -82,7 +83,7 @@ func (in *intake) handleControl(ctx context.Context, envelope []byte) (transport
 }
 
 func (in *intake) cancel(ctx context.Context, envelope []byte, c *api.Cancel) (transport.ControlAnswer, error) {
-	j, err := in.store.Get(ctx, c.JobID)
+	j, err := in.store.Head(ctx, c.JobID)
 	if errors.Is(err, queue.ErrNotFound) {
 		in.log.Info("cancel for an unknown job", "job", c.JobID)
 		return in.controlReceipt(envelope, api.ForCancel, c.JobID, api.ReceiptRefused, api.ReasonUnknownJob, "this terminal holds no job "+c.JobID), nil
@@ -144,15 +145,8 @@ func (in *intake) Resend(ctx context.Context) ([]api.Receipt, error) {
 			return out, fmt.Errorf("resend receipts: %w", err)
 		}
 		for _, h := range heads {
-			j, err := in.store.Get(ctx, h.ID)
-			if errors.Is(err, queue.ErrNotFound) {
-				continue // ended and pruned meanwhile
-			}
-			if err != nil {
-				return out, fmt.Errorf("resend receipts: %w", err)
-			}
-			out = append(out, api.Receipt{V: api.Version, Terminal: in.terminal, For: api.ForJob, JobID: j.ID,
-				EnvelopeSHA256: api.EnvelopeSHA256(j.Envelope), Status: api.ReceiptStored, At: in.now()})
+			out = append(out, api.Receipt{V: api.Version, Terminal: in.terminal, For: api.ForJob, JobID: h.ID,
+				EnvelopeSHA256: hex.EncodeToString(h.EnvelopeSHA256[:]), Status: api.ReceiptStored, At: in.now()})
 		}
 	}
 	return out, nil

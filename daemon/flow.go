@@ -28,6 +28,7 @@ type (
 	flowStore interface {
 		BySignerHeads(ctx context.Context, signer string, limit int) ([]queue.Job, error)
 		Get(ctx context.Context, id string) (queue.Job, error)
+		Head(ctx context.Context, id string) (queue.Job, error)
 		Transition(ctx context.Context, id string, c queue.Change) (queue.Job, error)
 		AppendAudit(ctx context.Context, e queue.AuditEntry) (queue.AuditEntry, error)
 	}
@@ -421,7 +422,7 @@ func (f *flow) Reject(ctx context.Context, jobID, reason string) error {
 		return err
 	}
 	defer f.release()
-	j, err := f.store.Get(ctx, jobID)
+	j, err := f.store.Head(ctx, jobID)
 	if err != nil || j.Signer != who.signer || j.State != queue.Ready {
 		return kiosk.NewUserError(kiosk.CodeJobGone, err, nil)
 	}

@@ -78,6 +78,7 @@ type intake struct {
 type intakeStore interface {
 	Insert(ctx context.Context, j queue.Job) (queue.Job, bool, error)
 	Get(ctx context.Context, id string) (queue.Job, error)
+	Head(ctx context.Context, id string) (queue.Job, error)
 	Transition(ctx context.Context, id string, c queue.Change) (queue.Job, error)
 	AppendAudit(ctx context.Context, e queue.AuditEntry) (queue.AuditEntry, error)
 	AckResult(ctx context.Context, id string) (bool, error)

@@ -171,10 +171,15 @@ func (r *storeRig) storeJob(t *testing.T, title string, expires time.Time) strin
 
 func (r *storeRig) storeJobWith(t *testing.T, id, title string, doc []byte, expires time.Time) string {
 	t.Helper()
+	return r.storeDocument(t, id, title, api.NewDocument("surat", "surat.txt", "text/plain", doc), expires)
+}
+
+func (r *storeRig) storeDocument(t *testing.T, id, title string, doc api.Document, expires time.Time) string {
+	t.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
 	j := &api.Job{V: api.Version, JobID: id, Terminal: "kendari-setda-01", IssuedAt: now, ExpiresAt: expires,
 		Signer: api.Signatory{CertSHA256: r.signer}, Title: title, Number: "800/1/2026", Sender: "Setda",
-		Documents: []api.Document{api.NewDocument("surat", "surat.txt", "text/plain", doc)}}
+		Documents: []api.Document{doc}}
 	env, err := r.jobs.SignJob(j)
 	if err != nil {
 		t.Fatal(err)
@@ -239,12 +244,15 @@ func TestSignOnFullDisk(t *testing.T) {
 	})
 	r.d.running.Store(true)
 	ctx := context.Background()
-	// The letter's record is large and has small neighbours (ids just
-	// after its own) and two large jobs after them, so the jobs that fill
-	// the store later go to other leaves of the file and use up every run
-	// of free pages its record would fit in (see queue's disk tests).
+	// The letter is a PDF of 256 KiB signed as pades, so its Result (the
+	// signed PDF) needs a run of free pages that the jobs filling the
+	// store use up; it has small neighbours (ids just after its own) and
+	// two large jobs after them, so those jobs go to other leaves of the
+	// file (see queue's disk tests).
 	const id = "00000000-0000-4000-8000-000000000000"
-	r.storeJobWith(t, id, "Surat Besar", bytes.Repeat([]byte("isi surat "), 25<<10), time.Now().Add(24*time.Hour))
+	doc := api.NewDocument("surat", "surat.pdf", "application/pdf", bulkyPDF(256<<10))
+	doc.Format = api.FormatPAdES
+	r.storeDocument(t, id, "Surat Besar", doc, time.Now().Add(24*time.Hour))
 	for _, n := range []string{"00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"} {
 		if _, _, err := r.store.Insert(ctx, queue.Job{ID: n}); err != nil {
 			t.Fatal(err)
@@ -283,10 +291,12 @@ func TestSignOnFullDisk(t *testing.T) {
 	if p := r.d.storeProblem(ctx); p == nil || p.code != kiosk.CodeStoreFull || !strings.HasPrefix(p.detail, "full: filesystem full") {
 		t.Fatalf("store problem %+v", p)
 	}
-	// Neither was written: no job.abandoned in the audit log yet, and no
-	// result.
-	if got := auditOf(t, r.store, id); strings.Join(got, ",") != "job.received,job.ready,job.signing" {
-		t.Fatalf("audit of the letter %v: the put-back was written", got)
+	// The result was not written. The put-back, a few hundred bytes, may
+	// have found room; if not it is owed (queue's disk tests cover that)
+	// and written with the next commit.
+	before := strings.Join(auditOf(t, r.store, id), ",")
+	if before != "job.received,job.ready,job.signing" && before != "job.received,job.ready,job.signing,job.abandoned" {
+		t.Fatalf("audit of the letter %v", before)
 	}
 
 	if err := os.Remove(filler); err != nil {
@@ -333,7 +343,9 @@ func auditOf(t *testing.T, s *queue.Store, id string) []string {
 func fillRigStore(t *testing.T, s *queue.Store) {
 	t.Helper()
 	n := 2
-	for _, size := range []int{64 << 10, 4 << 10, 256} {
+	// Down to records with no envelope at all: a change of state rewrites
+	// only a job's small record, so the last free pages must go too.
+	for _, size := range []int{64 << 10, 4 << 10, 256, 0} {
 		for ; ; n++ {
 			_, _, err := s.Insert(context.Background(), queue.Job{ID: fmt.Sprintf("zfill-%04d", n), Envelope: make([]byte, size)})
 			if errors.Is(err, queue.ErrFull) {
@@ -344,4 +356,31 @@ func fillRigStore(t *testing.T, s *queue.Store) {
 			}
 		}
 	}
+}
+
+// bulkyPDF is a one-page PDF of about size bytes, most of them comment
+// lines in the page's content.
+func bulkyPDF(size int) []byte {
+	content := "BT /F1 12 Tf 72 770 Td (Surat besar) Tj ET\n" + strings.Repeat("% isi surat yang panjang sekali\n", size/32)
+	objects := []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content),
+	}
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+	offsets := make([]int, len(objects))
+	for i, obj := range objects {
+		offsets[i] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, obj)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objects)+1)
+	for _, off := range offsets {
+		fmt.Fprintf(&b, "%010d 00000 n \n", off)
+	}
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
+	return b.Bytes()
 }

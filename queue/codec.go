@@ -9,10 +9,19 @@ import (
 
 // Record format versions; see the package documentation for the layout.
 const (
-	jobVersion    = 1
-	resultVersion = 1
-	auditVersion  = 1
-	guardVersion  = 1
+	// jobVersionInline records (schema 1 and 2) carry the envelope itself;
+	// jobVersion records carry its SHA-256 and the envelope lives in
+	// bucketEnvelopes, written once, so a state change rewrites a few
+	// hundred bytes instead of megabytes of documents.
+	jobVersionInline = 1
+	jobVersion       = 2
+	// Likewise a result's payload (a signed PDF can be megabytes) moved
+	// to bucketPayloads with schema 3: an acknowledgement rewrites the
+	// record, never the payload.
+	resultVersionInline = 1
+	resultVersion       = 2
+	auditVersion        = 1
+	guardVersion        = 1
 )
 
 type encoder struct{ b []byte }
@@ -128,10 +137,42 @@ func (d *decoder) time() time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-func (d *decoder) version(want uint8) {
-	if v := d.byte(); d.err == "" && v != want {
+func (d *decoder) version(want uint8) { d.versionIn(want, want) }
+
+// versionIn reads a version byte that must lie in [lo, hi].
+func (d *decoder) versionIn(lo, hi uint8) uint8 {
+	v := d.byte()
+	if d.err == "" && (v < lo || v > hi) {
 		d.fail(fmt.Sprintf("unknown version %d", v))
 	}
+	return v
+}
+
+// view is a length-prefixed byte string without copying it: valid as long
+// as the record is (inside its transaction).
+func (d *decoder) view() []byte {
+	n := d.uint()
+	if d.err != "" {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("length beyond end of record")
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// digestField is a Digest written as a byte string (length 32).
+func (d *decoder) digestField() Digest {
+	var g Digest
+	v := d.view()
+	if d.err == "" && len(v) != len(g) {
+		d.fail(fmt.Sprintf("digest of %d bytes", len(v)))
+	}
+	copy(g[:], v)
+	return g
 }
 
 func (d *decoder) state() State {
@@ -161,13 +202,13 @@ func (d *decoder) finish() error {
 }
 
 func encodeJob(j *Job) []byte {
-	e := encoder{b: make([]byte, 0, 128+len(j.Envelope)+len(j.Meta)+32*len(j.Digests))}
+	e := encoder{b: make([]byte, 0, 160+len(j.Meta)+32*len(j.Digests))}
 	e.byte(jobVersion)
 	e.string(j.ID)
 	e.string(j.Terminal)
 	e.string(j.Signer)
 	e.bytes(j.Meta)
-	e.bytes(j.Envelope)
+	e.bytes(j.EnvelopeSHA256[:])
 	e.digests(j.Digests)
 	e.time(j.ReceivedAt)
 	e.time(j.ExpiresAt)
@@ -179,23 +220,33 @@ func encodeJob(j *Job) []byte {
 	return e.b
 }
 
-// decodeJob decodes a stored job record.
-func decodeJob(b []byte) (Job, error) { return decodeJobWith(b, true) }
+// decodeJob decodes a stored job record: a current one without its
+// envelope (which is not in the record), an inline one with it.
+func decodeJob(b []byte) (Job, error) {
+	j, _, err := decodeJobWith(b, true)
+	return j, err
+}
 
-// decodeJobWith decodes a job record, its envelope only when envelope is
-// true: lists need the head of many jobs, never their documents.
-func decodeJobWith(b []byte, envelope bool) (Job, error) {
+// decodeJobWith decodes a job record and reports whether its envelope is
+// inline (a record of schema 2 or older). Of an inline record the envelope
+// is copied out only when envelope is true (lists need the head of many
+// jobs, never their documents); its SHA-256 is filled in either way.
+func decodeJobWith(b []byte, envelope bool) (j Job, inline bool, err error) {
 	d := decoder{b: b, kind: "job"}
-	var j Job
-	d.version(jobVersion)
+	v := d.versionIn(jobVersionInline, jobVersion)
+	inline = v == jobVersionInline
 	j.ID = d.string()
 	j.Terminal = d.string()
 	j.Signer = d.string()
 	j.Meta = d.bytes()
-	if envelope {
-		j.Envelope = d.bytes()
+	if inline {
+		env := d.view()
+		j.EnvelopeSHA256 = sha256.Sum256(env)
+		if envelope && d.err == "" {
+			j.Envelope = append([]byte{}, env...)
+		}
 	} else {
-		d.skip()
+		j.EnvelopeSHA256 = d.digestField()
 	}
 	j.Digests = d.digests()
 	j.ReceivedAt = d.time()
@@ -206,43 +257,54 @@ func decodeJobWith(b []byte, envelope bool) (Job, error) {
 	j.Reason = d.string()
 	j.ResultSeq = d.uint()
 	if err := d.finish(); err != nil {
-		return Job{}, err
+		return Job{}, false, err
 	}
-	return j, nil
+	return j, inline, nil
 }
 
 func encodeResult(r *Result) []byte {
-	e := encoder{b: make([]byte, 0, 64+len(r.Payload))}
+	e := encoder{b: make([]byte, 0, 64+len(r.JobID)+len(r.Reason))}
 	e.byte(resultVersion)
 	e.uint(r.Seq)
 	e.string(r.JobID)
 	e.byte(uint8(r.Outcome))
 	e.string(r.Reason)
-	e.bytes(r.Payload)
+	e.bytes(nil) // the payload's place in an inline record
 	e.time(r.CreatedAt)
 	e.time(r.DeliveredAt)
 	return e.b
 }
 
-// decodeResult decodes a stored outbox record.
+// decodeResult decodes a stored outbox record: a current one without its
+// payload (which is not in the record), an inline one with it.
 func decodeResult(b []byte) (Result, error) {
+	r, _, err := decodeResultWith(b, true)
+	return r, err
+}
+
+// decodeResultWith decodes an outbox record and reports whether its
+// payload is inline (schema 2 or older); that payload is copied out only
+// when payload is true.
+func decodeResultWith(b []byte, payload bool) (r Result, inline bool, err error) {
 	d := decoder{b: b, kind: "result"}
-	var r Result
-	d.version(resultVersion)
+	inline = d.versionIn(resultVersionInline, resultVersion) == resultVersionInline
 	r.Seq = d.uint()
 	r.JobID = d.string()
 	r.Outcome = d.outcome()
 	r.Reason = d.string()
-	r.Payload = d.bytes()
+	if p := d.view(); inline && payload && d.err == "" {
+		r.Payload = append([]byte{}, p...)
+	} else if !inline && len(p) != 0 {
+		d.fail("payload inside a record of version 2")
+	}
 	r.CreatedAt = d.time()
 	r.DeliveredAt = d.time()
 	if err := d.finish(); err != nil {
-		return Result{}, err
+		return Result{}, false, err
 	}
-	return r, nil
+	return r, inline, nil
 }
 
-// encodeAudit is the canonical encoding of an entry: what is stored and what is hashed.
 func encodeAudit(a *AuditEntry) []byte {
 	e := encoder{b: make([]byte, 0, 160+32*len(a.Docs))}
 	e.byte(auditVersion)
@@ -319,22 +381,4 @@ func decodeGuard(b []byte) (guard, error) {
 		return guard{}, err
 	}
 	return g, nil
-}
-
-// jobEnvelope returns the envelope of a job record without copying it: a
-// view into b, valid as long as b is (inside its transaction).
-func jobEnvelope(b []byte) ([]byte, error) {
-	d := decoder{b: b, kind: "job"}
-	d.version(jobVersion)
-	for range 4 { // id, terminal, signer, meta
-		d.skip()
-	}
-	n := d.uint()
-	if d.err == "" && n > uint64(len(d.b)) {
-		d.fail("length beyond end of record")
-	}
-	if d.err != "" {
-		return nil, &DecodeError{Kind: d.kind, Reason: d.err}
-	}
-	return d.b[:n], nil
 }

@@ -94,8 +94,10 @@ func fillStore(t *testing.T, s *Store, c *clock) {
 	}
 }
 
-// signingJob stores job id with a large envelope and moves it to signing,
-// while the filesystem has room.
+// signingJob stores job id with a large record and moves it to signing,
+// while the filesystem has room. The record is large through its Meta:
+// the envelope is written once, in a bucket of its own, and a change of
+// state rewrites only the record.
 //
 // bbolt keeps a value in its leaf however large, and a leaf of four keys
 // or fewer is never split, so the job's record is rewritten with its
@@ -106,7 +108,9 @@ func fillStore(t *testing.T, s *Store, c *clock) {
 // it — the put-back, the recovery — needs new pages.
 func signingJob(t *testing.T, s *Store, c *clock, id string) {
 	t.Helper()
-	mustInsert(t, s, diskJob(id, c, 384<<10))
+	big := testJob(id, c)
+	big.Meta = bytes.Repeat([]byte{'m'}, 384<<10)
+	mustInsert(t, s, big)
 	mustInsert(t, s, testJob(id+"-1", c))
 	mustInsert(t, s, testJob(id+"-2", c))
 	mustInsert(t, s, diskJob("zfill-0000", c, 64<<10))

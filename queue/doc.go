@@ -66,7 +66,7 @@
 //
 // # Layout
 //
-// The bbolt buckets of schema 2 (meta "schema" holds the version, an
+// The bbolt buckets of schema 3 (meta "schema" holds the version, an
 // 8-byte big-endian integer like the other meta values "outbox_seq" and
 // "audit_seq"); a seq or a time in a key is 8 bytes big-endian, a time in
 // Unix nanoseconds, ‖ is concatenation and ∅ an empty value:
@@ -82,10 +82,23 @@
 //	audit             seq → audit record
 //	replay            job id → replay guard record (schema 2)
 //	idx_replay_until  Until ‖ job id → ∅ (guards with an Until; schema 2)
+//	envelopes         job id → blob: the job's envelope (schema 3)
+//	payloads          seq → blob: the result's payload (schema 3)
 //
-// Schema 1 is the same without the last two; Open migrates a schema 1 file
-// to 2 by creating them, empty (jobs pruned before the upgrade left no
-// guard). OpenReadOnly reads a schema 1 file as it is, with no guards.
+// A blob is a bucket of its own: key "n" holds the value's length as a
+// uvarint, keys of four bytes (big-endian 0, 1, …) its chunks of 64 KiB,
+// the last one shorter. bbolt keeps a value inside its leaf and never
+// splits a leaf of four keys or fewer, so megabyte values side by side in
+// one bucket would be read and written again whenever a neighbour is; a
+// blob is written once, when its job or result is, and deleted whole.
+//
+// Schema 2 keeps envelopes and payloads inside the job and result records
+// (record version 1) and has neither of the last two buckets; schema 1
+// also lacks the replay guards. Open migrates a file step by step: 1 → 2
+// creates the guard buckets, empty (jobs pruned before the upgrade left no
+// guard); 2 → 3 moves every envelope and payload into its blob and
+// rewrites its record as version 2, in one transaction. OpenReadOnly reads
+// an older file as it is.
 //
 // # Record encoding
 //
@@ -103,10 +116,12 @@
 // its length as a uvarint followed by its elements; State, Outcome are one
 // byte each.
 //
-// A job is encoded, in this order, as: version byte 1, ID, Terminal,
-// Signer, Meta, Envelope, Digests (list of Digest), ReceivedAt, ExpiresAt,
-// UpdatedAt, State, Outcome, Reason, ResultSeq. A result: version byte 1,
-// Seq, JobID, Outcome, Reason, Payload, CreatedAt, DeliveredAt.
+// A job is encoded, in this order, as: version byte 2, ID, Terminal,
+// Signer, Meta, EnvelopeSHA256 (as a byte string of 32), Digests (list of
+// Digest), ReceivedAt, ExpiresAt, UpdatedAt, State, Outcome, Reason,
+// ResultSeq. A result: version byte 2, Seq, JobID, Outcome, Reason, an
+// empty byte string, CreatedAt, DeliveredAt. Version 1 of either (schema
+// 2 and older) holds the Envelope or the Payload itself in that place.
 //
 // A replay guard is encoded as: version byte 1, job id (string),
 // EnvelopeSHA256 (Digest: SHA-256 of the job's stored envelope bytes,

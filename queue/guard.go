@@ -31,18 +31,14 @@ func (s *Store) guardUntil(j *Job) time.Time {
 	return j.ExpiresAt.Add(skew).UTC()
 }
 
-// guardJob writes the replay guard of the done job j (whose record is raw)
-// if its envelope could still be accepted at now, and reports whether it did.
-func (s *Store) guardJob(tx *bolt.Tx, d *delta, j *Job, raw []byte, now time.Time) (bool, error) {
+// guardJob writes the replay guard of the done job j if its envelope could
+// still be accepted at now, and reports whether it did.
+func (s *Store) guardJob(tx *bolt.Tx, d *delta, j *Job, now time.Time) (bool, error) {
 	until := s.guardUntil(j)
 	if !until.IsZero() && until.Before(now) {
 		return false, nil // the window is over: a replay is refused as expired
 	}
-	env, err := jobEnvelope(raw)
-	if err != nil {
-		return false, err
-	}
-	g := guard{ID: j.ID, EnvelopeSHA256: sha256.Sum256(env), Until: until}
+	g := guard{ID: j.ID, EnvelopeSHA256: j.EnvelopeSHA256, Until: until}
 	return true, putGuard(tx, d, &g)
 }
 

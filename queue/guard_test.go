@@ -385,13 +385,55 @@ func TestPutGuardTwice(t *testing.T) {
 	}
 }
 
-// v1Buckets is the layout of schema 1, frozen as that build wrote it.
-var v1Buckets = []string{"meta", "jobs", "idx_state", "idx_signer", "idx_expiry", "outbox", "pending", "delivered", "audit"}
+// oldBuckets are the layouts of schemas 1 and 2, frozen as those builds
+// wrote them.
+var oldBuckets = map[uint64][]string{
+	1: {"meta", "jobs", "idx_state", "idx_signer", "idx_expiry", "outbox", "pending", "delivered", "audit"},
+	2: {"meta", "jobs", "idx_state", "idx_signer", "idx_expiry", "outbox", "pending", "delivered", "audit",
+		"replay", "idx_replay_until"},
+}
 
-// makeV1File writes a file of schema 1 with jobs in it: the current code
-// writes the records (their encodings did not change), then the file is
-// taken back to the schema 1 layout and checked to be exactly it.
-func makeV1File(t *testing.T, path string, c *clock) {
+// encodeJobInline is a job record as schemas 1 and 2 wrote it, with the
+// envelope inside.
+func encodeJobInline(j *Job) []byte {
+	e := encoder{}
+	e.byte(jobVersionInline)
+	e.string(j.ID)
+	e.string(j.Terminal)
+	e.string(j.Signer)
+	e.bytes(j.Meta)
+	e.bytes(j.Envelope)
+	e.digests(j.Digests)
+	e.time(j.ReceivedAt)
+	e.time(j.ExpiresAt)
+	e.time(j.UpdatedAt)
+	e.byte(uint8(j.State))
+	e.byte(uint8(j.Outcome))
+	e.string(j.Reason)
+	e.uint(j.ResultSeq)
+	return e.b
+}
+
+// encodeResultInline is an outbox record as schemas 1 and 2 wrote it, with
+// the payload inside.
+func encodeResultInline(r *Result) []byte {
+	e := encoder{}
+	e.byte(resultVersionInline)
+	e.uint(r.Seq)
+	e.string(r.JobID)
+	e.byte(uint8(r.Outcome))
+	e.string(r.Reason)
+	e.bytes(r.Payload)
+	e.time(r.CreatedAt)
+	e.time(r.DeliveredAt)
+	return e.b
+}
+
+// makeOldFile writes a file of schema v (1 or 2) with jobs in it: the
+// current code writes the records, then the file is taken back to the
+// layout of schema v, job records inline as that schema had them, and
+// checked to be exactly it. It returns the envelope of the waiting job.
+func makeOldFile(t *testing.T, path string, c *clock, v uint64) []byte {
 	t.Helper()
 	ctx := context.Background()
 	s, err := Open(path, testOptions(c))
@@ -402,7 +444,8 @@ func makeV1File(t *testing.T, path string, c *clock) {
 	long.ExpiresAt = c.Now().Add(60 * 24 * time.Hour)
 	mustInsert(t, s, long)
 	finishAndAck(t, s, long.ID, Signed)
-	mustInsert(t, s, testJob("old-waiting", c))
+	waiting := testJob("old-waiting", c)
+	mustInsert(t, s, waiting)
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -412,8 +455,32 @@ func makeV1File(t *testing.T, path string, c *clock) {
 	}
 	defer db.Close()
 	err = db.Update(func(tx *bolt.Tx) error {
+		jobs := tx.Bucket(bucketJobs)
+		for _, id := range []string{"old-done", "old-waiting"} {
+			j, err := getJob(tx, []byte(id))
+			if err != nil {
+				return err
+			}
+			if err := jobs.Put([]byte(id), encodeJobInline(&j)); err != nil {
+				return err
+			}
+		}
+		outbox := tx.Bucket(bucketOutbox)
+		keys, err := recordKeys(outbox)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			r, err := getResult(tx, k)
+			if err != nil {
+				return err
+			}
+			if err := outbox.Put(k, encodeResultInline(&r)); err != nil {
+				return err
+			}
+		}
 		keep := map[string]bool{}
-		for _, name := range v1Buckets {
+		for _, name := range oldBuckets[v] {
 			keep[name] = true
 		}
 		var drop [][]byte
@@ -428,29 +495,30 @@ func makeV1File(t *testing.T, path string, c *clock) {
 				return err
 			}
 		}
-		if err := putUint(tx.Bucket(bucketMeta), keySchema, 1); err != nil {
+		if err := putUint(tx.Bucket(bucketMeta), keySchema, v); err != nil {
 			return err
 		}
 		var have []string
 		_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error { have = append(have, string(name)); return nil })
-		if len(have) != len(v1Buckets) {
-			t.Fatalf("schema 1 file has buckets %q, want %q", have, v1Buckets)
+		if len(have) != len(oldBuckets[v]) {
+			t.Fatalf("schema %d file has buckets %q, want %q", v, have, oldBuckets[v])
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return waiting.Envelope
 }
 
 // TestMigrateSchema1 opens a file written with the schema 1 layout: read-only
-// it is read as it is; Open migrates it to schema 2, keeps every record, and
-// from then on a pruned job leaves a guard.
+// it is read as it is; Open migrates it to the current schema, keeps every
+// record and envelope, and from then on a pruned job leaves a guard.
 func TestMigrateSchema1(t *testing.T) {
 	c := newClock()
 	path := filepath.Join(t.TempDir(), "q.db")
 	ctx := context.Background()
-	makeV1File(t, path, c)
+	envelope := makeOldFile(t, path, c, 1)
 
 	ro, err := OpenReadOnly(path, testOptions(c))
 	if err != nil {
@@ -462,6 +530,9 @@ func TestMigrateSchema1(t *testing.T) {
 	if st, err := ro.Stats(ctx); err != nil || st.ReplayGuards != 0 || st.Jobs[Done] != 1 || st.Jobs[Received] != 1 {
 		t.Fatalf("read-only stats of schema 1: %+v %v", st, err)
 	}
+	if j, err := ro.Get(ctx, "old-waiting"); err != nil || !bytes.Equal(j.Envelope, envelope) {
+		t.Fatalf("read-only schema 1: envelope of old-waiting %q %v", j.Envelope, err)
+	}
 	if err := ro.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -470,6 +541,7 @@ func TestMigrateSchema1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open schema 1: %v", err)
 	}
+	checkMigrated(t, s, envelope)
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if v, err := getUint(tx.Bucket(bucketMeta), keySchema); err != nil || v != schemaVersion {
 			t.Errorf("schema after migration %d %v, want %d", v, err, schemaVersion)
@@ -496,7 +568,7 @@ func TestMigrateSchema1(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s = openTest(t, path, testOptions(c)) // schema 2 now: no migration
+	s = openTest(t, path, testOptions(c)) // current schema now: no migration
 	if st, _ := s.Stats(ctx); st.ReplayGuards != 1 {
 		t.Fatalf("stats after second open %+v", st)
 	}
@@ -569,17 +641,74 @@ func TestDecodeGuardErrors(t *testing.T) {
 	}
 }
 
-func TestJobEnvelopeView(t *testing.T) {
-	j := seedJob()
-	raw := encodeJob(&j)
-	env, err := jobEnvelope(raw)
-	if err != nil || !bytes.Equal(env, j.Envelope) {
-		t.Fatalf("envelope %q %v, want %q", env, err, j.Envelope)
+// checkMigrated: every job record of s is of the current version, and the
+// waiting job keeps its envelope and the SHA-256 of it.
+func checkMigrated(t *testing.T, s *Store, envelope []byte) {
+	t.Helper()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		_ = tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			if v[0] != resultVersion {
+				t.Errorf("result %x: record version %d after migration", k, v[0])
+			}
+			return nil
+		})
+		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			if v[0] != jobVersion {
+				t.Errorf("job %s: record version %d after migration", k, v[0])
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range [][]byte{nil, {jobVersion, 0xff}, raw[:20]} {
-		if _, err := jobEnvelope(bad); err == nil {
-			t.Errorf("envelope of % x: no error", bad)
+	j, err := s.Get(context.Background(), "old-waiting")
+	if err != nil || !bytes.Equal(j.Envelope, envelope) || j.EnvelopeSHA256 != sha256.Sum256(envelope) {
+		t.Fatalf("old-waiting after migration: %+v %v", j, err)
+	}
+	done, err := s.Head(context.Background(), "old-done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Result(context.Background(), done.ResultSeq); err != nil || string(r.Payload) != "result" || r.DeliveredAt.IsZero() {
+		t.Fatalf("result of old-done after migration: %+v %v", r, err)
+	}
+}
+
+// TestMigrateSchema2 moves the envelopes of a schema 2 file out of its
+// job records; the replay guards it had stay.
+func TestMigrateSchema2(t *testing.T) {
+	c := newClock()
+	path := filepath.Join(t.TempDir(), "q.db")
+	ctx := context.Background()
+	envelope := makeOldFile(t, path, c, 2)
+	ro, err := OpenReadOnly(path, testOptions(c))
+	if err != nil {
+		t.Fatalf("read-only open of schema 2: %v", err)
+	}
+	if j, err := ro.Get(ctx, "old-waiting"); err != nil || !bytes.Equal(j.Envelope, envelope) {
+		t.Fatalf("read-only schema 2: envelope of old-waiting %q %v", j.Envelope, err)
+	}
+	if err := ro.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, path, testOptions(c))
+	checkMigrated(t, s, envelope)
+	if n, err := s.VerifyAudit(ctx); err != nil || n != 5 {
+		t.Fatalf("verify after migration: n=%d %v", n, err)
+	}
+	c.Advance(25 * time.Hour)
+	if p, err := s.Prune(ctx); err != nil || p.Jobs != 1 || p.GuardsKept != 1 {
+		t.Fatalf("prune after migration %+v %v", p, err)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketEnvelopes).Bucket([]byte("old-done")) != nil {
+			t.Error("pruned job's envelope kept")
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -87,11 +88,12 @@ func (s *Store) Insert(ctx context.Context, j Job) (Job, bool, error) {
 	if j.Terminal == "" {
 		j.Terminal = s.opts.TerminalID
 	}
+	j.EnvelopeSHA256 = sha256.Sum256(j.Envelope)
 	var out Job
 	var created bool
 	err := s.submit(ctx, true, func(tx *bolt.Tx, d *delta) error {
 		if old := tx.Bucket(bucketJobs).Get([]byte(j.ID)); old != nil {
-			existing, err := decodeJob(old)
+			existing, err := loadJob(tx, []byte(j.ID), true)
 			if err != nil {
 				return fmt.Errorf("job %s: %w", j.ID, err)
 			}
@@ -120,7 +122,8 @@ func (s *Store) Insert(ctx context.Context, j Job) (Job, bool, error) {
 	return out, created, nil
 }
 
-// Transition applies c to job id and returns the job as stored afterwards.
+// Transition applies c to job id and returns the job as stored afterwards,
+// without its envelope.
 // A change the state machine forbids fails with *TransitionError; moving to
 // Done also writes the job's Result to the outbox in the same transaction.
 //
@@ -197,8 +200,14 @@ func (s *Store) move(tx *bolt.Tx, d *delta, j *Job, c Change) error {
 }
 
 // putJob writes j and moves its index entries from state from (0 for new).
+// Only a new job's envelope is written: it never changes after.
 func (s *Store) putJob(tx *bolt.Tx, j *Job, from State) error {
 	id := []byte(j.ID)
+	if from == 0 {
+		if err := putBlob(tx.Bucket(bucketEnvelopes), id, j.Envelope); err != nil {
+			return fmt.Errorf("put envelope: %w", err)
+		}
+	}
 	if err := tx.Bucket(bucketJobs).Put(id, encodeJob(j)); err != nil {
 		return fmt.Errorf("put job: %w", err)
 	}
@@ -266,14 +275,52 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	return j, nil
 }
 
+// Head is Get without the envelope (Envelope is nil, EnvelopeSHA256 set):
+// for a decision on the job's state, which never needs its documents.
+func (s *Store) Head(ctx context.Context, id string) (Job, error) {
+	owed := s.owedView()
+	var j Job
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		j, err = headJob(tx, []byte(id))
+		return err
+	})
+	if err != nil {
+		return Job{}, fmt.Errorf("get job %s: %w", id, err)
+	}
+	if m, ok := owed[id]; ok {
+		m.apply(&j)
+	}
+	return j, nil
+}
+
 func getJob(tx *bolt.Tx, id []byte) (Job, error) { return loadJob(tx, id, true) }
+
+// headJob is getJob without the envelope: what a state change needs.
+func headJob(tx *bolt.Tx, id []byte) (Job, error) { return loadJob(tx, id, false) }
 
 func loadJob(tx *bolt.Tx, id []byte, envelope bool) (Job, error) {
 	raw := tx.Bucket(bucketJobs).Get(id)
 	if raw == nil {
 		return Job{}, ErrNotFound
 	}
-	return decodeJobWith(raw, envelope)
+	j, inline, err := decodeJobWith(raw, envelope)
+	if err != nil || inline || !envelope {
+		return j, err
+	}
+	// A file opened read-only keeps its schema: bucketEnvelopes may be
+	// missing, and then so is every envelope.
+	var env []byte
+	if b := tx.Bucket(bucketEnvelopes); b != nil {
+		if env, err = getBlob(b, id); err != nil {
+			return Job{}, err
+		}
+	}
+	if env == nil {
+		return Job{}, &DecodeError{Kind: "job", Reason: "envelope " + string(id) + " missing"}
+	}
+	j.Envelope = env
+	return j, nil
 }
 
 // ByState returns up to limit jobs in state st (limit <= 0: all), in id order.

@@ -17,6 +17,9 @@ func (s *Store) putResult(tx *bolt.Tx, d *delta, r *Result) (uint64, error) {
 	}
 	r.Seq = seq
 	key := u64(seq)
+	if err := putBlob(tx.Bucket(bucketPayloads), key, r.Payload); err != nil {
+		return 0, fmt.Errorf("put result payload: %w", err)
+	}
 	if err := tx.Bucket(bucketOutbox).Put(key, encodeResult(r)); err != nil {
 		return 0, fmt.Errorf("put result: %w", err)
 	}
@@ -27,12 +30,30 @@ func (s *Store) putResult(tx *bolt.Tx, d *delta, r *Result) (uint64, error) {
 	return seq, nil
 }
 
-func getResult(tx *bolt.Tx, key []byte) (Result, error) {
+func getResult(tx *bolt.Tx, key []byte) (Result, error) { return loadResult(tx, key, true) }
+
+// headResult is getResult without the payload: what bookkeeping needs.
+func headResult(tx *bolt.Tx, key []byte) (Result, error) { return loadResult(tx, key, false) }
+
+func loadResult(tx *bolt.Tx, key []byte, payload bool) (Result, error) {
 	raw := tx.Bucket(bucketOutbox).Get(key)
 	if raw == nil {
 		return Result{}, ErrNotFound
 	}
-	return decodeResult(raw)
+	r, inline, err := decodeResultWith(raw, payload)
+	if err != nil || inline || !payload {
+		return r, err
+	}
+	// A file opened read-only keeps its schema: see loadJob.
+	if b := tx.Bucket(bucketPayloads); b != nil {
+		if r.Payload, err = getBlob(b, key); err != nil {
+			return Result{}, err
+		}
+	}
+	if r.Payload == nil {
+		return Result{}, &DecodeError{Kind: "result", Reason: fmt.Sprintf("payload of %d missing", r.Seq)}
+	}
+	return r, nil
 }
 
 // Undelivered returns up to limit results not yet acknowledged with a
@@ -124,7 +145,7 @@ func (s *Store) AckResult(ctx context.Context, id string) (bool, error) {
 // pending until now.
 func (s *Store) markDelivered(tx *bolt.Tx, d *delta, seq uint64) (bool, error) {
 	key := u64(seq)
-	r, err := getResult(tx, key)
+	r, err := headResult(tx, key)
 	if errors.Is(err, ErrNotFound) {
 		last, err := getUint(tx.Bucket(bucketMeta), keyOutboxSeq)
 		if err != nil || seq == 0 || seq > last {

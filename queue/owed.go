@@ -133,7 +133,7 @@ func (s *Store) settle(tx *bolt.Tx, d *delta, j *Job) error {
 // owedJob reads job id for a write: a job owed its move back to ready is
 // seen as ready (owed true), so the state machine is checked from there.
 func (s *Store) owedJob(tx *bolt.Tx, id []byte) (j Job, owed bool, err error) {
-	j, err = getJob(tx, id)
+	j, err = headJob(tx, id)
 	if err != nil {
 		return j, false, err
 	}
@@ -155,7 +155,7 @@ func (s *Store) repairOwed() {
 	}
 	o := &op{done: make(chan struct{}), fn: func(tx *bolt.Tx, d *delta) error {
 		for _, id := range ids {
-			j, err := getJob(tx, []byte(id))
+			j, err := headJob(tx, []byte(id))
 			if err != nil || j.State != Signing {
 				d.paid = append(d.paid, id) // nothing left to move
 				continue

@@ -12,7 +12,9 @@ import (
 //
 //	1: jobs, indexes, outbox, audit log
 //	2: adds the replay guards (bucketGuards, bucketByGuardUntil)
-const schemaVersion = 2
+//	3: envelopes and result payloads out of their records, into
+//	   bucketEnvelopes and bucketPayloads
+const schemaVersion = 3
 
 // The file's layout. Index buckets hold keys only and are kept in the same
 // transaction as the record they index.
@@ -30,6 +32,10 @@ var (
 	// still be replayed (see Prune).
 	bucketGuards       = []byte("replay")           // job id → replay guard record
 	bucketByGuardUntil = []byte("idx_replay_until") // until ns (8 bytes BE) ‖ job id → ∅ (guards with an Until)
+	// Since schema 3: each job's envelope, written once when it is stored
+	// and deleted with the job.
+	bucketEnvelopes = []byte("envelopes") // job id → blob of the envelope (see putBlob)
+	bucketPayloads  = []byte("payloads")  // seq (8 bytes BE) → blob of the result's payload
 
 	// layouts[v] lists the buckets of schema v; each version keeps all of
 	// the buckets of the one before.
@@ -39,6 +45,9 @@ var (
 		2: {bucketMeta, bucketJobs, bucketByState, bucketBySigner,
 			bucketByExpiry, bucketOutbox, bucketPending, bucketDelivery, bucketAudit,
 			bucketGuards, bucketByGuardUntil},
+		3: {bucketMeta, bucketJobs, bucketByState, bucketBySigner,
+			bucketByExpiry, bucketOutbox, bucketPending, bucketDelivery, bucketAudit,
+			bucketGuards, bucketByGuardUntil, bucketEnvelopes, bucketPayloads},
 	}
 	allBuckets = layouts[schemaVersion]
 
@@ -58,6 +67,77 @@ var migrations = []migration{
 	// 1 → 2: the replay guards. A file of schema 1 has none: jobs it pruned
 	// before the upgrade left nothing behind.
 	{from: 1, fn: func(tx *bolt.Tx) error { return createBuckets(tx, bucketGuards, bucketByGuardUntil) }},
+	// 2 → 3: every job's envelope moves to bucketEnvelopes and its record
+	// is rewritten with the envelope's SHA-256 in its place; every
+	// result's payload moves to bucketPayloads.
+	{from: 2, fn: func(tx *bolt.Tx) error {
+		if err := createBuckets(tx, bucketEnvelopes, bucketPayloads); err != nil {
+			return err
+		}
+		if err := moveEnvelopesOut(tx); err != nil {
+			return err
+		}
+		return movePayloadsOut(tx)
+	}},
+}
+
+// recordKeys lists the keys of bucket b: bbolt forbids writes to a bucket
+// while a cursor walks it.
+func recordKeys(b *bolt.Bucket) ([][]byte, error) {
+	var keys [][]byte
+	err := b.ForEach(func(k, _ []byte) error {
+		keys = append(keys, append([]byte{}, k...))
+		return nil
+	})
+	return keys, err
+}
+
+func movePayloadsOut(tx *bolt.Tx) error {
+	outbox, payloads := tx.Bucket(bucketOutbox), tx.Bucket(bucketPayloads)
+	keys, err := recordKeys(outbox)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		r, inline, err := decodeResultWith(outbox.Get(k), true)
+		if err != nil {
+			return fmt.Errorf("result %x: %w", k, err)
+		}
+		if !inline {
+			continue
+		}
+		if err := putBlob(payloads, k, r.Payload); err != nil {
+			return fmt.Errorf("result %x: put payload: %w", k, err)
+		}
+		if err := outbox.Put(k, encodeResult(&r)); err != nil {
+			return fmt.Errorf("result %x: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func moveEnvelopesOut(tx *bolt.Tx) error {
+	jobs, envelopes := tx.Bucket(bucketJobs), tx.Bucket(bucketEnvelopes)
+	ids, err := recordKeys(jobs)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		j, inline, err := decodeJobWith(jobs.Get(id), true)
+		if err != nil {
+			return fmt.Errorf("job %s: %w", id, err)
+		}
+		if !inline {
+			continue
+		}
+		if err := putBlob(envelopes, id, j.Envelope); err != nil {
+			return fmt.Errorf("job %s: put envelope: %w", id, err)
+		}
+		if err := jobs.Put(id, encodeJob(&j)); err != nil {
+			return fmt.Errorf("job %s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 func createBuckets(tx *bolt.Tx, names ...[]byte) error {

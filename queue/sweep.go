@@ -183,7 +183,6 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				if err := s.move(tx, d, &j, Change{To: Done, Outcome: Expired, Reason: "expired", Payload: payload}); err != nil {
 					return err
 				}
-				j.Envelope = nil
 				expired = append(expired, j)
 			}
 			return nil
@@ -276,7 +275,7 @@ func (s *Store) pruneOne(tx *bolt.Tx, d *delta, dk []byte, now time.Time, p *Pru
 		return err
 	}
 	key := dk[8:]
-	r, err := getResult(tx, key)
+	r, err := headResult(tx, key)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -286,16 +285,19 @@ func (s *Store) pruneOne(tx *bolt.Tx, d *delta, dk []byte, now time.Time, p *Pru
 	if err := tx.Bucket(bucketOutbox).Delete(key); err != nil {
 		return err
 	}
+	if err := deleteBlob(tx.Bucket(bucketPayloads), key); err != nil {
+		return err
+	}
 	p.Results++
 	raw := tx.Bucket(bucketJobs).Get([]byte(r.JobID))
 	if raw == nil {
 		return nil // job already gone
 	}
-	j, err := decodeJobWith(raw, false)
+	j, _, err := decodeJobWith(raw, false)
 	if err != nil || j.State != Done || j.ResultSeq != r.Seq {
 		return nil // a later job reused the id
 	}
-	kept, err := s.guardJob(tx, d, &j, raw, now)
+	kept, err := s.guardJob(tx, d, &j, now)
 	if err != nil {
 		return err
 	}
@@ -303,6 +305,9 @@ func (s *Store) pruneOne(tx *bolt.Tx, d *delta, dk []byte, now time.Time, p *Pru
 		p.GuardsKept++
 	}
 	if err := tx.Bucket(bucketJobs).Delete([]byte(j.ID)); err != nil {
+		return err
+	}
+	if err := deleteBlob(tx.Bucket(bucketEnvelopes), []byte(j.ID)); err != nil {
 		return err
 	}
 	if err := tx.Bucket(bucketByState).Delete(stateKey(Done, j.ID)); err != nil {
@@ -327,7 +332,7 @@ func (s *Store) recoverSigning(tx *bolt.Tx) error {
 		ids = append(ids, string(k[1:]))
 	}
 	for _, id := range ids {
-		j, err := getJob(tx, []byte(id))
+		j, err := headJob(tx, []byte(id))
 		if err != nil {
 			return fmt.Errorf("recover job %s: %w", id, err)
 		}

@@ -87,16 +87,20 @@ type Job struct {
 	// Meta is display metadata (title, number, sender), opaque to the store.
 	Meta []byte
 	// Envelope is the signed job exactly as received, kept for audit and
-	// re-verification.
-	Envelope   []byte
-	Digests    []Digest // per-document SHA-256, in document order
-	ReceivedAt time.Time
-	ExpiresAt  time.Time // zero: never expires
-	UpdatedAt  time.Time
-	State      State
-	Outcome    Outcome
-	Reason     string
-	ResultSeq  uint64 // outbox sequence of the job's result once done
+	// re-verification. Only the reads that say so fill it in: it holds the
+	// documents, megabytes each, which lists and state changes never need.
+	Envelope []byte
+	// EnvelopeSHA256 is the SHA-256 of Envelope, set by the store: the
+	// envelope_sha256 of the job's receipts, known without the envelope.
+	EnvelopeSHA256 Digest
+	Digests        []Digest // per-document SHA-256, in document order
+	ReceivedAt     time.Time
+	ExpiresAt      time.Time // zero: never expires
+	UpdatedAt      time.Time
+	State          State
+	Outcome        Outcome
+	Reason         string
+	ResultSeq      uint64 // outbox sequence of the job's result once done
 }
 
 // Result is the outcome of a job waiting in (or delivered from) the outbox.

@@ -43,8 +43,8 @@ func (s *Store) OldestWaiting(ctx context.Context) (time.Duration, error) {
 // receivedAt decodes a job record only up to its arrival time.
 func receivedAt(b []byte) (time.Time, error) {
 	d := decoder{b: b, kind: "job"}
-	d.version(jobVersion)
-	for range 5 { // id, terminal, signer, meta, envelope
+	d.versionIn(jobVersionInline, jobVersion)
+	for range 5 { // id, terminal, signer, meta, envelope or its SHA-256
 		d.skip()
 	}
 	d.digests()
