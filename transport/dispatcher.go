@@ -35,7 +35,9 @@ type DispatcherConfig struct {
 	AckTTL time.Duration
 	// MaxMessageBytes is the broker's message size limit: Publish refuses
 	// a job whose envelope is larger (a *TooLargeError) instead of letting
-	// the broker drop it. Zero means no check. See docs/BROKERS.md.
+	// the broker drop it. Zero means api.MaxResultBytes, the limit
+	// docs/PROTOCOL.md asks every broker to be set to; negative, no check
+	// (a broker known to take more). See docs/BROKERS.md.
 	MaxMessageBytes int
 	// ResendGrace: a job published less than this before a Sync arrived
 	// is not re-sent for it, since it may still be on its way. Zero means
@@ -155,7 +157,7 @@ func (d *Dispatcher) Publish(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return fmt.Errorf("publish job %s: %w", j.JobID, err)
 	}
-	if limit := d.cfg.MaxMessageBytes; limit > 0 && len(env) > limit {
+	if limit := d.maxMessageBytes(); limit > 0 && len(env) > limit {
 		return &TooLargeError{JobID: j.JobID, Size: len(env), Limit: limit}
 	}
 	p := PendingJob{Terminal: j.Terminal, JobID: j.JobID, ExpiresAt: j.ExpiresAt, Envelope: env}
@@ -331,4 +333,17 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	err := d.s.stop(ctx)
 	d.syncs.wg.Wait() // they end with the session's context
 	return err
+}
+
+// maxMessageBytes is the size over which Publish refuses an envelope; 0
+// when it checks none.
+func (d *Dispatcher) maxMessageBytes() int {
+	switch limit := d.cfg.MaxMessageBytes; {
+	case limit == 0:
+		return api.MaxResultBytes
+	case limit < 0:
+		return 0
+	default:
+		return limit
+	}
 }

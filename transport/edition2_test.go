@@ -164,6 +164,17 @@ func TestPublishRefusesOversizedJob(t *testing.T) {
 	}
 }
 
+// Without a limit configured the dispatcher holds jobs to the broker
+// message size PROTOCOL.md asks for; a negative limit turns the check off.
+func TestMaxMessageBytesDefault(t *testing.T) {
+	for _, c := range []struct{ set, want int }{{0, api.MaxResultBytes}, {-1, 0}, {4096, 4096}} {
+		d := &Dispatcher{cfg: DispatcherConfig{MaxMessageBytes: c.set}}
+		if got := d.maxMessageBytes(); got != c.want {
+			t.Errorf("MaxMessageBytes %d: limit %d, want %d", c.set, got, c.want)
+		}
+	}
+}
+
 func waitStatusOffline(t *testing.T, r *rig) {
 	t.Helper()
 	ctx := ctxT(t)
