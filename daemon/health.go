@@ -18,6 +18,11 @@ func (d *Daemon) metricsHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		// Someone opening the port in a browser finds where to go, not a 404.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, metricsIndex)
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		problems := d.readiness(r.Context())
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -30,6 +35,20 @@ func (d *Daemon) metricsHandler() http.Handler {
 	})
 	return newHostGuard(d.metricsLn.Addr().String(), d.cfg.Metrics.AllowedHosts, mux)
 }
+
+// metricsIndex is the page at /: the endpoints, for a person, and where
+// they are documented.
+const metricsIndex = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tekend</title></head><body>
+<h1>tekend</h1>
+<ul>
+<li><a href="metrics">/metrics</a> — Prometheus metrics</li>
+<li><a href="healthz">/healthz</a> — the process answers</li>
+<li><a href="readyz">/readyz</a> — ready to sign, or the part that is not</li>
+</ul>
+<p>Documented in MONITORING.md (/usr/share/doc/teken/MONITORING.md on a terminal).</p>
+</body></html>
+`
 
 // hostGuard refuses a request whose Host names a host it was not told of.
 // A web page the terminal's browser opens could otherwise read the token

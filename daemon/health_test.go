@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,7 +115,7 @@ func TestMetricsRefuseOtherHosts(t *testing.T) {
 		{"127.0.0.1.nip.io:9470", http.StatusMisdirectedRequest},
 		{"10.20.1.18:9470", http.StatusMisdirectedRequest},
 	} {
-		for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+		for _, path := range []string{"/", "/metrics", "/healthz", "/readyz"} {
 			req, err := http.NewRequest(http.MethodGet, tm.MetricsURL+path, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -133,6 +134,29 @@ func TestMetricsRefuseOtherHosts(t *testing.T) {
 			}
 			if got != c.want {
 				t.Errorf("Host %q %s: %d, want %d", c.host, path, resp.StatusCode, c.want)
+			}
+		}
+	}
+}
+
+// The metrics port's / lists its endpoints; other paths stay 404.
+func TestMetricsIndex(t *testing.T) {
+	tm := tekentest.Start(t, nil)
+	for path, want := range map[string]int{"/": http.StatusOK, "/nope": http.StatusNotFound, "/metrics/": http.StatusNotFound} {
+		resp, err := http.Get(tm.MetricsURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+		if path == "/" {
+			for _, link := range []string{`href="metrics"`, `href="healthz"`, `href="readyz"`} {
+				if !strings.Contains(string(body), link) {
+					t.Errorf("/ lacks %s:\n%s", link, body)
+				}
 			}
 		}
 	}

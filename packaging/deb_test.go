@@ -144,6 +144,8 @@ func checkFiles(t *testing.T, deb string) {
 		{"/usr/share/bash-completion/completions/tekenctl", "-rw-r--r--"},
 		{"/usr/share/doc/teken/copyright", "-rw-r--r--"},
 		{"/usr/share/doc/teken/changelog.Debian.gz", "-rw-r--r--"},
+		{"/usr/share/doc/teken/INSTALL.md", "-rw-r--r--"},
+		{"/usr/share/doc/teken/MONITORING.md", "-rw-r--r--"},
 		{"/usr/share/doc/teken/examples/teken-kiosk.service", "-rw-r--r--"},
 	} {
 		e, ok := files[tc.path]

@@ -19,12 +19,13 @@ const auditHelp = `Usage: tekenctl audit export|verify --db FILE [--timeout D]
 Reads a tekend database read-only. 'export' writes the audit log to stdout
 as JSON Lines; 'verify' walks its hash chain and names the first broken
 link (exit 1). A database that a running tekend holds cannot be opened:
-copy it first, or stop tekend.
+take a consistent copy with 'tekend backup' first (a plain cp of a live
+database may catch it half-written), or stop tekend.
 
 Examples:
-  cp /var/lib/teken/teken.db /tmp/teken-copy.db
-  tekenctl audit verify --db /tmp/teken-copy.db
-  tekenctl audit export --db /tmp/teken-copy.db > audit.jsonl
+  tekend backup /tmp/tekend-copy.db
+  tekenctl audit verify --db /tmp/tekend-copy.db
+  tekenctl audit export --db /tmp/tekend-copy.db > audit.jsonl
 `
 
 func runAudit(ctx context.Context, e env, args []string) int {
