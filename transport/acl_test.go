@@ -3,7 +3,7 @@ package transport
 // Per-client ACLs of a Teken deployment (docs/PROTOCOL.md, "Writing a
 // central system"), proven with plain paho on each broker of the matrix:
 // each terminal logs in as its terminal id, the central system as central,
-// and the broker lets each do only what the ACL says. docs/brokers-acl.md
+// and the broker lets each do only what the ACL says. docs/BROKER-ACL.md
 // gives the configuration these tests run and reports what they observe.
 
 import (
