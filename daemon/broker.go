@@ -18,6 +18,23 @@ import (
 // than the ten seconds a real one is given.
 var brokerAnswerTimeout = statusTimeout
 
+// BrokerConnection is how this terminal reaches its broker: the URLs, the
+// client id, the user and the password of password_file, and the pinned TLS
+// trust and client certificate, each file loaded as tekend run loads it
+// (files.go). tekenctl doctor connects with it under a client id of its
+// own, so that it never takes over tekend's session.
+func BrokerConnection(cfg Config) (transport.Connection, error) {
+	b := cfg.Broker
+	password, tc, err := loadBrokerFiles(b)
+	if err != nil {
+		return transport.Connection{}, err
+	}
+	return transport.Connection{
+		Brokers: b.URLs, ClientID: cfg.ClientID(), Username: b.Username, Password: password, TLS: tc,
+		MaxReconnectInterval: time.Duration(b.MaxReconnectInterval),
+	}, nil
+}
+
 // brokerStallChanged is the transport's OnStall. It records the stall as
 // the last error, so the retained status carries it: while the broker is
 // stalled that status may not get through, but the one published once it

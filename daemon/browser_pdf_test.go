@@ -5,26 +5,12 @@ import (
 	"compress/zlib"
 	"fmt"
 	"strings"
+
+	"github.com/tekenid/teken/internal/demo"
 )
 
-// pdfFile writes a PDF of the given objects (numbered from 1, the first the
-// catalogue) with a classic cross-reference table.
-func pdfFile(objects ...string) []byte {
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-	offsets := make([]int, len(objects))
-	for i, obj := range objects {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, obj)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objects)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
-	return b.Bytes()
-}
+// pdfFile is demo.PDFFile: a PDF of the given objects.
+var pdfFile = demo.PDFFile
 
 func pdfStream(dict string, data []byte) string {
 	return fmt.Sprintf("<< %s /Length %d >>\nstream\n%s\nendstream", dict, len(data), data)

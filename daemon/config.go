@@ -192,8 +192,20 @@ func ParseConfig(r io.Reader) (Config, error) {
 	return cfg, nil
 }
 
-// LoadConfig reads and validates the file at path.
+// LoadConfig reads and validates the file at path. It does not read the
+// files the configuration names: Open does, and CheckConfigFile does both.
 func LoadConfig(path string) (Config, error) {
+	cfg, err := readConfig(path)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func readConfig(path string) (Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("open configuration: %w", err)
@@ -203,16 +215,13 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
-	}
 	return cfg, nil
 }
 
 // Validate checks every field and returns all problems at once, each naming
-// the field and its bad value.
+// the field and its bad value, one per line.
 func (c *Config) Validate() error {
-	var errs []error
+	var errs problems
 	bad := func(field string, value any, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: field, Value: strconv.Quote(fmt.Sprint(value)), Msg: fmt.Sprintf(format, args...)})
 	}
@@ -244,6 +253,9 @@ func (c *Config) Validate() error {
 			// can satisfy for a name it was asked to certify.
 			bad("broker.ca_file", "", "required for the TLS broker %s: the system's CAs are never trusted for the broker", u)
 		}
+	}
+	if len(c.ClientID()) > 65535 { // MQTT 3.1.1 §1.5.3: a UTF-8 string's length is 16 bits
+		bad("broker.client_id", c.Broker.ClientID[:32]+"…", "want at most 65535 bytes, not %d", len(c.ClientID()))
 	}
 	if err := api.ValidRoot(c.Broker.TopicRoot); err != nil {
 		bad("broker.topic_root", c.Broker.TopicRoot, "%v", err)
@@ -318,7 +330,7 @@ func (c *Config) Validate() error {
 	if c.Status.Heartbeat != 0 && c.Status.Heartbeat < c.Status.MinInterval {
 		bad("status.heartbeat", time.Duration(c.Status.Heartbeat), "want 0 (off) or at least status.min_interval (%v)", time.Duration(c.Status.MinInterval))
 	}
-	return errors.Join(errs...)
+	return errs.err()
 }
 
 // loopbackAddr accepts only host:port on a loopback address: the kiosk's API

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tekenid/teken/daemon/admin"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/device"
 	"github.com/tekenid/teken/internal/version"
@@ -32,6 +33,17 @@ type Options struct {
 	// Ready, when set, is called with the kiosk and metrics addresses once
 	// tekend is ready (tests use it with port 0 listeners).
 	Ready func(kioskAddr, metricsAddr string)
+	// ConfigPath is the file a reload reads again (cmd/tekend's -config).
+	ConfigPath string
+	// Reload, when set, asks for a reload with each value (SIGHUP, from
+	// signal.Notify): see reload.go for what it applies.
+	Reload <-chan os.Signal
+	// LogLevel, when set, is the level Logger logs at, and a reload sets
+	// it to the new log_level; without it log_level needs a restart.
+	LogLevel *slog.LevelVar
+	// AdminSocket is where `tekend backup` reaches this tekend
+	// (admin.DefaultSocket for the service); empty: no admin socket.
+	AdminSocket string
 }
 
 // Daemon is one tekend: Open starts its parts, Run serves until its context
@@ -55,6 +67,15 @@ type Daemon struct {
 	outbox  *outbox
 	batches *batches
 	seen    certsSeen
+	admin   *admin.Server // nil without an admin socket
+
+	// trust and tsa are what a reload swaps (reload.go); applied is the
+	// configuration in force, cfg with the reloadable fields of the last
+	// reload, and it and refused belong to the reload goroutine.
+	trust   *liveTrust
+	tsa     atomic.Pointer[pades.TSAOptions]
+	applied Config
+	refused *string // the status's last error a refused reload set
 
 	kioskLn, metricsLn net.Listener
 	kioskSrv, metrSrv  *http.Server
@@ -119,6 +140,10 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 	if err != nil {
 		return nil, err
 	}
+	d.trust, d.applied = newLiveTrust(tr), cfg
+	if err := loadWebConfig(cfg.Metrics.WebConfig); err != nil {
+		return nil, err
+	}
 	location, err := time.LoadLocation(cfg.Signing.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("signing.time_zone: %w", err)
@@ -150,6 +175,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 	d.onClose(d.store.Close)
 	comp.store = d.store
 	d.outbox.store = d.store
+	d.openAdmin()
 	d.tokens, err = device.Open(ctx, device.Options{Logger: d.log})
 	if err != nil {
 		return nil, fmt.Errorf("open tokens: %w", err)
@@ -160,19 +186,17 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 		MaxDecompressedBytes: cfg.Signing.PDFMaxDecompressedBytes,
 		AllowEmbeddedFiles:   cfg.Signing.PDFAllowEmbeddedFiles,
 	}
-	signer := &docSigner{metrics: d.metrics, log: d.log, location: location, limits: pdfLimits}
-	if cfg.Signing.TSAURL != "" {
-		signer.tsa = &pades.TSAOptions{URL: cfg.Signing.TSAURL, Timeout: time.Duration(cfg.Signing.TSATimeout)}
-	}
+	d.tsa.Store(tsaOptions(cfg))
+	signer := &docSigner{metrics: d.metrics, log: d.log, location: location, limits: pdfLimits, live: &d.tsa}
 	d.flow = newFlow(flowDeps{
-		store: d.store, tokens: deviceTokens{d.tokens}, envelopes: envelopes{tr.verifier},
-		certs: certPolicy{roots: tr.signerRoots, now: d.now, log: d.log}, seen: &d.seen,
+		store: d.store, tokens: deviceTokens{d.tokens}, envelopes: envelopes{d.trust},
+		certs: certPolicy{live: d.trust, now: d.now, log: d.log}, seen: &d.seen,
 		complete: comp, signer: signer, metrics: d.metrics, batches: d.batches,
 		now: d.now, log: d.log, lang: cfg.Kiosk.Language, maxBatch: cfg.Signing.MaxBatch,
 		statusChanged: d.statusChanged, rearrive: d.tokenBack, setLastError: d.setLastError,
 	})
 	d.intake = &intake{
-		store: d.store, verifier: tr.verifier, complete: comp, metrics: d.metrics, log: d.log,
+		store: d.store, verifier: d.trust, complete: comp, metrics: d.metrics, log: d.log,
 		now: d.now, terminal: cfg.TerminalID, jobsChanged: d.flow.jobsChanged,
 		statusChanged: d.statusChanged, setLastError: d.setLastError, resendAll: d.outbox.resendAll,
 		pdf:               pdfBudget{perDoc: pdfLimits, perJob: cfg.Signing.PDFMaxJobDecompressedBytes},
@@ -256,6 +280,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.outbox.run(gctx) })
 	g.Go(func() error { return d.mainLoop(gctx) })
 	g.Go(func() error { return d.sendStatus(gctx) })
+	g.Go(func() error { return d.reloadLoop(gctx) })
+	g.Go(func() error { return d.serveAdmin(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		d.stop()

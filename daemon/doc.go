@@ -33,9 +33,11 @@
 //
 // # Goroutines and who owns them
 //
-// Run's errgroup owns six, and the first to fail stops the rest: the kiosk
-// HTTP server, the metrics server, the outbox, the main loop, the status
-// sender, and one that waits for the end and then stops serving (stop:
+// Run's errgroup owns eight, and the first to fail stops the rest: the
+// kiosk HTTP server, the metrics server, the outbox, the main loop, the
+// status sender, the reload loop (SIGHUP, reload.go), the admin socket of
+// tekend backup (adminserver.go, which waits for the goroutine of each
+// connection), and one that waits for the end and then stops serving (stop:
 // the batch in flight gets the shutdown grace, then is cancelled and its
 // job waits again; the HTTP servers shut down, which ends open kiosk
 // event streams). net/http runs each request on its own goroutine; a

@@ -53,7 +53,7 @@ type docMeta struct {
 // handler goroutine.
 type intake struct {
 	store    intakeStore
-	verifier *api.Verifier
+	verifier envelopeVerifier // the keys in force (reload.go)
 	complete *completer
 	metrics  *metrics
 	log      *slog.Logger

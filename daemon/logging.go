@@ -30,9 +30,10 @@ func ParseLogLevel(s string) (slog.Level, error) {
 // (systemd sets JOURNAL_STREAM for a unit's stderr; sd_journal_print(3)),
 // with the priority and every attribute as a field of its own, so IT can
 // filter with journalctl -p and JOB=…; elsewhere it writes text to stderr.
+// A *slog.LevelVar as level lets a reload change it.
 // Nothing logged may carry a PIN, a key or a document: callers log ids,
 // hashes and reasons only.
-func NewLogger(level slog.Level, stderr io.Writer) *slog.Logger {
+func NewLogger(level slog.Leveler, stderr io.Writer) *slog.Logger {
 	if ok, err := journal.StderrIsJournalStream(); err == nil && ok && journal.Enabled() {
 		return slog.New(&journalHandler{level: level, fallback: slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})})
 	}
@@ -41,7 +42,7 @@ func NewLogger(level slog.Level, stderr io.Writer) *slog.Logger {
 
 // journalHandler sends each record to journald natively.
 type journalHandler struct {
-	level    slog.Level
+	level    slog.Leveler
 	attrs    []slog.Attr
 	group    string
 	fallback slog.Handler // when journald refuses a record
@@ -49,7 +50,7 @@ type journalHandler struct {
 
 var _ slog.Handler = (*journalHandler)(nil)
 
-func (h *journalHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+func (h *journalHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
 func (h *journalHandler) Handle(ctx context.Context, r slog.Record) error {
 	vars := map[string]string{"SYSLOG_IDENTIFIER": "tekend"}

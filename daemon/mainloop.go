@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/tekenid/teken/api"
@@ -219,25 +217,11 @@ func (d *Daemon) publisher() resultPublisher {
 
 func (d *Daemon) openTerminal() (*transport.Terminal, error) {
 	b := d.cfg.Broker
-	conn := transport.Connection{
-		Brokers: b.URLs, ClientID: d.cfg.ClientID(), Username: b.Username,
-		MaxReconnectInterval: time.Duration(b.MaxReconnectInterval), Logger: d.log,
-		AnswerTimeout: brokerAnswerTimeout,
+	conn, err := BrokerConnection(d.cfg)
+	if err != nil {
+		return nil, err
 	}
-	if b.PasswordFile != "" {
-		pw, err := os.ReadFile(b.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("broker password: %w", err)
-		}
-		conn.Password = strings.TrimSpace(string(pw))
-	}
-	if b.CAFile != "" {
-		tc, err := transport.TLSConfig(b.CAFile, b.CertFile, b.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("broker TLS: %w", err)
-		}
-		conn.TLS = tc
-	}
+	conn.Logger, conn.AnswerTimeout = d.log, brokerAnswerTimeout
 	t, err := transport.OpenTerminal(transport.TerminalConfig{
 		Connection: conn, Root: b.TopicRoot, TerminalID: d.cfg.TerminalID,
 		Handler: d.intake, Status: d.status, OnStall: d.brokerStallChanged,

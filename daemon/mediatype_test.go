@@ -97,7 +97,7 @@ func TestHashOnlyDocumentKeepsItsOwnRule(t *testing.T) {
 	if _, rc := r.offer(t, hashOnly); rc.Status != api.ReceiptRefused || rc.Reason != api.ReasonHashOnlyRefused {
 		t.Fatalf("hash-only refused as %+v, want %s", rc, api.ReasonHashOnlyRefused)
 	}
-	r.intake.verifier.AllowHashOnly = true // the flow's too: one verifier
+	r.intake.verifier.(*api.Verifier).AllowHashOnly = true // the flow's too: one verifier
 	id, rc := r.offer(t, hashOnly)
 	if rc.Status != api.ReceiptStored {
 		t.Fatalf("hash-only allowed: receipt %+v, want stored", rc)

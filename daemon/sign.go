@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/tekenid/teken/api"
@@ -23,6 +24,7 @@ type docSigner struct {
 	log      *slog.Logger
 	location *time.Location // of dates in visible signature blocks
 	tsa      *pades.TSAOptions
+	live     *atomic.Pointer[pades.TSAOptions] // when set, the authority a reload left (reload.go), in place of tsa
 	// limits are the ones intake inspected each document with, so the
 	// signature refuses nothing intake accepted.
 	limits pades.Limits
@@ -101,7 +103,8 @@ func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certifi
 	case api.FormatPAdES:
 		// With a TSA configured, pades.Sign only reserves the room: the
 		// timestamp is fetched after the card session.
-		signed, err := pades.Sign(ctx, content, signer, cert, d.padesOptions(doc, h, now))
+		opts := d.padesOptions(doc, h, now)
+		signed, err := pades.Sign(ctx, content, signer, cert, opts)
 		if err != nil {
 			return signedDoc{}, fmt.Errorf("sign PDF %s: %w", doc.ID, err)
 		}
@@ -112,7 +115,7 @@ func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certifi
 			return signedDoc{}, fmt.Errorf("sign PDF %s: the signature grew it by %d bytes, more than the %d a Result allows for", doc.ID, grown, api.MaxPAdESGrowth)
 		}
 		out.Signature, out.Level = signed.PDF, api.LevelBB
-		if d.tsa != nil {
+		if opts.TSA != nil {
 			out.pending = signed
 		}
 	default:
@@ -140,7 +143,7 @@ func documentDigest(doc api.Document, h crypto.Hash) ([]byte, error) {
 // padesOptions asks for the job's visible block, dated in the terminal's
 // time zone, and, when a TSA is configured, room for its timestamp.
 func (d *docSigner) padesOptions(doc api.Document, h crypto.Hash, now time.Time) pades.Options {
-	return pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc), TSA: d.tsa, Limits: d.limits}
+	return pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc), TSA: d.authority(), Limits: d.limits}
 }
 
 // appearance is the visible block a pades document asks for, or nil.

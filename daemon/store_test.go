@@ -22,6 +22,7 @@ import (
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/device"
+	"github.com/tekenid/teken/internal/demo"
 	"github.com/tekenid/teken/internal/testenv"
 	"github.com/tekenid/teken/queue"
 )
@@ -369,18 +370,5 @@ func bulkyPDF(size int) []byte {
 		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
 		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content),
 	}
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-	offsets := make([]int, len(objects))
-	for i, obj := range objects {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, obj)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objects)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
-	return b.Bytes()
+	return demo.PDFFile(objects...)
 }

@@ -23,10 +23,15 @@ import (
 func (d *docSigner) timestampDocument(ctx context.Context, sd *signedDoc) {
 	p := sd.pending
 	sd.pending = nil
-	if p == nil || d.tsa == nil {
+	tsa := d.authority() // the one in force now (reload.go)
+	if p == nil {
 		return
 	}
-	_, err := pades.Timestamp(ctx, p, *d.tsa)
+	if tsa == nil {
+		sd.TimestampError = "signing.tsa_url was emptied by a reload after the document was signed"
+		return
+	}
+	_, err := pades.Timestamp(ctx, p, *tsa)
 	switch {
 	case err != nil:
 		// Not expected for a PDF pades.Sign has just made; its

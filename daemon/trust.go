@@ -1,11 +1,9 @@
 package daemon
 
 import (
-	"crypto"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/tekenid/teken/api"
@@ -20,51 +18,36 @@ type trust struct {
 	signerRoots *x509.CertPool // nil: any CA
 }
 
-// loadTrust reads the dispatcher keys and the signer CAs.
+// loadTrust reads the dispatcher keys and the signer CAs (files.go), and
+// reports every bad file at once.
 func loadTrust(cfg Config, now func() time.Time) (trust, error) {
-	var keys []crypto.PublicKey
-	for _, f := range cfg.Dispatcher.KeyFiles {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return trust{}, fmt.Errorf("dispatcher.key_files: %w", err)
-		}
-		pubs, err := api.ParsePublicKeysPEM(raw)
-		if err != nil {
-			return trust{}, fmt.Errorf("dispatcher.key_files: %s: %w", f, err)
-		}
-		keys = append(keys, pubs...)
+	keys, keyErr := loadDispatcherKeys(cfg.Dispatcher.KeyFiles)
+	roots, rootErr := loadSignerRoots(cfg.Signing.SignerCAFiles)
+	if err := (problems{keyErr, rootErr}).err(); err != nil {
+		return trust{}, err
 	}
 	set, err := api.KeySet(keys...)
 	if err != nil {
 		return trust{}, fmt.Errorf("dispatcher.key_files: %w", err)
 	}
-	t := trust{verifier: &api.Verifier{
+	return trust{verifier: &api.Verifier{
 		Keys: set, Terminal: cfg.TerminalID, Now: now,
 		Skew: time.Duration(cfg.Dispatcher.ClockSkew), MaxContentBytes: cfg.Dispatcher.MaxJobBytes,
 		AllowHashOnly: cfg.Dispatcher.AllowHashOnly,
-	}}
-	if len(cfg.Signing.SignerCAFiles) > 0 {
-		t.signerRoots = x509.NewCertPool()
-		for _, f := range cfg.Signing.SignerCAFiles {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				return trust{}, fmt.Errorf("signing.signer_ca_files: %w", err)
-			}
-			if !t.signerRoots.AppendCertsFromPEM(raw) {
-				return trust{}, fmt.Errorf("signing.signer_ca_files: %s holds no PEM certificate", f)
-			}
-		}
-	}
-	return t, nil
+	}, signerRoots: roots}, nil
 }
 
 // envelopes opens stored jobs: the stored envelope is verified again as it
 // was verified on arrival, so the documents shown and signed are exactly
 // the ones the dispatcher signed, whatever happened to the file since.
-type envelopes struct{ verifier *api.Verifier }
+type envelopes struct{ verifier envelopeVerifier }
 
 func (e envelopes) open(j queue.Job) (*api.Job, error) {
-	v := *e.verifier
+	inForce, err := verifierOf(e.verifier) // the keys a reload left (reload.go)
+	if err != nil {
+		return nil, err
+	}
+	v := *inForce
 	v.Now = func() time.Time { return j.ReceivedAt }
 	job, _, err := v.VerifyJob(j.Envelope)
 	if err != nil {
@@ -76,6 +59,7 @@ func (e envelopes) open(j queue.Job) (*api.Job, error) {
 // certPolicy decides whether an official's certificate may sign now.
 type certPolicy struct {
 	roots *x509.CertPool // nil: any CA
+	live  *liveTrust     // when set, its signer CAs, as a reload left them, in place of roots
 	now   func() time.Time
 	log   *slog.Logger
 }
@@ -92,9 +76,13 @@ func (p certPolicy) check(cert *x509.Certificate) *kiosk.Message {
 	case cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0:
 		return &kiosk.Message{Code: kiosk.CodeCertUsage}
 	}
-	if p.roots != nil {
+	roots := p.roots
+	if p.live != nil {
+		roots = p.live.load().signerRoots
+	}
+	if roots != nil {
 		_, err := cert.Verify(x509.VerifyOptions{
-			Roots: p.roots, CurrentTime: now,
+			Roots: roots, CurrentTime: now,
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 		})
 		if err != nil {

@@ -146,6 +146,7 @@ func checkFiles(t *testing.T, deb string) {
 		{"/usr/share/doc/teken/changelog.Debian.gz", "-rw-r--r--"},
 		{"/usr/share/doc/teken/INSTALL.md", "-rw-r--r--"},
 		{"/usr/share/doc/teken/MONITORING.md", "-rw-r--r--"},
+		{"/usr/share/doc/teken/OPERATIONS.md", "-rw-r--r--"},
 		{"/usr/share/doc/teken/examples/teken-kiosk.service", "-rw-r--r--"},
 	} {
 		e, ok := files[tc.path]
@@ -218,6 +219,7 @@ func checkUnit(t *testing.T) {
 	// verify checks only that ExecStart names an executable; the installed
 	// package's real binary is verified in "install and purge".
 	run(t, time.Minute, "install", "-m", "0755", "/bin/true", filepath.Join(root, "usr/bin/tekend"))
+	run(t, time.Minute, "install", "-D", "-m", "0755", "/bin/true", filepath.Join(root, "bin/kill")) // ExecReload
 	run(t, time.Minute, "install", "-m", "0644", repoRoot+"/systemd/tekend.service", filepath.Join(root, "usr/lib/systemd/system/"))
 	if out, err := tryRun(t, time.Minute, analyze, "verify", "--man=no", "--root="+root, "tekend.service"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)

@@ -208,6 +208,11 @@ func openBolt(path string, opts Options, readOnly bool) (*bolt.DB, error) {
 	}
 	if opts.MaxSize > 0 {
 		bo.MaxSize = opts.MaxSize
+		// Mapped at its cap from the start (address space, not memory):
+		// a commit that grows the mapping waits for every open read
+		// transaction, a backup streaming for minutes included, and
+		// everything behind the commit would wait with it.
+		bo.InitialMmapSize = opts.MaxSize
 	}
 	db, err := bolt.Open(path, 0o600, bo)
 	if errors.Is(err, berrors.ErrTimeout) {

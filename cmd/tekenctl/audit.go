@@ -28,27 +28,37 @@ Examples:
   tekenctl audit export --db /tmp/tekend-copy.db > audit.jsonl
 `
 
+// auditActions are what 'tekenctl audit' does; one comes first.
+var auditActions = []string{"export", "verify"}
+
 func runAudit(ctx context.Context, e env, args []string) int {
-	if len(args) == 0 || (args[0] != "export" && args[0] != "verify") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fmt.Fprint(e.stdout, auditHelp)
-			return exitOK
-		}
-		return usageErr(e, "audit", "want 'export' or 'verify'")
+	verb, name := "", "audit"
+	if len(args) > 0 && (args[0] == "export" || args[0] == "verify") {
+		verb, name, args = args[0], "audit "+args[0], args[1:]
 	}
-	verb := args[0]
-	fs := flags(e, "audit "+verb, auditHelp)
+	fs := flags(e, name, auditHelp)
 	db := fs.String("db", "", "the tekend database `FILE`")
-	timeout := fs.Duration("timeout", 2*time.Second, "wait at most `DURATION` for the file's lock")
-	if code, ok := parse(e, fs, args[1:]); !ok {
+	timeout := durationFlag(fs, "timeout", 2*time.Second, "wait at most `DURATION` for the file's lock")
+	if code, ok := parse(e, fs, args); !ok {
 		return code
 	}
-	if *db == "" || fs.NArg() > 0 {
-		return usageErr(e, "audit", "want --db FILE and no arguments")
+	switch {
+	case verb == "" && fs.NArg() > 0:
+		msg := fmt.Sprintf("unknown action %q: want export or verify first", fs.Arg(0))
+		if s := suggest(fs.Arg(0), auditActions); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		return usageErr(e, "audit", "%s", msg)
+	case verb == "":
+		return usageErr(e, "audit", "want export or verify first")
+	case *db == "":
+		return usageErr(e, name, "no --db FILE")
+	case fs.NArg() > 0:
+		return usageErr(e, name, "unexpected argument %q", fs.Arg(0))
 	}
 	if verb == "export" {
 		if _, err := ctl.AuditExport(ctx, *db, *timeout, e.stdout); err != nil {
-			return fail(e, "audit export", err)
+			return fail(e, name, err)
 		}
 		return exitOK
 	}
@@ -59,7 +69,7 @@ func runAudit(ctx context.Context, e env, args []string) int {
 		return exitFailure
 	}
 	if err != nil {
-		return fail(e, "audit verify", err)
+		return fail(e, name, err)
 	}
 	fmt.Fprintf(e.stdout, "OK: %d entries, hash chain intact\n", n)
 	return exitOK

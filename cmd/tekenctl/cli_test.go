@@ -23,15 +23,67 @@ func TestEveryCommandHasHelpWithExamples(t *testing.T) {
 	}
 }
 
-func TestUsageErrorsAreOneLineAndExitTwo(t *testing.T) {
-	for _, args := range [][]string{
-		{"nonsense"}, {"keygen", "--bogus"}, {"dispatch"}, {"verify"}, {"verify", "--sig", "a.p7s"},
-		{"audit"}, {"audit", "verify"}, {"token"}, {"token", "sim"}, {"completion", "zsh"}, {"results", "extra"}, {"fleet", "--watch", "-1"},
+// TestUsageErrors: a mistake is one line saying what is wrong (with the
+// closest flag or command, when one is close) and one line saying where the
+// help is, on stderr, with exit code 2; nothing on stdout.
+func TestUsageErrors(t *testing.T) {
+	const (
+		topHint      = "Run 'tekenctl --help' for usage."
+		commandsHint = "Run 'tekenctl help' for the list of commands."
+	)
+	hint := func(cmd string) string { return "Run 'tekenctl " + cmd + " --help' for usage." }
+	for _, tc := range []struct {
+		args       []string
+		line, hint string
+	}{
+		{[]string{"dispatch", "--terminl", "x"}, "tekenctl dispatch: flag provided but not defined: -terminl (did you mean --terminal?)", hint("dispatch")},
+		{[]string{"dispatch", "--term", "x"}, "tekenctl dispatch: flag provided but not defined: -term (did you mean --terminal?)", hint("dispatch")},
+		{[]string{"dispatch", "--zzz"}, "tekenctl dispatch: flag provided but not defined: -zzz", hint("dispatch")},
+		{[]string{"dispatch", "--expires", "2x"}, `tekenctl dispatch: invalid value "2x" for flag -expires: unknown unit "x" (want ns, us, ms, s, m, h or d)`, hint("dispatch")},
+		{[]string{"dispatch", "--expires", "-1h"}, `tekenctl dispatch: invalid value "-1h" for flag -expires: a duration cannot be negative`, hint("dispatch")},
+		{[]string{"dispatch", "--timeout", "5"}, `tekenctl dispatch: invalid value "5" for flag -timeout: missing unit after 5 (e.g. 30s, 90m, 36h, 7d)`, hint("dispatch")},
+		{[]string{"dispatch", "--signer"}, "tekenctl dispatch: flag needs an argument: -signer", hint("dispatch")},
+		{[]string{"dispatch"}, "tekenctl dispatch: no terminal (--terminal)", hint("dispatch")},
+		{[]string{"dispach"}, `tekenctl: unknown command "dispach" (did you mean "dispatch"?)`, commandsHint},
+		{[]string{"nonsense"}, `tekenctl: unknown command "nonsense"`, commandsHint},
+		{[]string{"--verbos", "fleet"}, "tekenctl: flag provided but not defined: -verbos (did you mean --verbose?)", topHint},
+		{[]string{"--bogus"}, "tekenctl: flag provided but not defined: -bogus", topHint},
+		{[]string{"help", "nope"}, `tekenctl help: unknown command "nope"`, commandsHint},
+		{[]string{"help", "verfy"}, `tekenctl help: unknown command "verfy" (did you mean "verify"?)`, commandsHint},
+		{[]string{"help", "dispatch", "fleet"}, "tekenctl help: want one command, got 2", hint("help")},
+		{[]string{"version", "now"}, `tekenctl version: unexpected argument "now"`, hint("version")},
+		{[]string{"keygen", "--bogus"}, "tekenctl keygen: flag provided but not defined: -bogus", hint("keygen")},
+		{[]string{"keygen"}, "tekenctl keygen: no --out PREFIX", hint("keygen")},
+		{[]string{"keygen", "--out", "k", "extra"}, `tekenctl keygen: unexpected argument "extra"`, hint("keygen")},
+		{[]string{"keygen", "--alg", "RSA", "--out", "k"}, `tekenctl keygen: --alg: algorithm "RSA": want ES256 or Ed25519`, hint("keygen")},
+		{[]string{"verify"}, "tekenctl verify: want signed PDFs, or RESULT.json and at least one document", hint("verify")},
+		{[]string{"verify", "--sig", "a.p7s"}, "tekenctl verify: --sig takes exactly one document", hint("verify")},
+		{[]string{"audit"}, "tekenctl audit: want export or verify first", hint("audit")},
+		{[]string{"audit", "verfy"}, `tekenctl audit: unknown action "verfy": want export or verify first (did you mean "verify"?)`, hint("audit")},
+		{[]string{"audit", "verify"}, "tekenctl audit verify: no --db FILE", hint("audit verify")},
+		{[]string{"audit", "verify", "--db", "x", "--timeout", "soon"}, `tekenctl audit verify: invalid value "soon" for flag -timeout: want a number before each unit (e.g. 30s, 90m, 36h, 7d)`, hint("audit verify")},
+		{[]string{"token"}, "tekenctl token: want sim first", hint("token")},
+		{[]string{"token", "simm"}, `tekenctl token: unknown action "simm": want sim first (did you mean "sim"?)`, hint("token")},
+		{[]string{"token", "sim"}, "tekenctl token sim: no --state DIR", hint("token sim")},
+		{[]string{"completion", "zsh"}, "tekenctl completion: only 'bash' is supported", hint("completion")},
+		{[]string{"results", "extra"}, `tekenctl results: unexpected argument "extra"`, hint("results")},
+		{[]string{"results", "--timeout", "0"}, "tekenctl results: --timeout must be positive", hint("results")},
+		{[]string{"fleet", "--watch", "-1"}, `tekenctl fleet: invalid value "-1" for flag -watch: a duration cannot be negative`, hint("fleet")},
+		{[]string{"fleet", "--watch", "500ms"}, "tekenctl fleet: --watch 500ms: redraw at most once a second", hint("fleet")},
+		{[]string{"fleet", "--quiet", "0"}, "tekenctl fleet: --quiet must be positive", hint("fleet")},
+		{[]string{"fleet", "-v", "--terminals", "Not A Slug"}, "", hint("fleet")},
 	} {
-		t.Run(strings.Join(args, "_"), func(t *testing.T) {
-			c := tekenctl(t, context.Background(), nil, args...)
-			if c.code != exitUsage {
-				t.Errorf("exit %d, want %d", c.code, exitUsage)
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			c := tekenctl(t, context.Background(), nil, tc.args...)
+			lines := strings.Split(strings.TrimSuffix(c.stderr, "\n"), "\n")
+			if c.code != exitUsage || c.stdout != "" || len(lines) != 2 || !strings.HasSuffix(c.stderr, "\n") {
+				t.Fatalf("want exit %d, nothing on stdout and two lines on stderr: %+v", exitUsage, c)
+			}
+			if tc.line != "" && lines[0] != tc.line {
+				t.Errorf("error line\n got %q\nwant %q", lines[0], tc.line)
+			}
+			if lines[1] != tc.hint {
+				t.Errorf("hint\n got %q\nwant %q", lines[1], tc.hint)
 			}
 		})
 	}
@@ -76,7 +128,7 @@ func TestCompletionScript(t *testing.T) {
 	// Every command, and only those, is offered.
 	_, rest, _ := strings.Cut(c.stdout, `local commands="`)
 	offered, _, _ := strings.Cut(rest, `"`)
-	names := []string{"version"}
+	var names []string
 	for name := range commands {
 		names = append(names, name)
 	}

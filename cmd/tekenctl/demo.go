@@ -16,9 +16,13 @@ const demoHelp = `Usage: tekenctl demo [--tekend PATH] [--dir DIR]
 
 Runs a complete signing terminal on this machine: a private Mosquitto and
 pcscd, a software token for a sample official, tekend, and a central side
-that dispatches three sample letters and prints each result as it arrives.
-Press Enter to tap the token, Enter again to remove it. Ctrl-C stops it all.
-Needs root (pcscd runs in a private mount namespace).
+that dispatches three sample letters (one to come back as a signed PDF with
+a visible block) and prints each result as it arrives. Every result is
+checked against the document of its own job, whoever dispatched it: the
+demo, or the 'tekenctl dispatch' commands it prints. Signed results are
+saved under the demo's directory. Press Enter to tap the token, Enter again
+to remove it. Ctrl-C stops it all. Needs root (pcscd runs in a private
+mount namespace).
 
 Examples:
   sudo tekenctl demo

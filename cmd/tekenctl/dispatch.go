@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"time"
 
@@ -19,13 +20,25 @@ const dispatchHelp = `Usage: tekenctl dispatch --terminal T --signer CERT.pem [f
 Signs a job with the dispatcher key and publishes it to terminal T, for the
 official whose certificate is CERT.pem (the job names the certificate's
 SHA-256; name and NIP come from its subject). Waits for the terminal's
-receipt and prints the job id, or the reason it was refused. With --wait it
-also waits for the official to act and exits 0 only if the job was signed.
-Each FILE is one document; its media type follows the extension.
+receipt and prints "JOBID stored", or "JOBID refused REASON". With --wait
+it then waits for the official to act, prints "JOBID signed" (or
+"JOBID rejected REASON") and exits 0 only if the job was signed. Each FILE
+is one document; its media type follows the extension.
+
+With --format pades the terminal returns each PDF signed (PAdES), with a
+visible block "Ditandatangani secara elektronik oleh", the official's name,
+NIP, the date and a QR code of --verify-url. --page and --rect place it:
+--rect x,y,w,h in PDF points (1/72 inch), the origin at the lower left
+corner of the page and y growing upwards (an A4 page is 595 x 842). Without
+them the block stands in the bottom right corner of the last page;
+--invisible asks for no block. A placement the PDF has no room for is
+refused here, or by the terminal in its receipt.
 
 Examples:
   tekenctl dispatch --terminal kendari-setda-01 --signer siti.pem \
       --title "Undangan Rapat" --number "005/123/SETDA/XI/2026" --from "Diskominfo" surat.pdf
+  tekenctl dispatch --terminal kendari-setda-01 --signer siti.pem --format pades \
+      --page 1 --rect 350,40,210,80 --verify-url https://tte.example.go.id/v/005-123 surat.pdf
   tekenctl dispatch --terminal kendari-setda-01 --signer siti.pem --wait --expires 2h a.pdf b.pdf
   tekenctl dispatch --terminal kendari-setda-01 --signer siti.pem --format raw hash-me.bin
 ` + envHelp
@@ -39,7 +52,11 @@ func runDispatch(ctx context.Context, e env, args []string) int {
 	number := fs.String("number", "", "letter `NUMBER` (nomor surat)")
 	from := fs.String("from", "", "`SENDER` shown to the official (default tekenctl)")
 	expires := fs.Duration("expires", 24*time.Hour, "the job expires after `DURATION`")
-	format := fs.String("format", "cms", "signature `FORMAT`: cms or raw")
+	format := fs.String("format", "cms", "signature `FORMAT`: cms, raw or pades (the signed PDF)")
+	page := fs.Int("page", 0, "pades: the visible block on page `N` (1-based; default the last page)")
+	rect := fs.String("rect", "", "pades: the visible block at `x,y,w,h` in PDF points, origin at the page's lower left corner (default bottom right)")
+	verifyURL := fs.String("verify-url", "", "pades: the `URL` the visible block's QR code opens")
+	invisible := fs.Bool("invisible", false, "pades: no visible block")
 	wait := fs.Bool("wait", false, "wait for the result; exit 0 only if signed")
 	timeout := fs.Duration("timeout", 30*time.Second, "wait at most `DURATION` for the receipt")
 	if code, ok := parse(e, fs, args); !ok {
@@ -56,19 +73,28 @@ func runDispatch(ctx context.Context, e env, args []string) int {
 		return usageErr(e, "dispatch", "no signer certificate (--signer)")
 	case fs.NArg() == 0:
 		return usageErr(e, "dispatch", "no documents")
-	case *format != "cms" && *format != "raw":
-		return usageErr(e, "dispatch", "--format %q: want cms or raw", *format)
+	case *format != "cms" && *format != "raw" && *format != "pades":
+		return usageErr(e, "dispatch", "--format %q: want cms, raw or pades", *format)
 	case *expires <= 0:
 		return usageErr(e, "dispatch", "--expires must be positive")
 	}
-	label := "waiting for the terminal's receipt"
-	if *wait {
-		label = "waiting for the terminal and then the official"
+	visible, err := placement(fs, api.Format(*format), *page, *rect, *verifyURL, *invisible)
+	if err != nil {
+		return usageErr(e, "dispatch", "%v", err)
 	}
-	p := ctl.StartProgress(e.stderr, isTerminal(e.stderr), label)
+	p := ctl.StartProgress(e.stderr, isTerminal(e.stderr), "waiting for the terminal's receipt")
 	out, err := ctl.Dispatch(ctx, ctl.DispatchOptions{Settings: st, SignerCert: *signer,
 		Title: *title, Number: *number, From: *from, Expires: *expires, Format: api.Format(*format),
-		Files: fs.Args(), Wait: *wait, ReceiptTimeout: *timeout})
+		Visible: visible, Files: fs.Args(), Wait: *wait, ReceiptTimeout: *timeout,
+		// The receipt is printed as it comes: with --wait the official
+		// may take hours, and the job is safe on the terminal already.
+		OnReceipt: func(r *api.Receipt) {
+			p.Stop()
+			fmt.Fprintf(e.stdout, "%s %s\n", r.JobID, r.Status)
+			if *wait {
+				p = ctl.StartProgress(e.stderr, isTerminal(e.stderr), "waiting for the official")
+			}
+		}})
 	p.Stop()
 	var refused *ctl.RefusedError
 	var notSigned *ctl.NotSignedError
@@ -84,8 +110,33 @@ func runDispatch(ctx context.Context, e env, args []string) int {
 	}
 	if out.Result != nil {
 		fmt.Fprintf(e.stdout, "%s signed\n", out.Job.JobID)
-		return exitOK
 	}
-	fmt.Fprintf(e.stdout, "%s %s\n", out.Job.JobID, out.Receipt.Status)
 	return exitOK
+}
+
+// placement is the visible block the flags ask for: for pades, one in the
+// terminal's default place unless --page, --rect or --invisible say
+// otherwise; for the other formats none, and the pades flags are a
+// mistake.
+func placement(fs *flag.FlagSet, format api.Format, page int, rect, verifyURL string, invisible bool) (*api.Visible, error) {
+	if format != api.FormatPAdES {
+		for _, name := range []string{"page", "rect", "verify-url", "invisible"} {
+			if isSet(fs, name) {
+				return nil, fmt.Errorf("--%s is for --format pades", name)
+			}
+		}
+		return nil, nil
+	}
+	v, err := ctl.Placement(page, rect, verifyURL, invisible)
+	if err != nil {
+		return nil, fmt.Errorf("--page, --rect, --verify-url, --invisible: %w", err)
+	}
+	return v, nil
+}
+
+// isSet reports whether the flag was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

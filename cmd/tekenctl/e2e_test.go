@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -22,6 +24,8 @@ import (
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/device/pivsim"
+	"github.com/tekenid/teken/internal/ctl"
+	"github.com/tekenid/teken/internal/demo"
 	"github.com/tekenid/teken/internal/testenv"
 )
 
@@ -79,6 +83,9 @@ func TestWholeFlow(t *testing.T) {
 
 	// keygen: the key the terminal will trust.
 	prefix := filepath.Join(dir, "central", "dispatcher")
+	if err := os.Mkdir(filepath.Dir(prefix), 0o700); err != nil { // keygen creates no directories
+		t.Fatal(err)
+	}
 	kg := tekenctl(t, ctx, nil, "keygen", "--out", prefix)
 	if kg.code != exitOK {
 		t.Fatalf("keygen exited %d: %s", kg.code, kg.stderr)
@@ -87,7 +94,7 @@ func TestWholeFlow(t *testing.T) {
 	if again := tekenctl(t, ctx, nil, "keygen", "--out", prefix); again.code != exitFailure || !strings.Contains(again.stderr, "exists") {
 		t.Errorf("keygen over an existing key: %+v", again)
 	}
-	if bad := tekenctl(t, ctx, nil, "keygen", "--alg", "RSA", "--out", filepath.Join(dir, "x")); bad.code != exitFailure {
+	if bad := tekenctl(t, ctx, nil, "keygen", "--alg", "RSA", "--out", filepath.Join(dir, "x")); bad.code != exitUsage {
 		t.Errorf("keygen --alg RSA exited %d", bad.code)
 	}
 	if bad := tekenctl(t, ctx, nil, "keygen"); bad.code != exitUsage {
@@ -127,8 +134,9 @@ func TestWholeFlow(t *testing.T) {
 	if err := <-signed; err != nil {
 		t.Fatalf("signing on the kiosk: %v", err)
 	}
-	m := regexp.MustCompile(`^([0-9a-f-]{36}) signed\n$`).FindStringSubmatch(d.stdout)
-	if d.code != exitOK || m == nil {
+	// The receipt first, then the outcome.
+	m := regexp.MustCompile(`^([0-9a-f-]{36}) stored\n([0-9a-f-]{36}) signed\n$`).FindStringSubmatch(d.stdout)
+	if d.code != exitOK || m == nil || m[1] != m[2] {
 		t.Fatalf("dispatch --wait: %+v", d)
 	}
 	jobID := m[1]
@@ -193,6 +201,8 @@ func TestWholeFlow(t *testing.T) {
 		t.Errorf("verify without a CA exited %d", v.code)
 	}
 
+	padesFlow(t, ctx, vars, kiosk, signed, certPath, caPath, dir)
+
 	// results --follow --json while a raw-format job is signed.
 	followOut := &buffer{}
 	followCtx, stopFollow := context.WithCancel(ctx)
@@ -226,7 +236,7 @@ func TestWholeFlow(t *testing.T) {
 	if got.Outcome != api.OutcomeSigned || len(got.Documents) != 1 || got.Documents[0].Format != api.FormatRaw {
 		t.Errorf("followed result %+v", got)
 	}
-	if v := tekenctl(t, ctx, ca, "verify", filepath.Join(out, rawID+".json"), letter); v.code != exitOK || !strings.Contains(v.stdout, "VALID (raw)") {
+	if v := tekenctl(t, ctx, ca, "verify", filepath.Join(out, rawID+".json"), letter); v.code != exitOK || !strings.Contains(v.stdout, "(raw, document surat.pdf)\n  verdict: VALID\n") {
 		t.Errorf("verify raw result: %+v", v)
 	}
 
@@ -400,4 +410,104 @@ func checkKeyPair(t *testing.T, prefix, kid string) {
 	if kid != want || got != want {
 		t.Errorf("kid printed %q, of the key %q, of the public key %q", kid, want, got)
 	}
+}
+
+// padesFlow dispatches a pades job with a placed block and a QR link, has
+// it signed, saves it with results --out as JOBID-DOCID.pdf and verifies
+// it with tekenctl verify and poppler's pdfsig: valid as saved, invalid
+// once a byte changed, indeterminate against another CA.
+func padesFlow(t *testing.T, ctx context.Context, vars map[string]string, kiosk *official, signed chan error, certPath, caPath, dir string) {
+	t.Helper()
+	letter := filepath.Join(dir, "undangan.pdf")
+	original := demo.LetterPDF("Sekretariat Daerah", "005/124/SETDA/XI/2026", "Undangan Rapat", "Rapat koordinasi pada Senin, 7 Desember 2026.")
+	if err := os.WriteFile(letter, original, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if u := tekenctl(t, ctx, vars, "dispatch", "--terminal", terminalID, "--signer", certPath, "--page", "1", letter); u.code != exitUsage {
+		t.Errorf("--page without --format pades exited %d", u.code)
+	}
+	if u := tekenctl(t, ctx, vars, "dispatch", "--terminal", terminalID, "--signer", certPath, "--format", "pades", "--page", "3", letter); u.code != exitFailure || !strings.Contains(u.stderr, "no such page") {
+		t.Errorf("a block on page 3 of 1: %+v", u)
+	}
+	go func() { signed <- kiosk.signAll(1, pivsim.DefaultPIN) }()
+	d := tekenctl(t, ctx, vars, "dispatch", "--terminal", terminalID, "--signer", certPath, "--format", "pades",
+		"--page", "1", "--rect", "340,40,220,80", "--verify-url", "https://tte.example.go.id/v/005-124", "--wait", letter)
+	if err := <-signed; err != nil {
+		t.Fatalf("signing on the kiosk: %v", err)
+	}
+	m := regexp.MustCompile(`^(\S+) stored\n(\S+) signed\n$`).FindStringSubmatch(d.stdout)
+	if d.code != exitOK || m == nil || m[1] != m[2] {
+		t.Fatalf("dispatch --format pades --wait: %+v", d)
+	}
+	out := filepath.Join(dir, "signed")
+	if r := tekenctl(t, ctx, vars, "results", "--out", out, "--timeout", "2s"); r.code != exitOK || !strings.Contains(r.stdout, m[1]) {
+		t.Fatalf("results --out: %+v", r)
+	}
+	pdf := filepath.Join(out, m[1]+"-undangan.pdf")
+	got, err := os.ReadFile(pdf)
+	if err != nil {
+		t.Fatalf("results --out did not write JOBID-DOCID.pdf: %v", err)
+	}
+	if !bytes.HasPrefix(got, original) || !regexp.MustCompile(`/Rect \[340 40 560 120\]`).Match(got) {
+		t.Errorf("the signed PDF does not keep the letter or the block's place")
+	}
+
+	v := tekenctl(t, ctx, nil, "verify", "--ca", caPath, pdf)
+	for _, want := range []string{"verdict: VALID", "signature 1, field Signature1: VALID", "Siti Rahmawati, S.Sos. (NIP 198703152010012003)", "level:     B-B", "the whole file"} {
+		if v.code != exitOK || !strings.Contains(v.stdout, want) {
+			t.Errorf("verify of the signed PDF lacks %q: %+v", want, v)
+		}
+	}
+	j := tekenctl(t, ctx, nil, "verify", "--ca", caPath, "--json", pdf)
+	var verdict ctl.Verdict
+	if err := json.Unmarshal([]byte(j.stdout), &verdict); err != nil || j.code != exitOK {
+		t.Fatalf("verify --json: %v %+v", err, j)
+	}
+	if s := verdict.Signatures; verdict.Status != ctl.StatusValid || len(s) != 1 || s[0].NIP != "198703152010012003" || s[0].Level != "B-B" ||
+		s[0].SigningTime == nil || s[0].CoversWholeFile == nil || !*s[0].CoversWholeFile {
+		t.Errorf("verify --json: %+v", verdict)
+	}
+	if v := tekenctl(t, ctx, nil, "verify", "--ca", caPath, filepath.Join(out, m[1]+".json"), letter); v.code != exitOK || !strings.Contains(v.stdout, "verdict: VALID") {
+		t.Errorf("verify of the pades result against the letter: %+v", v)
+	}
+
+	tampered := filepath.Join(dir, "tampered.pdf")
+	changed := bytes.Clone(got)
+	i := bytes.Index(changed, []byte("7 Desember"))
+	changed[i] = '8'
+	if err := os.WriteFile(tampered, changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v := tekenctl(t, ctx, nil, "verify", "--ca", caPath, tampered); v.code != exitFailure || !strings.Contains(v.stdout, "INVALID: cms: message digest does not match") {
+		t.Errorf("verify of a changed PDF: %+v", v)
+	}
+	other := testenv.NewCA(t, "Another Provincial CA").CertFile
+	if v := tekenctl(t, ctx, nil, "verify", "--ca", other, pdf); v.code != exitFailure || !strings.Contains(v.stdout, "INDETERMINATE: unknown CA") {
+		t.Errorf("verify against another CA: %+v", v)
+	}
+
+	// poppler agrees.
+	report := pdfsig(t, caPath, pdf)
+	for _, want := range []string{"Signature Validation: Signature is Valid.", "Certificate Validation: Certificate is Trusted.", "Total document signed", "Signer Certificate Common Name: Siti Rahmawati, S.Sos."} {
+		if !strings.Contains(report, want) {
+			t.Errorf("pdfsig report lacks %q:\n%s", want, report)
+		}
+	}
+	if report := pdfsig(t, caPath, tampered); strings.Contains(report, "Signature is Valid.") {
+		t.Errorf("pdfsig calls the changed PDF valid:\n%s", report)
+	}
+}
+
+// pdfsig runs poppler's verifier with an NSS database that trusts ca.
+func pdfsig(t *testing.T, ca, pdf string) string {
+	t.Helper()
+	certutil, tool := testenv.LookPath(t, "certutil"), testenv.LookPath(t, "pdfsig")
+	nss := t.TempDir()
+	for _, args := range [][]string{{"-N", "-d", "sql:" + nss, "--empty-password"}, {"-A", "-d", "sql:" + nss, "-n", "ca", "-t", "CT,C,C", "-i", ca}} {
+		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
+			t.Fatalf("certutil %s: %v\n%s", args[0], err, out)
+		}
+	}
+	out, _ := exec.Command(tool, "-nssdir", "sql:"+nss, pdf).CombinedOutput()
+	return string(out)
 }

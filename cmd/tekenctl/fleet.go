@@ -13,12 +13,13 @@ func init() {
 	commands["fleet"] = command{"show every terminal's status", runFleet}
 }
 
-const fleetHelp = `Usage: tekenctl fleet [--json] [--watch N] [flags]
+const fleetHelp = `Usage: tekenctl fleet [--json] [--watch INTERVAL] [flags]
 
 Reads the status every terminal keeps on the broker (retained) and shows
 each: online or offline and since when, software version, whether a token
 is present, jobs waiting, results not yet delivered and the last error. It
-only reads: it never takes results. --watch redraws every N seconds.
+only reads: it never takes results. --watch redraws it every INTERVAL
+(5 is five seconds; 30s and 1m read as durations do).
 
 A broker that gives no retained message to a wildcard subscription
 (RabbitMQ 3.10) shows a terminal only when it publishes its status again
@@ -37,15 +38,21 @@ func runFleet(ctx context.Context, e env, args []string) int {
 	fs := flags(e, "fleet", fleetHelp)
 	sf := addSettingsFlags(fs, false)
 	asJSON := fs.Bool("json", false, "print the fleet as JSON")
-	watch := fs.Int("watch", 0, "redraw every `N` seconds until Ctrl-C")
-	quiet := fs.Duration("quiet", 500*time.Millisecond, "the retained statuses are in after `DURATION` without one")
+	var watch time.Duration
+	fs.Var(&durationValue{d: &watch, bare: time.Second}, "watch", "redraw every `INTERVAL` (seconds, or a duration such as 1m) until Ctrl-C")
+	quiet := durationFlag(fs, "quiet", 500*time.Millisecond, "the retained statuses are in after `DURATION` without one")
 	terminals := fs.String("terminals", "", "also watch terminals `IDs` (comma-separated) by name")
-	listen := fs.Duration("listen", 0, "listen at least `DURATION` (a heartbeat comes once a minute)")
+	listen := durationFlag(fs, "listen", 0, "listen at least `DURATION` (a heartbeat comes once a minute)")
 	if code, ok := parse(e, fs, args); !ok {
 		return code
 	}
-	if fs.NArg() > 0 || *watch < 0 || *quiet <= 0 || *listen < 0 {
-		return usageErr(e, "fleet", "want no arguments, --watch N >= 0, a positive --quiet and --listen >= 0")
+	switch {
+	case fs.NArg() > 0:
+		return usageErr(e, "fleet", "unexpected argument %q", fs.Arg(0))
+	case watch != 0 && watch < time.Second:
+		return usageErr(e, "fleet", "--watch %s: redraw at most once a second", formatDuration(watch))
+	case *quiet <= 0:
+		return usageErr(e, "fleet", "--quiet must be positive")
 	}
 	named := splitIDs(*terminals)
 	for _, id := range named {
@@ -84,7 +91,7 @@ func runFleet(ctx context.Context, e env, args []string) int {
 		if *asJSON {
 			return ctl.WriteFleetJSON(e.stdout, fleet)
 		}
-		if *watch > 0 && isTerminal(e.stdout) {
+		if watch > 0 && isTerminal(e.stdout) {
 			fmt.Fprint(e.stdout, "\033[H\033[2J") // home and clear: a redraw, not a scroll
 		}
 		if err := ctl.WriteFleetTable(e.stdout, fleet, time.Now()); err != nil {
@@ -98,10 +105,10 @@ func runFleet(ctx context.Context, e env, args []string) int {
 	if err := draw(); err != nil {
 		return fail(e, "fleet", err)
 	}
-	if *watch == 0 {
+	if watch == 0 {
 		return exitOK
 	}
-	tick := time.NewTicker(time.Duration(*watch) * time.Second)
+	tick := time.NewTicker(watch)
 	defer tick.Stop()
 	for {
 		select {

@@ -29,9 +29,12 @@ const resultsHelp = `Usage: tekenctl results [--follow] [--json] [--out DIR] [fl
 
 Prints the results terminals send — a table, or JSON Lines with --json —
 and acknowledges each once it is printed (and, with --out, written: each
-signature as JOBID-DOCID.p7s for CMS or .sig for raw, and JOBID.json).
-Duplicates are dropped. Without --follow it prints what arrives within
---timeout and exits. The broker keeps the session under --client-id, so
+signature as JOBID-DOCID.p7s for CMS, the signed PDF as JOBID-DOCID.pdf
+for pades, .sig for raw, and JOBID.json last). Duplicates are dropped. A
+file of the same name with other contents is never replaced unless
+--overwrite says so: without it, that result is left unacknowledged and
+comes again. Without --follow it prints what arrives within --timeout and
+exits. The broker keeps the session under --client-id, so
 results sent while tekenctl is not running wait for the next run. With
 --resync, each terminal named is asked (a signed SyncRequest) to send
 again every result it still holds without an acknowledgement: what a
@@ -40,7 +43,7 @@ central side that lost its session or its data does to get them back.
 Examples:
   tekenctl results --follow
   tekenctl results --follow --json --out ./signed | jq .outcome
-  tekenctl results --timeout 30s --out ./signed
+  tekenctl results --timeout 30s --out ./signed && tekenctl verify --ca ca-bundle.pem ./signed/*.pdf
   tekenctl results --resync kendari-setda-01,kendari-setda-02 --timeout 1m --out ./recovered
 ` + envHelp
 
@@ -49,7 +52,8 @@ func runResults(ctx context.Context, e env, args []string) int {
 	sf := addSettingsFlags(fs, true)
 	follow := fs.Bool("follow", false, "keep printing until Ctrl-C")
 	asJSON := fs.Bool("json", false, "print JSON Lines, one result per line")
-	outDir := fs.String("out", "", "write signatures and result JSON to `DIR`")
+	outDir := fs.String("out", "", "write signatures, signed PDFs and result JSON to `DIR`")
+	overwrite := fs.Bool("overwrite", false, "with --out, replace a file of the same name and other contents")
 	timeout := fs.Duration("timeout", 5*time.Second, "without --follow, print what arrives within `DURATION`")
 	clientID := fs.String("client-id", ctl.DefaultResultsClientID, "stable MQTT client `ID` the broker keeps the session under")
 	resync := fs.String("resync", "", "ask terminals `IDs` (comma-separated) to send again every unacknowledged result")
@@ -73,7 +77,7 @@ func runResults(ctx context.Context, e env, args []string) int {
 	}
 	p := ctl.StartProgress(e.stderr, isTerminal(e.stderr), "connecting to the broker")
 	n, err := ctl.Results(ctx, ctl.ResultsOptions{Settings: st, ClientID: *clientID, Follow: *follow,
-		Timeout: *timeout, OutDir: *outDir, JSON: *asJSON, Connected: p.Stop, Resync: splitIDs(*resync), Log: e.stderr}, e.stdout)
+		Timeout: *timeout, OutDir: *outDir, Overwrite: *overwrite, JSON: *asJSON, Connected: p.Stop, Resync: splitIDs(*resync), Log: e.stderr}, e.stdout)
 	p.Stop()
 	if err != nil {
 		return fail(e, "results", err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -60,6 +59,7 @@ func (s *settingsFlags) load(e env) (ctl.Settings, error) {
 	st.Override(ctl.Settings{Brokers: brokers, CA: s.ca, Cert: s.cert, Key: s.key,
 		DispatcherKey: s.dispatcherKey, Root: s.root, SignerCA: s.signerCA,
 		Terminal: s.terminal, Username: s.username, MaxMessageBytes: s.maxMessageBytes})
+	st.Logger = e.log
 	return st, nil
 }
 
@@ -71,10 +71,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// usageErr prints one line and returns the usage exit code.
-func usageErr(e env, name, format string, args ...any) int {
-	fmt.Fprintf(e.stderr, "tekenctl %s: %s (see tekenctl %s --help)\n", name, fmt.Sprintf(format, args...), name)
-	return exitUsage
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/tekenid/teken/device/pivsim"
 	"github.com/tekenid/teken/internal/ctl"
@@ -28,30 +29,37 @@ Examples:
 `
 
 func runToken(ctx context.Context, e env, args []string) int {
-	if len(args) == 0 || args[0] != "sim" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fs := flags(e, "token sim", tokenHelp)
-			_, _ = parse(e, fs, args)
-			return exitOK
-		}
-		return usageErr(e, "token", "want 'sim'")
+	sim, name := false, "token"
+	if len(args) > 0 && args[0] == "sim" {
+		sim, name, args = true, "token sim", args[1:]
 	}
-	fs := flags(e, "token sim", tokenHelp)
+	fs := flags(e, name, tokenHelp)
 	state := fs.String("state", "", "keep the token in `DIR`")
-	name := fs.String("name", "", "the official's `NAME` (certificate CN), for a new token")
+	official := fs.String("name", "", "the official's `NAME` (certificate CN), for a new token")
 	nip := fs.String("nip", "", "the official's `NIP` (certificate serialNumber), for a new token")
 	addr := fs.String("reader-addr", ctl.DefaultVPCDAddr, "the vpcd reader's `HOST:PORT`")
 	private := fs.Bool("pcscd", false, "start a private pcscd with vpcd readers (root only)")
-	if code, ok := parse(e, fs, args[1:]); !ok {
+	if code, ok := parse(e, fs, args); !ok {
 		return code
 	}
-	if *state == "" || fs.NArg() > 0 {
-		return usageErr(e, "token sim", "want --state DIR and no arguments")
+	switch {
+	case !sim && fs.NArg() > 0:
+		msg := fmt.Sprintf("unknown action %q: want sim first", fs.Arg(0))
+		if s := suggest(fs.Arg(0), []string{"sim"}); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		return usageErr(e, "token", "%s", msg)
+	case !sim:
+		return usageErr(e, "token", "want sim first")
+	case *state == "":
+		return usageErr(e, name, "no --state DIR")
+	case fs.NArg() > 0:
+		return usageErr(e, name, "unexpected argument %q", fs.Arg(0))
 	}
-	err := ctl.RunToken(ctx, ctl.TokenOptions{State: *state, Official: pivsim.Official{Name: *name, NIP: *nip},
+	err := ctl.RunToken(ctx, ctl.TokenOptions{State: *state, Official: pivsim.Official{Name: *official, NIP: *nip},
 		ReaderAddr: *addr, PCSCD: *private, In: e.stdin, Out: e.stdout})
 	if err != nil {
-		return fail(e, "token sim", err)
+		return fail(e, name, err)
 	}
 	return exitOK
 }

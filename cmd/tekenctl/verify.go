@@ -3,111 +3,202 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
-	"time"
+	"strings"
 
 	"github.com/tekenid/teken/internal/ctl"
 )
 
 func init() {
-	commands["verify"] = command{"verify signatures against documents and a CA", runVerify}
+	commands["verify"] = command{"verify signatures and signed PDFs against a CA", runVerify}
 }
 
-const verifyHelp = `Usage: tekenctl verify [--ca BUNDLE.pem] RESULT.json DOC...
-       tekenctl verify [--ca BUNDLE.pem] --sig FILE.p7s DOC
+const verifyHelp = `Usage: tekenctl verify [--ca BUNDLE.pem] [--json] SIGNED.pdf...
+       tekenctl verify [--ca BUNDLE.pem] [--json] RESULT.json DOC...
+       tekenctl verify [--ca BUNDLE.pem] [--json] --sig FILE.p7s DOC
 
-Verifies the signatures of a result (as 'tekenctl results --out' writes it)
-against the documents, matched by their SHA-256, or one detached CMS
-signature against one document. The signer must chain to the CA bundle.
-Prints, per document, the signer's name and NIP, the signing time and the
-verdict. Exit codes: 0 all valid, 1 any invalid, 2 usage error.
+Checks signatures, with no network access, and prints a verdict for each:
+VALID, INDETERMINATE (intact, but the signer's trust is not established,
+and the line says why: an unknown CA, no revocation data, a certificate
+expired with no timestamp) or INVALID (and why).
+
+A signed PDF (a pades result as 'tekenctl results --out' writes it) is
+checked signature by signature: the byte range of each (all of the file
+but its signature), its CMS, its signing certificate chaining to the CA
+bundle at its timestamp's time (B-T) or its claimed signing time, and
+whether it covers the whole file: anything appended after the last
+signature is reported. A result (RESULT.json) is matched to the documents
+by their SHA-256; a pades result's signed PDF must also begin with the
+document as dispatched. --sig checks one detached CMS signature.
+
+Exit codes: 0 every signature VALID, 1 any other verdict, 2 usage error.
 
 Examples:
+  tekenctl verify --ca ca-bundle.pem signed/0b7e…-surat.pdf
+  tekenctl verify --ca ca-bundle.pem --json signed/*.pdf | jq .status
   tekenctl verify --ca ca-bundle.pem signed/0b7e….json surat.pdf
   tekenctl verify --ca ca-bundle.pem --sig signed/0b7e…-surat.pdf.p7s surat.pdf
+  tekenctl verify --ca ca-bundle.pem --tsa-ca tsa-ca.pem --crl ca.crl signed/0b7e…-surat.pdf
   TEKEN_SIGNER_CA=ca-bundle.pem tekenctl verify result.json a.pdf b.pdf
-` + envHelp
+`
 
-func runVerify(_ context.Context, e env, args []string) int {
+func runVerify(ctx context.Context, e env, args []string) int {
 	fs := flags(e, "verify", verifyHelp)
 	config := fs.String("config", "", "config `FILE` (TOML)")
 	ca := fs.String("ca", "", "CA `BUNDLE` signers chain to (TEKEN_SIGNER_CA, then TEKEN_CA)")
+	tsaCA := fs.String("tsa-ca", "", "CA `BUNDLE` timestamp authorities chain to (default: the --ca bundle)")
+	var crls []string
+	fs.Func("crl", "a CRL `FILE` (PEM or DER) of a signer's CA; repeat for more", func(s string) error {
+		crls = append(crls, s)
+		return nil
+	})
 	sig := fs.String("sig", "", "a detached CMS signature `FILE` (.p7s) to check against one DOC")
+	asJSON := fs.Bool("json", false, "print one JSON object per file checked (see docs/TEKENCTL.md)")
 	if code, ok := parse(e, fs, args); !ok {
 		return code
 	}
-	switch {
-	case *sig != "" && fs.NArg() != 1:
-		return usageErr(e, "verify", "--sig takes exactly one document")
-	case *sig == "" && fs.NArg() < 2:
-		return usageErr(e, "verify", "want RESULT.json and at least one document")
+	mode, err := verifyMode(fs.Args(), *sig)
+	if err != nil {
+		return usageErr(e, "verify", "%v", err)
 	}
 	st, err := ctl.Load(e.getenv, *config)
 	if err != nil {
 		return fail(e, "verify", err)
 	}
-	bundle := *ca
-	if bundle == "" {
-		bundle = st.SignerCA
-	}
-	if bundle == "" {
-		bundle = st.CA
-	}
+	bundle := firstOf(*ca, st.SignerCA, st.CA)
 	if bundle == "" {
 		return usageErr(e, "verify", "no CA bundle (--ca, TEKEN_SIGNER_CA or TEKEN_CA)")
 	}
-	roots, err := ctl.LoadRoots(bundle)
+	trust, err := loadTrust(bundle, *tsaCA, crls)
 	if err != nil {
 		return fail(e, "verify", err)
 	}
-	var verdicts []ctl.Verdict
-	if *sig != "" {
-		sigBytes, err := os.ReadFile(*sig)
-		if err != nil {
-			return fail(e, "verify", err)
-		}
-		content, err := os.ReadFile(fs.Arg(0))
-		if err != nil {
-			return fail(e, "verify", err)
-		}
-		v := ctl.VerifyCMS(sigBytes, content, roots)
-		v.Document = fs.Arg(0)
-		verdicts = append(verdicts, v)
-	} else {
-		raw, err := os.ReadFile(fs.Arg(0))
-		if err != nil {
-			return fail(e, "verify", err)
-		}
-		r, err := ctl.ReadResult(raw)
-		if err != nil {
-			return fail(e, "verify", fmt.Errorf("%s: %w", fs.Arg(0), err))
-		}
-		if verdicts, err = ctl.VerifyResult(r, fs.Args()[1:], roots); err != nil {
-			return fail(e, "verify", err)
-		}
+	verdicts, err := mode(ctx, trust)
+	if err != nil {
+		return fail(e, "verify", err)
 	}
-	code := exitOK
+	if err := ctl.WriteVerdicts(e.stdout, verdicts, *asJSON); err != nil {
+		return fail(e, "verify", err)
+	}
 	for _, v := range verdicts {
-		fmt.Fprintf(e.stdout, "%s\n", v.Document)
-		if v.Signer != "" {
-			fmt.Fprintf(e.stdout, "  signer:  %s (NIP %s)\n", v.Signer, orDash(v.NIP))
+		if !v.Valid() {
+			return exitFailure
 		}
-		if !v.SigningTime.IsZero() {
-			fmt.Fprintf(e.stdout, "  signed:  %s\n", v.SigningTime.Local().Format(time.RFC3339))
-		}
-		if v.Valid() {
-			fmt.Fprintf(e.stdout, "  verdict: VALID (%s)\n", v.Format)
-			continue
-		}
-		fmt.Fprintf(e.stdout, "  verdict: INVALID: %v\n", v.Err)
-		code = exitFailure
 	}
-	return code
+	return exitOK
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
+// verifier checks what the arguments name.
+type verifier func(context.Context, ctl.Trust) ([]ctl.Verdict, error)
+
+// verifyMode tells the three forms apart: --sig, signed PDFs (every
+// argument starts as a PDF does), and a result with its documents.
+func verifyMode(args []string, sig string) (verifier, error) {
+	switch {
+	case sig != "" && len(args) != 1:
+		return nil, fmt.Errorf("--sig takes exactly one document")
+	case sig != "":
+		return func(_ context.Context, t ctl.Trust) ([]ctl.Verdict, error) { return verifySig(sig, args[0], t) }, nil
+	case len(args) == 0:
+		return nil, fmt.Errorf("want signed PDFs, or RESULT.json and at least one document")
 	}
-	return s
+	head, err := readHead(args[0])
+	if err != nil {
+		return func(context.Context, ctl.Trust) ([]ctl.Verdict, error) { return nil, err }, nil
+	}
+	if !ctl.IsPDF(head) {
+		if len(args) < 2 {
+			return nil, fmt.Errorf("want signed PDFs, or RESULT.json and at least one document")
+		}
+		return func(ctx context.Context, t ctl.Trust) ([]ctl.Verdict, error) {
+			return verifyResult(ctx, args[0], args[1:], t)
+		}, nil
+	}
+	return func(ctx context.Context, t ctl.Trust) ([]ctl.Verdict, error) { return verifyPDFs(ctx, args, t) }, nil
+}
+
+// readHead reads the first kilobyte of a file, where a PDF says it is one.
+func readHead(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, 1024)
+	n, err := io.ReadFull(f, b)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		err = nil
+	}
+	return b[:n], err
+}
+
+func verifySig(sigPath, docPath string, t ctl.Trust) ([]ctl.Verdict, error) {
+	sig, err := os.ReadFile(sigPath)
+	if err != nil {
+		return nil, err
+	}
+	content, err := os.ReadFile(docPath)
+	if err != nil {
+		return nil, err
+	}
+	v := ctl.VerifyCMS(sig, content, t)
+	v.Document = docPath
+	return []ctl.Verdict{v}, nil
+}
+
+func verifyResult(ctx context.Context, resultPath string, docs []string, t ctl.Trust) ([]ctl.Verdict, error) {
+	raw, err := os.ReadFile(resultPath)
+	if err != nil {
+		return nil, err
+	}
+	r, err := ctl.ReadResult(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", resultPath, err)
+	}
+	return ctl.VerifyResult(ctx, r, docs, t)
+}
+
+func verifyPDFs(ctx context.Context, paths []string, t ctl.Trust) ([]ctl.Verdict, error) {
+	out := make([]ctl.Verdict, 0, len(paths))
+	for _, p := range paths {
+		pdf, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		v := ctl.VerifyPDF(ctx, pdf, t)
+		v.Document = p
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func loadTrust(bundle, tsaBundle string, crlFiles []string) (ctl.Trust, error) {
+	var t ctl.Trust
+	var err error
+	if t.Roots, err = ctl.LoadRoots(bundle); err != nil {
+		return t, err
+	}
+	if tsaBundle != "" {
+		if t.TSARoots, err = ctl.LoadRoots(tsaBundle); err != nil {
+			return t, fmt.Errorf("--tsa-ca: %w", err)
+		}
+	}
+	for _, f := range crlFiles {
+		l, err := ctl.LoadCRL(f)
+		if err != nil {
+			return t, err
+		}
+		t.CRLs = append(t.CRLs, l)
+	}
+	return t, nil
+}
+
+func firstOf(s ...string) string {
+	for _, v := range s {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
 }

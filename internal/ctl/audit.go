@@ -21,7 +21,7 @@ func openAudit(path string, timeout time.Duration) (*queue.Store, error) {
 	}
 	s, err := queue.OpenReadOnly(path, queue.Options{Timeout: timeout})
 	if errors.Is(err, queue.ErrLocked) {
-		return nil, fmt.Errorf("%s: %w; copy it (cp %s /tmp/teken-copy.db) or stop tekend, then run this on the copy", path, ErrLiveDatabase, path)
+		return nil, fmt.Errorf("%s: %w; take a copy with 'tekend backup /tmp/tekend-copy.db' (or stop tekend) and run this on the copy", path, ErrLiveDatabase)
 	}
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,6 +44,9 @@ type Settings struct {
 	// envelope is larger is refused before it is published. Zero means
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int `toml:"max_message_bytes"`
+	// Logger receives the broker connection's log; nil means
+	// slog.Default(). It comes from the command line, never from the file.
+	Logger *slog.Logger `toml:"-"`
 }
 
 // DefaultMaxMessageBytes is the broker message size docs/PROTOCOL.md asks
@@ -214,7 +218,7 @@ func (s Settings) Connection(clientID string) (transport.Connection, error) {
 	if err := api.ValidRoot(s.TopicRoot()); err != nil {
 		return transport.Connection{}, err
 	}
-	c := transport.Connection{Brokers: s.Brokers, ClientID: clientID, Username: s.Username, Password: s.Password}
+	c := transport.Connection{Brokers: s.Brokers, ClientID: clientID, Username: s.Username, Password: s.Password, Logger: s.Logger}
 	secure := false
 	for _, b := range s.Brokers {
 		if strings.HasPrefix(b, "ssl://") || strings.HasPrefix(b, "tls://") || strings.HasPrefix(b, "mqtts://") {

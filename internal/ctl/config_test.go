@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -119,6 +120,23 @@ func TestConnection(t *testing.T) {
 				t.Errorf("connection %+v", c)
 			}
 		})
+	}
+}
+
+// TestConnectionLogger: the connection logs where the command asked, and
+// the config file cannot name a logger.
+func TestConnectionLogger(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(slog.NewTextHandler(&b, nil))
+	c, err := Settings{Brokers: []string{"tcp://127.0.0.1:1"}, Logger: log}.Connection("id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Logger != log {
+		t.Errorf("connection logger %p, want %p", c.Logger, log)
+	}
+	if _, err := ParseConfig([]byte(`logger = "x"`)); err == nil || !strings.Contains(err.Error(), `unknown key "logger"`) {
+		t.Errorf("logger in the file: %v", err)
 	}
 }
 

@@ -142,7 +142,7 @@ func TestKeygen(t *testing.T) {
 }
 
 func TestVerifyResultRefusesUnsigned(t *testing.T) {
-	_, err := VerifyResult(&api.Result{JobID: "x", Outcome: api.OutcomeRejected}, []string{"a"}, x509.NewCertPool())
+	_, err := VerifyResult(t.Context(), &api.Result{JobID: "x", Outcome: api.OutcomeRejected}, []string{"a"}, Trust{Roots: x509.NewCertPool()})
 	if err == nil || !strings.Contains(err.Error(), "rejected") {
 		t.Fatalf("err %v", err)
 	}
@@ -160,7 +160,7 @@ func FuzzReadResult(f *testing.F) {
 		if err != nil {
 			return
 		}
-		vs, err := VerifyResult(r, []string{doc}, x509.NewCertPool())
+		vs, err := VerifyResult(t.Context(), r, []string{doc}, Trust{Roots: x509.NewCertPool()})
 		if err != nil {
 			return
 		}

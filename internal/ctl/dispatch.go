@@ -8,15 +8,19 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/signature/pades"
 	"github.com/tekenid/teken/transport"
 )
 
@@ -29,12 +33,20 @@ type DispatchOptions struct {
 	Number     string // default: "-"
 	From       string // default: "tekenctl"
 	Expires    time.Duration
-	Format     api.Format // cms (default) or raw
-	Files      []string
+	Format     api.Format // cms (default), raw or pades
+	// Visible places the visible signature block of every document, for
+	// pades only (see Placement); nil asks for an invisible signature.
+	Visible *api.Visible
+	Files   []string
 	// Wait also waits for the result.
 	Wait bool
 	// ReceiptTimeout bounds the wait for the terminal's receipt.
 	ReceiptTimeout time.Duration
+	// OnReceipt, when set, is given the receipt of a job the terminal
+	// accepted (stored or duplicate) as soon as it comes, before Dispatch
+	// waits for the result: the caller can say the job is stored while
+	// the official has yet to act.
+	OnReceipt func(*api.Receipt)
 }
 
 // Dispatched is what came back for a job.
@@ -134,6 +146,81 @@ func DocumentID(name string, seen map[string]bool) string {
 	return id
 }
 
+// Placement builds the visible block of a pades job from tekenctl's
+// flags: page is 1-based (0: the last page), rect is "x,y,w,h" in PDF
+// points with the origin at the page's lower left corner and y growing
+// upwards (empty: the terminal's default, a block in the bottom right
+// corner), verifyURL is what the block's QR code opens. invisible asks for
+// no block at all, and then takes none of them.
+func Placement(page int, rect, verifyURL string, invisible bool) (*api.Visible, error) {
+	if invisible {
+		if page != 0 || rect != "" || verifyURL != "" {
+			return nil, errors.New("an invisible signature has no page, rect or verify URL")
+		}
+		return nil, nil
+	}
+	if page < 0 {
+		return nil, fmt.Errorf("page %d: want 1 or more, or 0 for the last page", page)
+	}
+	v := &api.Visible{Page: page, VerifyURL: verifyURL}
+	if rect != "" {
+		r, err := ParseRect(rect)
+		if err != nil {
+			return nil, err
+		}
+		v.Rect = r[:]
+	}
+	return v, nil
+}
+
+// ParseRect reads "x,y,w,h" (PDF points, origin at the page's lower left
+// corner) into the x1, y1, x2, y2 a job carries.
+func ParseRect(s string) ([4]float64, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 4 {
+		return [4]float64{}, fmt.Errorf("rect %q: want x,y,w,h in PDF points, e.g. 350,40,210,80", s)
+	}
+	var n [4]float64
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return [4]float64{}, fmt.Errorf("rect %q: %q is not a number", s, p)
+		}
+		n[i] = f
+	}
+	if n[0] < 0 || n[1] < 0 || n[2] <= 0 || n[3] <= 0 {
+		return [4]float64{}, fmt.Errorf("rect %q: want x and y of 0 or more, w and h more than 0", s)
+	}
+	return [4]float64{n[0], n[1], n[0] + n[2], n[1] + n[3]}, nil
+}
+
+// checkPDF makes d a pades document with its own copy of vis, and refuses
+// here what no terminal signs, whatever its settings: a file that is not a
+// PDF, one that is malformed, encrypted or certified against changes, and
+// a block on a page it does not have or off the page. What depends on a
+// terminal's settings (active content, its PDF budget) is left to it.
+func checkPDF(path string, d *api.Document, vis *api.Visible) error {
+	if !IsPDF(d.Content) {
+		return fmt.Errorf("document %s: format pades needs a PDF", path)
+	}
+	d.MediaType = "application/pdf"
+	var a *pades.Appearance
+	if vis != nil {
+		c := *vis
+		c.Rect = slices.Clone(vis.Rect)
+		d.Visible = &c
+		a = &pades.Appearance{Page: vis.Page, VerifyURL: vis.VerifyURL}
+		copy(a.Rect[:], vis.Rect)
+	}
+	_, err := pades.Inspect(d.Content, a, pades.Limits{AllowEmbeddedFiles: true})
+	for _, never := range []error{pades.ErrPage, pades.ErrPlacement, pades.ErrMalformed, pades.ErrEncrypted, pades.ErrLocked} {
+		if errors.Is(err, never) {
+			return fmt.Errorf("document %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
 // BuildJob makes the job Dispatch publishes, without signing it.
 func BuildJob(o DispatchOptions, now time.Time) (*api.Job, error) {
 	if err := api.ValidTerminalID(o.Terminal); err != nil {
@@ -152,9 +239,12 @@ func BuildJob(o DispatchOptions, now time.Time) (*api.Job, error) {
 	switch o.Format {
 	case "":
 		o.Format = api.FormatCMS
-	case api.FormatCMS, api.FormatRaw:
+	case api.FormatCMS, api.FormatRaw, api.FormatPAdES:
 	default:
-		return nil, fmt.Errorf("format %q: want cms or raw", o.Format)
+		return nil, fmt.Errorf("format %q: want cms, raw or pades", o.Format)
+	}
+	if o.Visible != nil && o.Format != api.FormatPAdES {
+		return nil, errors.New("a visible signature block needs format pades")
 	}
 	if o.Expires <= 0 {
 		o.Expires = 24 * time.Hour
@@ -182,10 +272,20 @@ func BuildJob(o DispatchOptions, now time.Time) (*api.Job, error) {
 		if o.Format != api.FormatCMS {
 			d.Format = o.Format
 		}
+		if o.Format == api.FormatPAdES {
+			if err := checkPDF(f, &d, o.Visible); err != nil {
+				return nil, err
+			}
+		}
 		j.Documents = append(j.Documents, d)
 	}
 	if err := j.Validate(); err != nil {
 		return nil, fmt.Errorf("job: %w", err)
+	}
+	// The terminal refuses (too_large) a job whose signed result could be
+	// over what a Result may carry; say so before anything is published.
+	if n := j.MaxResult(); n > api.MaxResultBytes {
+		return nil, fmt.Errorf("job: its signed result could be %d bytes, over the %d a Result may carry: send the PDFs in fewer or smaller jobs", n, api.MaxResultBytes)
 	}
 	return j, nil
 }
@@ -275,6 +375,9 @@ func Dispatch(ctx context.Context, o DispatchOptions) (*Dispatched, error) {
 	}
 	if out.Receipt.Status == api.ReceiptRefused {
 		return out, &RefusedError{Reason: out.Receipt.Reason, Detail: out.Receipt.Detail}
+	}
+	if o.OnReceipt != nil {
+		o.OnReceipt(out.Receipt)
 	}
 	if !o.Wait {
 		return out, nil

@@ -14,12 +14,23 @@ import (
 type KeyPair struct {
 	KID       string
 	Algorithm string
-	KeyFile   string // PKCS#8 PEM, mode 0600
+	KeyFile   string // PKCS#8 PEM, mode 0600, for the central side only
 	PubFile   string // PKIX PEM, for the terminals' [dispatcher] key_files
 }
 
-// Keygen makes a dispatcher key pair and writes PREFIX.key and PREFIX.pub.
-// alg is ES256 or Ed25519 (EdDSA). It refuses to overwrite a key.
+// ErrKeyExists says Keygen found a file where it was to write one: it never
+// overwrites, since a dispatcher key that is overwritten is lost, and with
+// it every terminal's trust in the jobs it signs.
+var ErrKeyExists = errors.New("exists: keygen never overwrites a key")
+
+// ErrAlgorithm says Keygen was asked for an algorithm it does not make.
+var ErrAlgorithm = errors.New("want ES256 or Ed25519")
+
+// Keygen makes a dispatcher key pair and writes PREFIX.key (the private
+// key, mode 0600) and PREFIX.pub; a prefix that ends in .key names the
+// private key itself. alg is ES256 or Ed25519 (EdDSA). It creates no
+// directory, refuses to overwrite any file, and leaves nothing behind when
+// it fails.
 func Keygen(alg, prefix string) (KeyPair, error) {
 	switch strings.ToLower(alg) {
 	case "", "es256", "p256", "p-256":
@@ -27,15 +38,19 @@ func Keygen(alg, prefix string) (KeyPair, error) {
 	case "ed25519", "eddsa":
 		alg = api.AlgEdDSA
 	default:
-		return KeyPair{}, fmt.Errorf("algorithm %q: want ES256 or Ed25519", alg)
+		return KeyPair{}, fmt.Errorf("algorithm %q: %w", alg, ErrAlgorithm)
 	}
-	if prefix == "" {
-		return KeyPair{}, errors.New("no output prefix")
+	prefix = strings.TrimSuffix(prefix, ".key")
+	if prefix == "" || strings.HasSuffix(prefix, string(filepath.Separator)) {
+		return KeyPair{}, fmt.Errorf("output prefix %q: want a file name such as ./dispatcher", prefix)
 	}
 	kp := KeyPair{Algorithm: alg, KeyFile: prefix + ".key", PubFile: prefix + ".pub"}
+	if err := checkDir(filepath.Dir(prefix)); err != nil {
+		return KeyPair{}, err
+	}
 	for _, p := range []string{kp.KeyFile, kp.PubFile} {
-		if _, err := os.Stat(p); err == nil {
-			return KeyPair{}, fmt.Errorf("%s exists: refusing to overwrite a key", p)
+		if _, err := os.Lstat(p); err == nil {
+			return KeyPair{}, fmt.Errorf("%s %w", p, ErrKeyExists)
 		}
 	}
 	key, err := api.GenerateKey(alg)
@@ -53,12 +68,6 @@ func Keygen(alg, prefix string) (KeyPair, error) {
 	if kp.KID, err = api.KeyID(key.Public()); err != nil {
 		return KeyPair{}, err
 	}
-	if d := filepath.Dir(prefix); d != "" {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return KeyPair{}, fmt.Errorf("keygen: %w", err)
-		}
-	}
-	// O_EXCL: two keygens racing for one prefix must not both win.
 	if err := writeNew(kp.KeyFile, priv, 0o600); err != nil {
 		return KeyPair{}, err
 	}
@@ -69,16 +78,59 @@ func Keygen(alg, prefix string) (KeyPair, error) {
 	return kp, nil
 }
 
-func writeNew(path string, data []byte, mode os.FileMode) error {
+// checkDir says clearly when the directory to write in is missing: keygen
+// does not make it, so that a mistyped path is not quietly created to
+// hold a private key.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist (keygen creates no directories)", dir)
+	case err != nil:
+		return fmt.Errorf("keygen: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
+}
+
+// writeNew writes a file that must not exist yet with exactly mode, and
+// removes it again when anything fails.
+func writeNew(path string, data []byte, mode os.FileMode) (err error) {
+	// O_EXCL: two keygens racing for one prefix must not both win, and a
+	// symbolic link planted where the key goes is not followed.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s %w", path, ErrKeyExists)
+	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write %s: %w", path, cerr)
+		}
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+	// The umask may take bits away from a new file's mode, never add
+	// any; set the mode exactly, then check that the file system kept it
+	// (some, such as FAT, cannot keep a file private).
+	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if got := fi.Mode().Perm(); got != mode {
+		return fmt.Errorf("write %s: the file system gives it mode %04o, not %04o", path, got, mode)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -1,10 +1,13 @@
 package ctl
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +34,10 @@ type ResultsOptions struct {
 	Timeout time.Duration
 	// OutDir, when set, receives each signature and the result JSON.
 	OutDir string
-	JSON   bool
+	// Overwrite lets a signature file replace one of the same name and
+	// other bytes in OutDir; without it such a result is not taken.
+	Overwrite bool
+	JSON      bool
 	// Connected, when set, is called once the session is up.
 	Connected func()
 	// Resync names terminals to send a SyncRequest once connected: each
@@ -62,7 +68,7 @@ func Results(ctx context.Context, o ResultsOptions, out io.Writer) (int, error) 
 			return 0, fmt.Errorf("results: %w", err)
 		}
 	}
-	p := &ResultPrinter{W: out, JSON: o.JSON, OutDir: o.OutDir}
+	p := &ResultPrinter{W: out, JSON: o.JSON, OutDir: o.OutDir, Overwrite: o.Overwrite, Log: o.Log}
 	d, err := transport.OpenDispatcher(transport.DispatcherConfig{
 		Connection: conn, Root: o.TopicRoot(), Signer: signer,
 		OnResult: p.Take,
@@ -112,13 +118,18 @@ func Results(ctx context.Context, o ResultsOptions, out io.Writer) (int, error) 
 // ResultPrinter prints results as a table or JSON Lines and writes them to
 // a directory; it drops a result already written there.
 type ResultPrinter struct {
-	W      io.Writer
-	JSON   bool
-	OutDir string
+	W         io.Writer
+	JSON      bool
+	OutDir    string
+	Overwrite bool // see ResultsOptions.Overwrite
+	// Log, when set, is told once per result why it could not be
+	// written; the result is then not acknowledged, and comes again.
+	Log io.Writer
 
 	mu      sync.Mutex
 	n       int
 	started bool
+	told    map[string]bool // jobs whose write failure Log was told
 }
 
 // Count returns how many new results were taken.
@@ -138,7 +149,8 @@ func (p *ResultPrinter) Take(_ context.Context, r *api.Result) error {
 		if _, err := os.Stat(jsonPath); err == nil {
 			return nil // taken by an earlier run whose ack was lost
 		}
-		if err := WriteResult(p.OutDir, r); err != nil {
+		if err := WriteResult(p.OutDir, r, p.Overwrite); err != nil {
+			p.tell(r.JobID, err)
 			return err
 		}
 	}
@@ -166,6 +178,23 @@ func (p *ResultPrinter) Take(_ context.Context, r *api.Result) error {
 	return nil
 }
 
+// tell reports a result that could not be written, once: the transport
+// retries it with backoff, and an operator must hear why only once.
+func (p *ResultPrinter) tell(jobID string, err error) {
+	if p.Log == nil || p.told[jobID] {
+		return
+	}
+	if p.told == nil {
+		p.told = map[string]bool{}
+	}
+	p.told[jobID] = true
+	hint := ""
+	if errors.Is(err, ErrExists) {
+		hint = " (move it away, or run with --overwrite)"
+	}
+	fmt.Fprintf(p.Log, "result %s not taken: %v%s; it stays unacknowledged and comes again\n", jobID, err, hint)
+}
+
 func reasonText(reason api.ReasonCode, detail string) string {
 	s := string(reason)
 	if detail != "" {
@@ -181,23 +210,38 @@ func reasonText(reason api.ReasonCode, detail string) string {
 func ResultFileName(r *api.Result) string { return r.JobID + ".json" }
 
 // SignatureFileName is the name of one document's signature file: job id
-// and document id, .p7s for CMS and .sig for a raw signature.
+// and document id, .p7s for CMS, .pdf for the signed PDF of pades (unless
+// the document id already ends so: tekenctl dispatch names documents after
+// their files) and .sig for a raw signature.
 func SignatureFileName(jobID string, d api.SignedDocument) string {
 	ext := ".sig"
-	if d.Format == api.FormatCMS {
+	switch d.Format {
+	case api.FormatCMS:
 		ext = ".p7s"
+	case api.FormatPAdES:
+		ext = ".pdf"
+		if strings.HasSuffix(strings.ToLower(d.ID), ".pdf") {
+			ext = ""
+		}
 	}
 	return filepath.Base(jobID + "-" + d.ID + ext)
 }
 
+// ErrExists says a file of the name a result is written under is in the
+// directory with other bytes, and was not replaced.
+var ErrExists = errors.New("a file of that name with other contents exists")
+
 // WriteResult writes a result's signatures and then its JSON (last, so a
-// JSON file means the whole result is on disk).
-func WriteResult(dir string, r *api.Result) error {
+// JSON file means the whole result is on disk). A file already there with
+// the same bytes (from a run stopped before the JSON) is kept; one with
+// other bytes is replaced only with overwrite, and is otherwise an error
+// matching ErrExists.
+func WriteResult(dir string, r *api.Result, overwrite bool) error {
 	if err := api.ValidJobID(r.JobID); err != nil {
 		return fmt.Errorf("write result: %w", err)
 	}
 	for _, d := range r.Documents {
-		if err := writeFileSync(filepath.Join(dir, SignatureFileName(r.JobID, d)), d.Signature); err != nil {
+		if err := writeFileSync(filepath.Join(dir, SignatureFileName(r.JobID, d)), d.Signature, overwrite); err != nil {
 			return err
 		}
 	}
@@ -205,12 +249,21 @@ func WriteResult(dir string, r *api.Result) error {
 	if err != nil {
 		return fmt.Errorf("write result %s: %w", r.JobID, err)
 	}
-	return writeFileSync(filepath.Join(dir, ResultFileName(r)), raw)
+	return writeFileSync(filepath.Join(dir, ResultFileName(r)), raw, overwrite)
 }
 
-// writeFileSync writes through a temporary file and renames it, so a crash
-// leaves the old file or the whole new one.
-func writeFileSync(path string, data []byte) error {
+// writeFileSync writes through a temporary file, so a crash leaves the old
+// file or the whole new one: renamed over path with overwrite, else linked
+// to it, which fails rather than replace a file that appeared meanwhile.
+func writeFileSync(path string, data []byte, overwrite bool) error {
+	if old, err := os.ReadFile(path); err == nil {
+		if bytes.Equal(old, data) {
+			return nil
+		}
+		if !overwrite {
+			return fmt.Errorf("write %s: %w", path, ErrExists)
+		}
+	}
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -224,11 +277,27 @@ func writeFileSync(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = place(tmp, path, overwrite)
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// place moves the written tmp to path.
+func place(tmp, path string, overwrite bool) error {
+	if overwrite {
+		return os.Rename(tmp, path)
+	}
+	err := os.Link(tmp, path)
+	if errors.Is(err, fs.ErrExist) {
+		return ErrExists
+	}
+	if err != nil {
+		// A file system without hard links: rename, having looked above.
+		return os.Rename(tmp, path)
+	}
+	return os.Remove(tmp)
 }

@@ -11,48 +11,64 @@ _tekenctl() {
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     fi
 
-    local commands="audit completion demo dispatch fleet keygen results token verify version"
+    local commands="audit completion demo dispatch doctor fleet help keygen results token verify version"
+    local common="--help --verbose -v"
     local settings="--config --broker --ca --cert --key --root --username"
+    local dispatcher="--dispatcher-key --max-message-bytes"
 
-    if [[ $cword -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
+    # --verbose and --version may come before the command.
+    local at=1
+    while [[ $at -lt $cword && ${words[at]} == -* ]]; do
+        at=$((at + 1))
+    done
+    if [[ $cword -eq $at ]]; then
+        COMPREPLY=($(compgen -W "$commands --help --verbose --version -v" -- "$cur"))
         return
     fi
+    local command=${words[at]}
 
     case $prev in
-        --out|--db|--signer|--config|--ca|--cert|--key|--dispatcher-key|--sig)
+        --out|--db|--signer|--config|--ca|--cert|--key|--dispatcher-key|--sig|--tekend|--tsa-ca|--crl)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --state|--dir)
             COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --alg)
             COMPREPLY=($(compgen -W "ES256 Ed25519" -- "$cur")); return ;;
         --format)
-            COMPREPLY=($(compgen -W "cms raw" -- "$cur")); return ;;
+            COMPREPLY=($(compgen -W "cms raw pades" -- "$cur")); return ;;
     esac
 
     local flags=""
-    case ${words[1]} in
+    case $command in
         keygen)   flags="--alg --out" ;;
-        dispatch) flags="$settings --dispatcher-key --terminal --signer --title --number --from --expires --format --wait --timeout" ;;
-        results)  flags="$settings --dispatcher-key --follow --json --out --timeout --client-id" ;;
-        verify)   flags="--config --ca --sig" ;;
-        fleet)    flags="$settings --json --watch --quiet" ;;
+        dispatch) flags="$settings $dispatcher --terminal --signer --title --number --from --expires --format --page --rect --verify-url --invisible --wait --timeout" ;;
+        results)  flags="$settings $dispatcher --follow --json --out --overwrite --timeout --client-id --resync" ;;
+        verify)   flags="--config --ca --tsa-ca --crl --sig --json" ;;
+        fleet)    flags="$settings --json --watch --quiet --terminals --listen" ;;
         audit)
-            if [[ $cword -eq 2 ]]; then
+            if [[ $cword -eq $((at + 1)) && $cur != -* ]]; then
                 COMPREPLY=($(compgen -W "export verify" -- "$cur")); return
             fi
             flags="--db --timeout" ;;
         token)
-            if [[ $cword -eq 2 ]]; then
+            if [[ $cword -eq $((at + 1)) && $cur != -* ]]; then
                 COMPREPLY=($(compgen -W "sim" -- "$cur")); return
             fi
             flags="--state --name --nip --reader-addr --pcscd" ;;
         completion)
-            COMPREPLY=($(compgen -W "bash" -- "$cur")); return ;;
+            if [[ $cur != -* ]]; then
+                COMPREPLY=($(compgen -W "bash" -- "$cur")); return
+            fi ;;
+        help)
+            if [[ $cur != -* ]]; then
+                COMPREPLY=($(compgen -W "$commands" -- "$cur")); return
+            fi ;;
         demo)     flags="--tekend --dir" ;;
+        doctor)   flags="--config --user --timeout --socket" ;;
+        version)  ;;
     esac
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "$flags --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "$flags $common" -- "$cur"))
     else
         COMPREPLY=($(compgen -f -- "$cur"))
     fi

@@ -1,7 +1,10 @@
 // Package demo runs a whole signing terminal on one machine for `make demo`:
 // a private broker and pcscd, a software token for a sample official, tekend,
 // and a central side that dispatches three sample letters and collects the
-// results.
+// results. Every result is checked against the document of its own job,
+// whoever dispatched it: the demo books each job it sees on its way to the
+// terminal (book.go) and checks each result as `tekenctl verify` does
+// (check.go).
 package demo
 
 import (
@@ -22,8 +25,8 @@ import (
 
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/device/pivsim"
+	"github.com/tekenid/teken/internal/ctl"
 	"github.com/tekenid/teken/internal/sandbox"
-	"github.com/tekenid/teken/signature/cms"
 	"github.com/tekenid/teken/transport"
 )
 
@@ -123,8 +126,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("central side: %w", err)
 	}
+	// Every job on its way to the terminal is booked, the demo's own and
+	// those `tekenctl dispatch` sends with the key printed below, so each
+	// result is checked against the document of its own job.
+	jobs := newBook()
+	watch, err := watchJobs(ctx, broker.URL, key.Public(), jobs)
+	if err != nil {
+		return err
+	}
+	defer watch.Close(context.Background())
 	now := time.Now().UTC().Truncate(time.Second)
-	letters := map[string][]byte{}
 	for i, l := range sampleLetters {
 		j := &api.Job{
 			V: api.Version, JobID: api.NewJobID(), Terminal: terminalID,
@@ -133,7 +144,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 			Title:  l.Title, Number: l.Number, Sender: l.Sender,
 			Documents: []api.Document{l.document(i)},
 		}
-		letters[j.JobID] = j.Documents[0].Content
+		jobs.put(j)
 		if err := central.Publish(ctx, j); err != nil {
 			return fmt.Errorf("dispatch sample letter: %w", err)
 		}
@@ -142,6 +153,8 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err != nil {
 		return err
 	}
+	trust := ctl.Trust{Roots: roots}
+	saved := sub("results")
 
 	kioskURL := fmt.Sprintf("http://127.0.0.1:%d/", kioskPort)
 	fmt.Fprintf(out, `
@@ -153,14 +166,18 @@ Ready. Three letters are waiting for %s
   Metrics:      http://127.0.0.1:%d/metrics   (/healthz, /readyz)
   tekend log:   %s
 
-Dispatch more and watch results with tekenctl:
+Dispatch more and watch results with tekenctl; every result is checked
+here against the document of its job, and saved in %s:
   export TEKEN_BROKER=%s TEKEN_DISPATCHER_KEY=%s
   bin/tekenctl dispatch --terminal %s --signer %s --title "Surat Uji" --number "000/1/DEMO" FILE.pdf
-  bin/tekenctl results --follow
+  bin/tekenctl dispatch --terminal %s --signer %s --format pades \
+      --page 1 --rect 340,40,220,80 --verify-url https://tte.example.go.id/v/uji FILE.pdf
+  bin/tekenctl results --follow --out ./signed
+  bin/tekenctl verify --ca %s ./signed/*.pdf
 
 Ctrl-C stops everything.
 `, sampleOfficial.Name, kioskURL, kioskURL, pivsim.DefaultPIN, metricsPort, filepath.Join(dir, "tekend.log"),
-		broker.URL, keyFile, terminalID, token.CertPath)
+		saved, broker.URL, keyFile, terminalID, token.CertPath, terminalID, token.CertPath, token.CACertPath)
 
 	go tapOnEnter(ctx, opts.In, out, token.Card, pcscd.VPCDAddr(0))
 	for {
@@ -169,7 +186,7 @@ Ctrl-C stops everything.
 			fmt.Fprintln(out, "\nStopping …")
 			return nil
 		case r := <-results:
-			printResult(out, r, letters, roots)
+			printResult(ctx, out, r, jobs, trust, saved)
 		}
 	}
 }
@@ -195,28 +212,6 @@ func tapOnEnter(ctx context.Context, in io.Reader, out io.Writer, card *pivsim.C
 			continue
 		}
 		fmt.Fprintln(out, "Token on the reader (Enter removes it).")
-	}
-}
-
-// printResult shows a result as the central side received it, each CMS
-// signature verified against the demo CA and the letter it signs.
-func printResult(out io.Writer, r *api.Result, letters map[string][]byte, roots *x509.CertPool) {
-	fmt.Fprintf(out, "result: %s — %s", r.JobID, r.Outcome)
-	if r.Reason != "" {
-		fmt.Fprintf(out, " (%s %s)", r.Reason, r.Detail)
-	}
-	fmt.Fprintln(out)
-	for _, d := range r.Documents {
-		verdict := "not checked"
-		if d.Format == api.FormatCMS {
-			s, err := cms.Verify(d.Signature, letters[r.JobID], cms.VerifyOptions{Roots: roots})
-			if err != nil {
-				verdict = "INVALID: " + err.Error()
-			} else {
-				verdict = fmt.Sprintf("valid, signed by %s at %s", s.Signer.Subject.CommonName, s.SigningTime.Format(time.RFC3339))
-			}
-		}
-		fmt.Fprintf(out, "  %s signature (%d bytes): %s\n", d.Format, len(d.Signature), verdict)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -11,16 +12,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon/kiosk"
+	"github.com/tekenid/teken/internal/ctl"
 	"github.com/tekenid/teken/internal/demo"
 	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
 )
 
 // The demo as `make demo` runs it: tekend built and started as its own
-// process, three letters, Enter taps the token, the official signs all three
-// on the kiosk, every result comes back verified, and cancelling stops
-// everything.
+// process, three letters (one a signed PDF), Enter taps the token, the
+// official signs all three on the kiosk, every result comes back
+// verified; then letters dispatched as the printed tekenctl commands do
+// (cms and pades) are verified against their own documents too; and
+// cancelling stops everything.
 func TestDemo(t *testing.T) {
 	testenv.LookPath(t, "pcscd")
 	testenv.LookPath(t, "mosquitto")
@@ -79,14 +84,71 @@ func TestDemo(t *testing.T) {
 	if code, body := k.Sign(ids, "123456"); code != 200 {
 		t.Fatalf("sign: %d %v", code, body)
 	}
-	err = testenv.WaitFor(ctx, 60*time.Second, func() error {
-		if n := strings.Count(string(out.Bytes()), "valid, signed by Dr. Siti Rahmawati"); n < 3 {
-			return fmt.Errorf("%d of 3 results verified", n)
+	waitVerified(t, ctx, out, 3)
+
+	// What the printed commands dispatch is checked against its own
+	// documents, not the demo's letters.
+	st, signerCert := printedSettings(t, out.Bytes())
+	dir := t.TempDir()
+	for i, f := range []struct{ name, format string }{{"uji.pdf", "cms"}, {"uji-pades.pdf", "pades"}} {
+		path := filepath.Join(dir, f.name)
+		if err := os.WriteFile(path, demo.LetterPDF("Dinas Uji", fmt.Sprintf("000/%d/DEMO", i+1), "Surat Uji "+f.format, "Isi surat uji."), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o := ctl.DispatchOptions{Settings: st, SignerCert: signerCert, Title: "Surat Uji " + f.format, Files: []string{path}, Format: api.Format(f.format)}
+		if f.format == "pades" {
+			o.Visible = &api.Visible{Page: 1, Rect: []float64{340, 40, 560, 120}, VerifyURL: "https://tte.example.go.id/v/uji"}
+		}
+		if _, err := ctl.Dispatch(ctx, o); err != nil {
+			t.Fatalf("dispatch %s: %v", f.name, err)
+		}
+	}
+	v = k.Await("two more letters", func(v kiosk.View) bool {
+		if v.State == kiosk.StateDone {
+			k.Post("/api/dismiss", map[string]any{})
+			return false
+		}
+		return v.CanSign && len(v.Jobs) == 2
+	})
+	ids = ids[:0]
+	for _, j := range v.Jobs {
+		ids = append(ids, j.ID)
+	}
+	if code, body := k.Sign(ids, "123456"); code != 200 {
+		t.Fatalf("sign: %d %v", code, body)
+	}
+	waitVerified(t, ctx, out, 5)
+	if b := out.Bytes(); strings.Contains(string(b), "INVALID") || strings.Contains(string(b), "not checked") {
+		t.Errorf("a result was not verified:\n%s", b)
+	}
+	// The two signed PDFs are saved where the demo says, as they came.
+	var saved [][][]byte
+	err = testenv.WaitFor(ctx, 10*time.Second, func() error {
+		saved = regexp.MustCompile(`signed PDF: (\S+\.pdf)\n`).FindAllSubmatch(out.Bytes(), -1)
+		if len(saved) < 2 {
+			return fmt.Errorf("%d signed PDFs named", len(saved))
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.Bytes())
+	}
+	ca := regexp.MustCompile(`tekenctl verify --ca (\S+) `).FindSubmatch(out.Bytes())
+	if ca == nil {
+		t.Fatalf("the demo prints no verify command:\n%s", out.Bytes())
+	}
+	roots, err := ctl.LoadRoots(string(ca[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range saved {
+		pdf, err := os.ReadFile(string(m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := ctl.VerifyPDF(ctx, pdf, ctl.Trust{Roots: roots}); !v.Valid() || len(v.Signatures) != 1 {
+			t.Errorf("%s: %+v, want one valid signature", m[1], v)
+		}
 	}
 	press.Write([]byte("\n")) // remove
 	k.Await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
@@ -102,4 +164,31 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(string(out.Bytes()), "Stopping") {
 		t.Errorf("no goodbye:\n%s", out.Bytes())
 	}
+	t.Logf("the demo printed:\n%s", out.Bytes())
+}
+
+// waitVerified waits until the demo printed n verified results.
+func waitVerified(t *testing.T, ctx context.Context, out *tekentest.SyncBuffer, n int) {
+	t.Helper()
+	err := testenv.WaitFor(ctx, 60*time.Second, func() error {
+		if got := strings.Count(string(out.Bytes()), "VALID, signed by Dr. Siti Rahmawati"); got < n {
+			return fmt.Errorf("%d of %d results verified", got, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.Bytes())
+	}
+}
+
+// printedSettings reads what the demo tells its operator to use with
+// tekenctl: the broker, the dispatcher key and the signer certificate.
+func printedSettings(t *testing.T, out []byte) (ctl.Settings, string) {
+	t.Helper()
+	env := regexp.MustCompile(`export TEKEN_BROKER=(\S+) TEKEN_DISPATCHER_KEY=(\S+)`).FindSubmatch(out)
+	cmd := regexp.MustCompile(`tekenctl dispatch --terminal (\S+) --signer (\S+) `).FindSubmatch(out)
+	if env == nil || cmd == nil {
+		t.Fatalf("the demo prints no tekenctl settings:\n%s", out)
+	}
+	return ctl.Settings{Brokers: []string{string(env[1])}, DispatcherKey: string(env[2]), Terminal: string(cmd[1])}, string(cmd[2])
 }

@@ -11,6 +11,10 @@ import (
 type letter struct {
 	Title, Number, Sender string
 	Body                  []string
+	// VerifyURL, when set, makes the letter a pades document: the
+	// terminal returns it signed, with a visible block whose QR code
+	// opens VerifyURL.
+	VerifyURL string
 }
 
 // sampleLetters are the three letters `make demo` dispatches.
@@ -49,6 +53,7 @@ var sampleLetters = []letter{
 			"peta jalan tanda tangan elektronik pada layanan persuratan dinas.",
 			"Keputusan ini berlaku sejak tanggal ditetapkan.",
 		},
+		VerifyURL: "https://tte.example.go.id/v/188.4-890-DISKOMINFO-XI-2026",
 	},
 }
 
@@ -56,7 +61,12 @@ var sampleLetters = []letter{
 func (l letter) document(i int) api.Document {
 	pdf := LetterPDF(l.Sender, l.Number, l.Title, l.Body...)
 	name := fmt.Sprintf("surat-%d-%s.pdf", i+1, strings.ReplaceAll(strings.ToLower(strings.Fields(l.Title)[0]), "/", "-"))
-	return api.NewDocument("surat", name, "application/pdf", pdf)
+	d := api.NewDocument("surat", name, "application/pdf", pdf)
+	if l.VerifyURL != "" {
+		// The terminal's default place: the bottom right of the last page.
+		d.Format, d.Visible = api.FormatPAdES, &api.Visible{VerifyURL: l.VerifyURL}
+	}
+	return d
 }
 
 // LetterPDF renders a short letter with the given heading lines as a PDF,

@@ -33,6 +33,12 @@ func letterPDF(heading []string, body []string) []byte {
 		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>",
 		fmt.Sprintf("<< /Length %d >>\nstream\n%sendstream", content.Len(), content.String()),
 	}
+	return PDFFile(objects...)
+}
+
+// PDFFile writes a PDF 1.4 of the given objects, numbered from 1 (the
+// first one the catalogue), with a classic cross-reference table.
+func PDFFile(objects ...string) []byte {
 	var b bytes.Buffer
 	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
 	offsets := make([]int, len(objects))
