@@ -37,6 +37,7 @@ type Config struct {
 	Signing    SigningConfig  `toml:"signing"`
 	Store      StoreConfig    `toml:"store"`
 	Status     StatusConfig   `toml:"status"`
+	Token      TokenConfig    `toml:"token"`
 }
 
 // BrokerConfig says how to reach the MQTT broker.
@@ -117,6 +118,22 @@ type StatusConfig struct {
 	Heartbeat Duration `toml:"heartbeat"`
 }
 
+// TokenConfig governs which tokens may sign: what IT's enrolment must have
+// done to a token before an official signs with it (docs/ENROLMENT.md).
+type TokenConfig struct {
+	// RefuseDefaultPIN refuses a token whose PIN or PUK is still the
+	// factory default: with a default PUK anyone holding the token sets a
+	// new PIN. A token that cannot say (firmware before 5.3) signs, with a
+	// warning in the log and the status.
+	RefuseDefaultPIN bool `toml:"refuse_default_pin"`
+	// RequireAttestation refuses a token unless its 9c key is attested by
+	// one of AttestationRoots: made on this token, with PIN policy always.
+	RequireAttestation bool `toml:"require_attestation"`
+	// AttestationRoots are PEM files of the attestation CAs (Yubico's PIV
+	// attestation root for YubiKeys).
+	AttestationRoots []string `toml:"attestation_roots"`
+}
+
 // Duration is a time.Duration written in TOML as a string such as "90s".
 type Duration time.Duration
 
@@ -160,6 +177,7 @@ func DefaultConfig() Config {
 			MaxSizeBytes: 1 << 30,
 		},
 		Status: StatusConfig{MinInterval: Duration(30 * time.Second), Heartbeat: Duration(time.Minute)},
+		Token:  TokenConfig{RefuseDefaultPIN: true},
 	}
 }
 
@@ -329,6 +347,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Status.Heartbeat != 0 && c.Status.Heartbeat < c.Status.MinInterval {
 		bad("status.heartbeat", time.Duration(c.Status.Heartbeat), "want 0 (off) or at least status.min_interval (%v)", time.Duration(c.Status.MinInterval))
+	}
+	if c.Token.RequireAttestation && len(c.Token.AttestationRoots) == 0 {
+		bad("token.attestation_roots", "", "required by token.require_attestation: want the attestation CA files, such as Yubico's PIV attestation root")
 	}
 	return errs.err()
 }

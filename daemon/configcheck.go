@@ -127,6 +127,12 @@ func configWarnings(c *Config, now time.Time) []*FieldError {
 			warn("metrics.allowed_hosts", h, "a placeholder (a name reserved for examples, or the sample terminal's): list the name Prometheus scrapes this terminal by")
 		}
 	}
+	if len(c.Token.AttestationRoots) > 0 && !c.Token.RequireAttestation {
+		warn("token.attestation_roots", strings.Join(c.Token.AttestationRoots, ", "), "not used without token.require_attestation = true")
+	}
+	if !c.Token.RefuseDefaultPIN {
+		warn("token.refuse_default_pin", false, "tokens still holding the factory PIN or PUK (123456, 12345678) may sign: anyone holding such a token signs as its official")
+	}
 	ws = append(ws, certificateWarnings(c, now)...)
 	return ws
 }
@@ -141,6 +147,9 @@ func certificateWarnings(c *Config, now time.Time) []*FieldError {
 	files := []file{{"broker.ca_file", c.Broker.CAFile}, {"broker.cert_file", c.Broker.CertFile}}
 	for _, f := range c.Signing.SignerCAFiles {
 		files = append(files, file{"signing.signer_ca_files", f})
+	}
+	for _, f := range c.Token.AttestationRoots {
+		files = append(files, file{"token.attestation_roots", f})
 	}
 	var ws []*FieldError
 	for _, f := range files {

@@ -191,6 +191,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 	d.flow = newFlow(flowDeps{
 		store: d.store, tokens: deviceTokens{d.tokens}, envelopes: envelopes{d.trust},
 		certs: certPolicy{live: d.trust, now: d.now, log: d.log}, seen: &d.seen,
+		tokenSet: tokenPolicy{live: d.trust, attest: deviceTokens{d.tokens}},
 		complete: comp, signer: signer, metrics: d.metrics, batches: d.batches,
 		now: d.now, log: d.log, lang: cfg.Kiosk.Language, maxBatch: cfg.Signing.MaxBatch,
 		statusChanged: d.statusChanged, rearrive: d.tokenBack, setLastError: d.setLastError,

@@ -167,6 +167,18 @@ func parseCertificates(path string, raw []byte) ([]*x509.Certificate, error) {
 // loadSignerRoots reads signing.signer_ca_files; nil (any CA) when none is
 // named.
 func loadSignerRoots(files []string) (*x509.CertPool, error) {
+	return loadCAFiles("signing.signer_ca_files", files)
+}
+
+// loadAttestationRoots reads token.attestation_roots; nil when none is
+// named.
+func loadAttestationRoots(files []string) (*x509.CertPool, error) {
+	return loadCAFiles("token.attestation_roots", files)
+}
+
+// loadCAFiles reads the CA files of field into one pool; nil when none is
+// named.
+func loadCAFiles(field string, files []string) (*x509.CertPool, error) {
 	if len(files) == 0 {
 		return nil, nil
 	}
@@ -175,7 +187,7 @@ func loadSignerRoots(files []string) (*x509.CertPool, error) {
 	for _, f := range files {
 		certs, err := readCertificates(f)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("signing.signer_ca_files: %w", err))
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
 			continue
 		}
 		for _, c := range certs {

@@ -72,6 +72,7 @@ type flowDeps struct {
 	tokens    tokenLayer
 	envelopes envelopes
 	certs     certPolicy
+	tokenSet  tokenPolicy // whether IT has set the token up
 	seen      *certsSeen
 	complete  *completer
 	signer    *docSigner
@@ -144,9 +145,21 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 	infoStart := time.Now()
 	info, err := f.tokens.Info(ctx, reader)
 	f.metrics.tokenTime(infoStart)
+	if err == nil && info.SignCert == nil {
+		// A token with no certificate in 9c (a new one, or one whose
+		// enrolment stopped half-way) has nothing to sign with.
+		err = fmt.Errorf("token in %q: no certificate in slot 9c: %w", reader, device.ErrSlotEmpty)
+	}
 	r := tokenRead{info: info, err: err}
+	var verdict tokenVerdict
 	if err == nil {
-		r.certProblem = f.certs.check(info.SignCert)
+		// A token IT has not set up is refused whatever its certificate:
+		// that is what IT must fix first.
+		verdict = f.tokenSet.check(ctx, reader, info)
+		r.certProblem = verdict.refused
+		if r.certProblem == nil {
+			r.certProblem = f.certs.check(info.SignCert)
+		}
 	}
 	f.mu.Lock()
 	changed := f.p.read(gen, reader, r)
@@ -160,6 +173,7 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 	} else {
 		f.seen.add(signer, info.SignCert.NotAfter, f.now())
 		f.log.Info("token present", "reader", reader, "serial", info.Serial, "signer", signer)
+		verdict.report(f.log, f.setLastError, reader, info.Serial)
 	}
 	f.publish(ctx)
 	f.statusChanged()

@@ -39,6 +39,11 @@ var reloadable = map[string]bool{
 	"signing.signer_ca_files": true,
 	"signing.tsa_url":         true,
 	"signing.tsa_timeout":     true,
+	// The token policy is checked at each tap, so a reload applies it to
+	// the next token without touching one that is signing.
+	"token.refuse_default_pin":  true,
+	"token.require_attestation": true,
+	"token.attestation_roots":   true,
 }
 
 // ReloadableFields are the configuration fields a reload applies, for the
@@ -53,6 +58,8 @@ func withReloadable(running, next Config) Config {
 	c.Signing.SignerCAFiles = slices.Clone(next.Signing.SignerCAFiles)
 	c.Signing.TSAURL = next.Signing.TSAURL
 	c.Signing.TSATimeout = next.Signing.TSATimeout
+	c.Token = next.Token
+	c.Token.AttestationRoots = slices.Clone(next.Token.AttestationRoots)
 	return c
 }
 

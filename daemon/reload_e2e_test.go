@@ -60,6 +60,7 @@ func newOwnTekend(t *testing.T, keyFiles []string, adjust ...func(*daemon.Config
 	o.cfg.Kiosk.Listen = "127.0.0.1:0"
 	o.cfg.Metrics.Listen = "127.0.0.1:0"
 	o.cfg.Status.MinInterval = daemon.Duration(time.Second)
+	o.cfg.Token.RefuseDefaultPIN = false // the software tokens keep the factory PIN 123456
 	o.write(adjust...)
 	return o
 }

@@ -16,6 +16,7 @@ import (
 type trust struct {
 	verifier    *api.Verifier
 	signerRoots *x509.CertPool // nil: any CA
+	tokens      tokenRules     // what a token must be before it signs (tokenpolicy.go)
 }
 
 // loadTrust reads the dispatcher keys and the signer CAs (files.go), and
@@ -23,7 +24,8 @@ type trust struct {
 func loadTrust(cfg Config, now func() time.Time) (trust, error) {
 	keys, keyErr := loadDispatcherKeys(cfg.Dispatcher.KeyFiles)
 	roots, rootErr := loadSignerRoots(cfg.Signing.SignerCAFiles)
-	if err := (problems{keyErr, rootErr}).err(); err != nil {
+	attestRoots, attestErr := loadAttestationRoots(cfg.Token.AttestationRoots)
+	if err := (problems{keyErr, rootErr, attestErr}).err(); err != nil {
 		return trust{}, err
 	}
 	set, err := api.KeySet(keys...)
@@ -34,7 +36,7 @@ func loadTrust(cfg Config, now func() time.Time) (trust, error) {
 		Keys: set, Terminal: cfg.TerminalID, Now: now,
 		Skew: time.Duration(cfg.Dispatcher.ClockSkew), MaxContentBytes: cfg.Dispatcher.MaxJobBytes,
 		AllowHashOnly: cfg.Dispatcher.AllowHashOnly,
-	}, signerRoots: roots}, nil
+	}, signerRoots: roots, tokens: tokenRulesOf(cfg.Token, attestRoots)}, nil
 }
 
 // envelopes opens stored jobs: the stored envelope is verified again as it

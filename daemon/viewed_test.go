@@ -335,3 +335,16 @@ func TestByDueDate(t *testing.T) {
 		})
 	}
 }
+
+// A token with no certificate in slot 9c (new, or enrolled half-way) is
+// shown as such; it neither crashes tekend nor offers letters.
+func TestTokenWithoutCertificate(t *testing.T) {
+	r := newFlowRig(t, device.PINPolicyOnce)
+	r.storeJob(t, r.signer, 1)
+	r.card.cert = nil
+	r.tap()
+	v := r.pages.last()
+	if v.Error == nil || v.Error.Code != kiosk.CodeSlotEmpty || v.CanSign || len(v.Jobs) != 0 {
+		t.Fatalf("page for a token without a certificate: %+v", v)
+	}
+}

@@ -10,6 +10,23 @@
 // exclusively, runs a function with a *Session (VerifyPIN, Sign, Signer,
 // SlotPINPolicy), then closes the card and resets it. Close stops it all.
 //
+// # Enrolment
+//
+// Admin opens a token as Session does for IT's enrolment (admin.go,
+// adminkeys.go): ChangePIN and ChangePUK, ProtectManagementKey,
+// GenerateKey (on the device, PIN policy always), Attestation, a Signer for the CSR, and
+// ImportCertificate, which refuses a certificate of another key. Info
+// reports Defaults, the factory credentials a token still has, from GET
+// METADATA of the PIN, PUK and management key, which piv-go v2.6.0 cannot
+// read (metadata.go reads it on a short connection of its own, before
+// piv-go connects, under the card lock). ProtectManagementKey replaces the
+// default management key with a random AES-192 key (3DES before firmware
+// 5.4), stored in the PIN-protected object and flagged in the admin data
+// object as ykman and yubico-piv-tool do (pivman.go), so that ykman
+// administers the token afterwards with the PIN alone. It stores the new key
+// before it sets it, so that a failure in between leaves the default key
+// working.
+//
 // # Presence
 //
 // One goroutine waits in SCardGetStatusChange with an infinite timeout on
@@ -71,7 +88,8 @@
 // Errors from piv-go and PC/SC are mapped once (classify, in errors.go) to
 // the sentinels ErrNoReader, ErrNoToken, ErrTokenRemoved, ErrPINBlocked,
 // ErrPUKBlocked, ErrLastAttempt, ErrPINRequired, ErrCardBusy,
-// ErrPCSCUnavailable, ErrUnsupported and ErrSlotEmpty, each wrapping the
+// ErrPCSCUnavailable, ErrUnsupported, ErrSlotEmpty, ErrManagementKeyUnknown
+// and ErrKeyMismatch, each wrapping the
 // original error, which stays in the chain. A wrong PIN or PUK is the
 // exception: authError replaces piv-go's AuthErr with a *PINError that
 // carries the retries left and nothing of piv-go, so no caller needs to

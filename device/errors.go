@@ -43,6 +43,13 @@ var (
 	ErrSessionClosed = errors.New("session closed")
 	// ErrClosed means Tokens was used after Close.
 	ErrClosed = errors.New("tokens closed")
+	// ErrManagementKeyUnknown means the token's management key is neither
+	// the default nor stored PIN-protected on the token, so this package
+	// cannot administer it.
+	ErrManagementKeyUnknown = errors.New("management key unknown: neither default nor pin-protected")
+	// ErrKeyMismatch means a certificate's public key is not the key in the
+	// slot it was to be written to.
+	ErrKeyMismatch = errors.New("certificate is not for the key in the slot")
 )
 
 // PINError reports a wrong PIN (or PUK) and how many retries are left. A
@@ -188,7 +195,7 @@ func classify(err error, ph phase) error {
 func sentinelOf(err error) error {
 	for _, s := range []error{ErrNoReader, ErrNoToken, ErrTokenRemoved, ErrPINBlocked, ErrPUKBlocked,
 		ErrLastAttempt, ErrPINRequired, ErrCardBusy, ErrPCSCUnavailable, ErrUnsupported, ErrSlotEmpty,
-		ErrSessionClosed, ErrClosed} {
+		ErrSessionClosed, ErrClosed, ErrManagementKeyUnknown, ErrKeyMismatch} {
 		if errors.Is(err, s) {
 			return s
 		}

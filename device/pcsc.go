@@ -2,8 +2,9 @@ package device
 
 // This file binds the few PC/SC calls that piv-go does not expose:
 // SCardGetStatusChange (presence), SCardCancel (to stop a blocked wait) and
-// SCardConnect/SCardDisconnect with SCARD_RESET_CARD (to clear the PIN state).
-// It links the same libpcsclite as piv-go.
+// SCardConnect/SCardDisconnect with SCARD_RESET_CARD (to clear the PIN state),
+// and SCardTransmit (to read the PIN, PUK and management key metadata that
+// piv-go refuses, metadata.go). It links the same libpcsclite as piv-go.
 
 // #cgo pkg-config: libpcsclite
 // #include <stdlib.h>
@@ -140,10 +141,12 @@ func (c *scardContext) getStatusChange(timeout uint32, states []readerState) err
 	return nil
 }
 
-// cardHandle is a direct connection to the card, used only to reset it and,
-// in tests, to hold it the way another application would.
+// cardHandle is a direct connection to the card, used to reset it, to read
+// credential metadata and, in tests, to hold it the way another application
+// would.
 type cardHandle struct {
-	h C.SCARDHANDLE
+	h     C.SCARDHANDLE
+	proto C.DWORD
 }
 
 func (c *scardContext) connectExclusive(reader string) (*cardHandle, error) {
@@ -155,7 +158,33 @@ func (c *scardContext) connectExclusive(reader string) (*cardHandle, error) {
 	if err := rcErr(rc); err != nil {
 		return nil, fmt.Errorf("connect to %q: %w", reader, err)
 	}
-	return &cardHandle{h: h}, nil
+	return &cardHandle{h: h, proto: proto}, nil
+}
+
+// maxResponse is the largest response SCardTransmit can return
+// (pcsclite.h MAX_BUFFER_SIZE_EXTENDED).
+const maxResponse = C.MAX_BUFFER_SIZE_EXTENDED
+
+// transmit sends one command APDU and returns the response with its status
+// word.
+func (h *cardHandle) transmit(apdu []byte) ([]byte, error) {
+	if len(apdu) == 0 {
+		return nil, fmt.Errorf("transmit: empty command")
+	}
+	pci := C.SCARD_PCI_T1
+	if h.proto == C.SCARD_PROTOCOL_T0 {
+		pci = C.SCARD_PCI_T0
+	}
+	req := C.CBytes(apdu)
+	defer C.free(req)
+	resp := (*C.BYTE)(C.malloc(maxResponse))
+	defer C.free(unsafe.Pointer(resp))
+	n := C.DWORD(maxResponse)
+	rc := C.SCardTransmit(h.h, pci, (*C.BYTE)(req), C.DWORD(len(apdu)), nil, resp, &n)
+	if err := rcErr(rc); err != nil {
+		return nil, fmt.Errorf("transmit: %w", err)
+	}
+	return C.GoBytes(unsafe.Pointer(resp), C.int(n)), nil
 }
 
 // disconnect leaves the card as it is (reset false) or resets it, which

@@ -52,6 +52,28 @@ type Info struct {
 	// PINRetries is how many PIN attempts are left, or -1 when the card did
 	// not say (it answers only while the PIN is not verified).
 	PINRetries int
+	// PUKRetries is how many PUK attempts are left, or -1 when the card did
+	// not say (firmware before 5.3 has no PUK metadata).
+	PUKRetries int
+	// FormFactor is the token's form factor as piv-go names it ("USB-A
+	// Keychain", "USB-C Nano" …), or "" when unknown.
+	FormFactor string
+	// Defaults says which factory credentials the token still has.
+	Defaults Defaults
+}
+
+// Defaults says which factory credentials a token still has.
+type Defaults struct {
+	// Known is false when the token cannot say (no PIN/PUK metadata:
+	// firmware before 5.3); the other fields are then false.
+	Known bool
+	// PIN is true while the PIN is still 123456.
+	PIN bool
+	// PUK is true while the PUK is still 12345678.
+	PUK bool
+	// ManagementKey is true while the management key is still the
+	// well-known default.
+	ManagementKey bool
 }
 
 // Open starts watching readers for tokens. It succeeds even while pcscd is
@@ -148,40 +170,74 @@ func (t *Tokens) Present(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// Info reads the token in reader: serial, version, certificates and PIN
-// retries. It needs no PIN and leaves the card's state as it was.
+// Info reads the token in reader: serial, version, form factor,
+// certificates, PIN and PUK retries and which factory credentials it still
+// has. It needs no PIN and leaves the card's state as it was.
 func (t *Tokens) Info(ctx context.Context, reader string) (Info, error) {
-	var info Info
-	err := t.withCard(ctx, reader, func(yk *piv.YubiKey) error {
-		v := yk.Version()
-		info.Version = fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
-		serial, err := yk.Serial()
-		if err != nil {
-			return fmt.Errorf("read serial: %w", t.diagnose(reader, err))
-		}
-		info.Serial = serial
-		if info.SignCert, err = slotCert(yk, piv.SlotSignature); err != nil {
-			return fmt.Errorf("read certificate 9c: %w", t.diagnose(reader, err))
-		}
-		if info.AuthCert, err = slotCert(yk, piv.SlotAuthentication); err != nil {
-			return fmt.Errorf("read certificate 9a: %w", t.diagnose(reader, err))
-		}
-		n, err := yk.Retries()
-		if err != nil {
-			if m := t.diagnose(reader, err); sentinelOf(m) != nil {
-				return fmt.Errorf("read pin retries: %w", m)
-			}
-			// VERIFY without data answers 9000 when the PIN is verified
-			// (SP 800-73-4 §3.2.1), which piv-go reports as an error.
-			n = -1
-		}
-		info.PINRetries = n
-		return nil
-	})
+	unlock, err := t.lock(ctx)
+	if err != nil {
+		return Info{}, fmt.Errorf("read token in %q: %w", reader, err)
+	}
+	defer unlock()
+	// The metadata connection must be closed before piv-go connects
+	// exclusively.
+	creds, err := t.readCredentials(ctx, reader)
+	if err != nil {
+		return Info{}, fmt.Errorf("read token in %q: %w", reader, err)
+	}
+	yk, err := t.open(ctx, reader)
+	if err != nil {
+		return Info{}, fmt.Errorf("read token in %q: %w", reader, err)
+	}
+	defer yk.Close()
+	info, err := t.readInfo(reader, yk, creds)
 	if err != nil {
 		return Info{}, fmt.Errorf("read token in %q: %w", reader, err)
 	}
 	return info, nil
+}
+
+// readInfo reads what Info reports from an open card, with the credential
+// metadata read before it was opened.
+func (t *Tokens) readInfo(reader string, yk *piv.YubiKey, creds credentials) (Info, error) {
+	info := Info{PUKRetries: creds.pukRetries(), Defaults: creds.defaults()}
+	v := yk.Version()
+	info.Version = fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
+	serial, err := yk.Serial()
+	if err != nil {
+		return Info{}, fmt.Errorf("read serial: %w", t.diagnose(reader, err))
+	}
+	info.Serial = serial
+	if info.SignCert, err = slotCert(yk, piv.SlotSignature); err != nil {
+		return Info{}, fmt.Errorf("read certificate 9c: %w", t.diagnose(reader, err))
+	}
+	if info.AuthCert, err = slotCert(yk, piv.SlotAuthentication); err != nil {
+		return Info{}, fmt.Errorf("read certificate 9a: %w", t.diagnose(reader, err))
+	}
+	n, err := yk.Retries()
+	if err != nil {
+		if m := t.diagnose(reader, err); sentinelOf(m) != nil {
+			return Info{}, fmt.Errorf("read pin retries: %w", m)
+		}
+		// VERIFY without data answers 9000 when the PIN is verified
+		// (SP 800-73-4 §3.2.1), which piv-go reports as an error.
+		n = -1
+	}
+	info.PINRetries = n
+	info.FormFactor = formFactor(yk)
+	return info, nil
+}
+
+// formFactor asks the YubiKey management application for the form factor.
+// A card without that application (or a YubiKey that leaves it unset) has
+// none to tell, which is no error: "" means unknown. The query selects
+// another application, so it comes last; piv-go selects PIV again after it.
+func formFactor(yk *piv.YubiKey) string {
+	f, err := yk.FormFactor()
+	if err != nil || f == 0 {
+		return ""
+	}
+	return f.String()
 }
 
 // slotCert reads a slot's certificate; an empty slot gives nil.
@@ -243,22 +299,6 @@ func (t *Tokens) lock(ctx context.Context) (unlock func(), err error) {
 	case <-t.closed:
 		return nil, ErrClosed
 	}
-}
-
-// withCard opens reader exclusively under the card lock, runs f, and closes
-// the card without resetting it.
-func (t *Tokens) withCard(ctx context.Context, reader string, f func(*piv.YubiKey) error) error {
-	unlock, err := t.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	yk, err := t.open(ctx, reader)
-	if err != nil {
-		return err
-	}
-	defer yk.Close()
-	return f(yk)
 }
 
 // open connects to the card in reader exclusively, retrying with capped

@@ -147,6 +147,7 @@ func checkFiles(t *testing.T, deb string) {
 		{"/usr/share/doc/teken/INSTALL.md", "-rw-r--r--"},
 		{"/usr/share/doc/teken/MONITORING.md", "-rw-r--r--"},
 		{"/usr/share/doc/teken/OPERATIONS.md", "-rw-r--r--"},
+		{"/usr/share/doc/teken/ENROLMENT.md", "-rw-r--r--"},
 		{"/usr/share/doc/teken/examples/teken-kiosk.service", "-rw-r--r--"},
 	} {
 		e, ok := files[tc.path]

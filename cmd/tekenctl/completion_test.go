@@ -50,15 +50,21 @@ func helpFlags(t *testing.T, args ...string) []string {
 // TestCompletionOffersEveryFlag: for each command the script offers exactly
 // the flags its help lists, so the two cannot drift apart.
 func TestCompletionOffersEveryFlag(t *testing.T) {
+	var cases [][]string
 	for _, name := range commandNames() {
-		t.Run(name, func(t *testing.T) {
-			args := []string{name}
-			switch name {
-			case "audit":
-				args = append(args, "verify")
-			case "token":
-				args = append(args, "sim")
+		switch name {
+		case "audit":
+			cases = append(cases, []string{name, "verify"})
+		case "token":
+			for _, a := range tokenActions {
+				cases = append(cases, []string{name, a})
 			}
+		default:
+			cases = append(cases, []string{name})
+		}
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, "_"), func(t *testing.T) {
 			want := helpFlags(t, args...)
 			if got := complete(t, append(args, "-")...); !slices.Equal(got, want) {
 				t.Errorf("completion offers %q,\nhelp lists %q", got, want)
@@ -80,7 +86,9 @@ func TestCompletionWords(t *testing.T) {
 		{[]string{"--verbose", "dispatch", "--exp"}, []string{"--expires"}},
 		{[]string{"help", "ve"}, []string{"verify", "version"}},
 		{[]string{"audit", ""}, []string{"export", "verify"}},
-		{[]string{"token", ""}, []string{"sim"}},
+		{[]string{"token", ""}, []string{"enrol", "import-cert", "info", "sim"}},
+		{[]string{"token", "enrol", "--key-type", ""}, []string{"p256", "p384", "rsa2048"}},
+		{[]string{"token", "enrol", "--touch", ""}, []string{"always", "cached", "never"}},
 		{[]string{"completion", ""}, []string{"bash"}},
 		{[]string{"keygen", "--alg", ""}, []string{"ES256", "Ed25519"}},
 		{[]string{"dispatch", "--format", ""}, []string{"cms", "pades", "raw"}},

@@ -110,6 +110,7 @@ func TestWholeFlow(t *testing.T) {
 	cfg.Kiosk.Listen = "127.0.0.1:0"
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.Status.MinInterval = daemon.Duration(time.Second)
+	cfg.Token.RefuseDefaultPIN = false // the software tokens keep the factory PIN 123456
 	cfg.Signing.SignerCAFiles = []string{caPath}
 	kioskURL, stopTekend := startTekend(t, cfg)
 

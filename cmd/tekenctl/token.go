@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	commands["token"] = command{"run a software token for demos (token sim)", runToken}
+	commands["token"] = command{"enrol a PIV token, import its certificate, show it, or run a software one (token enrol|import-cert|info|sim)", runToken}
 }
 
 const tokenHelp = `Usage: tekenctl token sim --state DIR [--name NAME --nip NIP] [--reader-addr HOST:PORT | --pcscd]
@@ -22,13 +22,29 @@ signer_ca_files), then inserts the token into the vpcd reader (the system
 vpcd listens on 127.0.0.1:35963). Enter removes it, Enter again taps it;
 Ctrl-C stops. --pcscd starts a private pcscd instead (root only).
 
+The other actions, for real tokens: 'tekenctl token enrol --help',
+'tekenctl token import-cert --help', 'tekenctl token info --help'.
+
 Examples:
   tekenctl token sim --state ~/teken-token --name "Siti Rahmawati" --nip 198703152010012003
   tekenctl token sim --state ~/teken-token --reader-addr 127.0.0.1:35964
   sudo tekenctl token sim --state /tmp/token --pcscd --name "Budi" --nip 197501012000031001
 `
 
+// tokenActions are what 'tekenctl token' does; one comes first.
+var tokenActions = []string{"enrol", "import-cert", "info", "sim"}
+
 func runToken(ctx context.Context, e env, args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "enrol":
+			return runTokenEnrol(ctx, e, args[1:])
+		case "import-cert":
+			return runTokenImportCert(ctx, e, args[1:])
+		case "info":
+			return runTokenInfo(ctx, e, args[1:])
+		}
+	}
 	sim, name := false, "token"
 	if len(args) > 0 && args[0] == "sim" {
 		sim, name, args = true, "token sim", args[1:]
@@ -44,13 +60,13 @@ func runToken(ctx context.Context, e env, args []string) int {
 	}
 	switch {
 	case !sim && fs.NArg() > 0:
-		msg := fmt.Sprintf("unknown action %q: want sim first", fs.Arg(0))
-		if s := suggest(fs.Arg(0), []string{"sim"}); s != "" {
+		msg := fmt.Sprintf("unknown action %q: want enrol, import-cert, info or sim first", fs.Arg(0))
+		if s := suggest(fs.Arg(0), tokenActions); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		return usageErr(e, "token", "%s", msg)
 	case !sim:
-		return usageErr(e, "token", "want sim first")
+		return usageErr(e, "token", "want enrol, import-cert, info or sim first")
 	case *state == "":
 		return usageErr(e, name, "no --state DIR")
 	case fs.NArg() > 0:

@@ -198,6 +198,10 @@ const (
 	// CodeUnrenderable: the page could not show a document. The page
 	// says it itself; tekend never answers with it.
 	CodeUnrenderable = "err_unrenderable"
+	// CodeTokenNotSetUp: IT has not finished the token's enrolment (a
+	// factory PIN or PUK, no valid attestation); the reason is for IT, in
+	// tekend's log and status, not on the page.
+	CodeTokenNotSetUp = "err_token_not_set_up"
 )
 
 // Catalogue ids of the requests the kiosk refuses itself, with 400.
@@ -223,7 +227,7 @@ var ErrorCodes = []string{
 	CodeCertUsage, CodeCertUntrusted, CodeSlotEmpty, CodeUnsupported, CodeJobGone,
 	CodeBatchTooLarge, CodeInternal, CodeSignedPartial,
 	CodeBadRequest, CodePINFormat, CodeReasonInvalid, CodeReasonTooLong,
-	CodeStoreFull, CodeNotViewed, CodeUnrenderable,
+	CodeStoreFull, CodeNotViewed, CodeUnrenderable, CodeTokenNotSetUp,
 }
 
 // Catalogue ids of what the page says about the terminal itself.

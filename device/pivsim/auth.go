@@ -7,6 +7,7 @@ import (
 	"crypto/cipher"
 	"crypto/des"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/subtle"
@@ -208,6 +209,12 @@ func signRaw(k *slotKey, in []byte) ([]byte, error) {
 			return nil, swMemoryFailure
 		}
 		return sig, nil
+	case ed25519.PrivateKey:
+		// Ed25519 signs the message itself (Yubico's PIV Ed25519, 5.7).
+		if len(in) == 0 {
+			return nil, swIncorrectData
+		}
+		return ed25519.Sign(key, in), nil
 	case *rsa.PrivateKey:
 		size := key.Size()
 		if len(in) != size {
@@ -262,6 +269,8 @@ func publicTLV(pub any) []byte {
 			return nil
 		}
 		return appendTLV(nil, 0x86, e.Bytes())
+	case ed25519.PublicKey:
+		return appendTLV(nil, 0x86, p)
 	case *rsa.PublicKey:
 		out := appendTLV(nil, 0x81, p.N.Bytes())
 		return appendTLV(out, 0x82, big.NewInt(int64(p.E)).Bytes())
@@ -313,6 +322,9 @@ func (c *Card) generate(s *session, cmd command) ([]byte, error) {
 	pin, touch, err := keyPolicies(cmd.p2, items)
 	if err != nil {
 		return nil, err
+	}
+	if !c.supports(Algorithm(a[0])) {
+		return nil, swIncorrectData
 	}
 	signer, err := newSigner(Algorithm(a[0]))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -24,6 +25,8 @@ const (
 	AlgRSA2048 Algorithm = 0x07
 	AlgECCP256 Algorithm = 0x11
 	AlgECCP384 Algorithm = 0x14
+	// AlgEd25519 is Yubico's Ed25519 (firmware 5.7 and later).
+	AlgEd25519 Algorithm = 0xE0
 )
 
 func (a Algorithm) String() string {
@@ -34,6 +37,8 @@ func (a Algorithm) String() string {
 		return "ECCP256"
 	case AlgECCP384:
 		return "ECCP384"
+	case AlgEd25519:
+		return "ED25519"
 	}
 	return fmt.Sprintf("Algorithm(%#x)", int(a))
 }
@@ -81,6 +86,10 @@ var DefaultManagementKey = []byte{
 	1, 2, 3, 4, 5, 6, 7, 8,
 }
 
+// FormFactorUSBAKeychain is the form factor code of a YubiKey 5 (NFC) on a
+// key ring, the default.
+const FormFactorUSBAKeychain byte = 0x01
+
 // Defaults of a new card, those of a YubiKey 5 fresh from the factory.
 const (
 	DefaultPIN     = "123456"
@@ -110,6 +119,10 @@ type Config struct {
 	ManagementKey []byte
 	// PINRetries and PUKRetries default to 3.
 	PINRetries, PUKRetries int
+	// FormFactor is the YubiKey form factor code the management
+	// application and attestations report; default 1, USB-A keychain
+	// (https://developers.yubico.com/yubikey-manager/Config_Reference.html#_form_factor).
+	FormFactor byte
 }
 
 // slotKey is a private key held in a slot.
@@ -125,21 +138,23 @@ type slotKey struct {
 type Card struct {
 	// mu guards the persistent state below, which APDUs and the
 	// provisioning API both change.
-	mu       sync.Mutex
-	serial   uint32
-	version  [3]byte
-	pin, puk []byte // padded to 8 bytes with FF (SP 800-73-4 Part 2 2.4.3)
-	pinMax   int
-	pinLeft  int
-	pukMax   int
-	pukLeft  int
-	mgmtAlg  byte
-	mgmtKey  []byte
-	keys     map[byte]*slotKey
-	objects  map[uint32][]byte
-	path     string
-	touchFn  func(ctx context.Context, slot byte) error
-	hook     func(ins byte)
+	mu         sync.Mutex
+	serial     uint32
+	version    [3]byte
+	pin, puk   []byte // padded to 8 bytes with FF (SP 800-73-4 Part 2 2.4.3)
+	pinMax     int
+	pinLeft    int
+	pukMax     int
+	pukLeft    int
+	mgmtAlg    byte
+	mgmtKey    []byte
+	keys       map[byte]*slotKey
+	objects    map[uint32][]byte
+	path       string
+	formFactor byte
+	root       *attestRoot // made on first use: attest.go
+	touchFn    func(ctx context.Context, slot byte) error
+	hook       func(ins byte)
 
 	// connMu guards the vpcd connection; it is never held while a command
 	// runs, so Remove cannot wait on a command.
@@ -163,6 +178,9 @@ func New(cfg Config) (*Card, error) {
 	if cfg.ManagementKey == nil {
 		cfg.ManagementKey = DefaultManagementKey
 	}
+	if cfg.FormFactor == 0 {
+		cfg.FormFactor = FormFactorUSBAKeychain
+	}
 	if cfg.PINRetries == 0 {
 		cfg.PINRetries = defaultRetries
 	}
@@ -185,18 +203,19 @@ func New(cfg Config) (*Card, error) {
 		return nil, fmt.Errorf("%w: management key: %w", ErrBadConfig, err)
 	}
 	c := &Card{
-		serial:  cfg.Serial,
-		version: cfg.Version,
-		pin:     pin,
-		puk:     puk,
-		pinMax:  cfg.PINRetries,
-		pinLeft: cfg.PINRetries,
-		pukMax:  cfg.PUKRetries,
-		pukLeft: cfg.PUKRetries,
-		mgmtAlg: alg,
-		mgmtKey: bytes.Clone(cfg.ManagementKey),
-		keys:    map[byte]*slotKey{},
-		objects: map[uint32][]byte{},
+		serial:     cfg.Serial,
+		version:    cfg.Version,
+		formFactor: cfg.FormFactor,
+		pin:        pin,
+		puk:        puk,
+		pinMax:     cfg.PINRetries,
+		pinLeft:    cfg.PINRetries,
+		pukMax:     cfg.PUKRetries,
+		pukLeft:    cfg.PUKRetries,
+		mgmtAlg:    alg,
+		mgmtKey:    bytes.Clone(cfg.ManagementKey),
+		keys:       map[byte]*slotKey{},
+		objects:    map[uint32][]byte{},
 	}
 	c.defaultObjects()
 	return c, nil
@@ -324,8 +343,20 @@ func newSigner(alg Algorithm) (crypto.Signer, error) {
 		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	case AlgRSA2048:
 		return rsa.GenerateKey(rand.Reader, 2048)
+	case AlgEd25519:
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
 	}
 	return nil, swIncorrectData
+}
+
+// supports reports whether the card's firmware knows alg: Ed25519 came
+// with 5.7.
+func (c *Card) supports(alg Algorithm) bool {
+	if alg == AlgEd25519 {
+		return c.version[0] > 5 || (c.version[0] == 5 && c.version[1] >= 7)
+	}
+	return true
 }
 
 func algOf(s crypto.Signer) (Algorithm, error) {
@@ -341,6 +372,8 @@ func algOf(s crypto.Signer) (Algorithm, error) {
 		if k.N.BitLen() == 2048 {
 			return AlgRSA2048, nil
 		}
+	case ed25519.PrivateKey:
+		return AlgEd25519, nil
 	}
 	return 0, fmt.Errorf("pivsim: unsupported key %T", s)
 }
@@ -348,6 +381,9 @@ func algOf(s crypto.Signer) (Algorithm, error) {
 // GenerateKey generates a key in slot directly, without APDUs, as a
 // provisioning station would, and returns its public key.
 func (c *Card) GenerateKey(slot byte, alg Algorithm, pin PINPolicy, touch TouchPolicy) (crypto.PublicKey, error) {
+	if !c.supports(alg) {
+		return nil, fmt.Errorf("pivsim: generate %v: not on firmware %d.%d.%d", alg, c.version[0], c.version[1], c.version[2])
+	}
 	s, err := newSigner(alg)
 	if err != nil {
 		return nil, fmt.Errorf("pivsim: generate %v: unsupported algorithm", alg)

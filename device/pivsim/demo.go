@@ -35,6 +35,9 @@ type Demo struct {
 	CAKeyPath  string
 	// CertPath is the PEM certificate of the signature slot 9c.
 	CertPath string
+	// AttestationRootPath is the PEM certificate of the card's attestation
+	// root, which stands in for Yubico's PIV Root CA.
+	AttestationRootPath string
 	// CertSHA256 is the hex SHA-256 of the 9c certificate DER, the signer
 	// identity.
 	CertSHA256 string
@@ -46,6 +49,7 @@ const (
 	demoCACert = "demo-ca.pem"
 	demoCAKey  = "demo-ca-key.pem"
 	demoCert   = "signer.pem"
+	demoRoot   = "attestation-root.pem"
 	demoOrg    = "Pemerintah Provinsi Sulawesi Tenggara"
 )
 
@@ -59,6 +63,8 @@ func ProvisionDemo(dir string, o Official) (*Demo, error) {
 		CACertPath: filepath.Join(dir, demoCACert),
 		CAKeyPath:  filepath.Join(dir, demoCAKey),
 		CertPath:   filepath.Join(dir, demoCert),
+
+		AttestationRootPath: filepath.Join(dir, demoRoot),
 	}
 	if _, err := os.Stat(d.StatePath); err == nil {
 		c, err := Load(d.StatePath)
@@ -70,6 +76,9 @@ func ProvisionDemo(dir string, o Official) (*Demo, error) {
 			return nil, fmt.Errorf("provision demo: %w", err)
 		}
 		d.Card, d.CertSHA256 = c, fingerprint(der)
+		if err := d.writeRoot(); err != nil {
+			return nil, fmt.Errorf("provision demo: %w", err)
+		}
 		return d, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("provision demo: %w", err)
@@ -137,7 +146,20 @@ func ProvisionDemo(dir string, o Official) (*Demo, error) {
 		return nil, fmt.Errorf("provision demo: %w", err)
 	}
 	d.Card, d.CertSHA256 = c, fingerprint(sigDER)
+	if err := d.writeRoot(); err != nil {
+		return nil, fmt.Errorf("provision demo: %w", err)
+	}
 	return d, nil
+}
+
+// writeRoot writes the card's attestation root beside its state, for
+// whoever checks its attestations (tekend's token policy in a demo).
+func (d *Demo) writeRoot() error {
+	root, err := d.Card.AttestationRoot()
+	if err != nil {
+		return err
+	}
+	return writeAtomic(d.AttestationRootPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}))
 }
 
 func fingerprint(der []byte) string {

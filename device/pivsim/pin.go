@@ -184,9 +184,15 @@ func (c *Card) reset(s *session, cmd command) ([]byte, error) {
 	c.puk, _ = padPIN([]byte(DefaultPUK))
 	c.pinMax, c.pinLeft, c.pukMax, c.pukLeft = defaultRetries, defaultRetries, defaultRetries, defaultRetries
 	c.mgmtAlg, c.mgmtKey = alg3DES, bytes.Clone(DefaultManagementKey)
+	// The attestation key and certificate survive a reset, as on a
+	// YubiKey: they are the factory's, not the user's.
+	att, attObj := c.keys[slotAttestation], c.objects[tagAttestationCrt]
 	c.keys = map[byte]*slotKey{}
 	c.objects = map[uint32][]byte{}
 	c.defaultObjects()
+	if att != nil && attObj != nil {
+		c.keys[slotAttestation], c.objects[tagAttestationCrt] = att, attObj
+	}
 	s.pinVerified, s.mgmtAuthed = false, false
 	if err := c.persistLocked(); err != nil {
 		return nil, swMemoryFailure
@@ -198,6 +204,10 @@ func (c *Card) reset(s *session, cmd command) ([]byte, error) {
 // https://docs.yubico.com/yesdk/users-manual/application-piv/apdu/metadata.html):
 // 01 algorithm, 02 policies, 03 origin, 04 public key, 05 default, 06 tries.
 func (c *Card) metadata(cmd command) ([]byte, error) {
+	if c.version[0] < 5 || (c.version[0] == 5 && c.version[1] < 3) {
+		// Firmware before 5.3 has no GET METADATA.
+		return nil, swINSNotSupported
+	}
 	if cmd.p1 != 0 {
 		return nil, swIncorrectP1P2
 	}

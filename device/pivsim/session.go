@@ -10,7 +10,10 @@ import (
 // or a reset wipes (SP 800-73-4 Part 2 3.2.1: the PIN security status is
 // reset on a card reset).
 type session struct {
-	selected    bool
+	selected bool
+	// mgmt is true while the YubiKey management application is selected
+	// (mgmt.go) instead of PIV.
+	mgmt        bool
 	pinVerified bool
 	mgmtAuthed  bool
 	// witness is the plain witness of a pending management key mutual
@@ -151,7 +154,17 @@ func (c *Card) dispatch(ctx context.Context, s *session, cmd command) ([]byte, e
 	if cmd.ins == insSelect {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if isManagementAID(cmd) {
+			s.reset()
+			s.mgmt = true
+			return c.selectManagement(), nil
+		}
 		return c.selectApp(s, cmd)
+	}
+	if s.mgmt {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.management(cmd)
 	}
 	if !s.selected {
 		// No application answers; the card's default is silence.

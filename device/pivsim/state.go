@@ -3,6 +3,7 @@ package pivsim
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -26,6 +27,12 @@ type fileState struct {
 	ManagementKey  []byte             `json:"management_key"`
 	Keys           map[string]fileKey `json:"keys"`
 	Objects        map[string][]byte  `json:"objects"`
+	FormFactor     byte               `json:"form_factor,omitempty"`
+	// The attestation root stands outside the card (attest.go); it is
+	// kept here so the card's attestations chain to the same root for as
+	// long as its state lives.
+	AttestationRootKey  []byte `json:"attestation_root_pkcs8,omitempty"`
+	AttestationRootCert []byte `json:"attestation_root_cert,omitempty"`
 }
 
 type fileKey struct {
@@ -53,7 +60,14 @@ func (c *Card) saveLocked(path string) error {
 		Serial: c.serial, Version: c.version, PIN: c.pin, PUK: c.puk,
 		PINRetries: c.pinMax, PINRetriesLeft: c.pinLeft, PUKRetries: c.pukMax, PUKRetriesLeft: c.pukLeft,
 		ManagementAlg: c.mgmtAlg, ManagementKey: c.mgmtKey,
-		Keys: map[string]fileKey{}, Objects: map[string][]byte{},
+		Keys: map[string]fileKey{}, Objects: map[string][]byte{}, FormFactor: c.formFactor,
+	}
+	if c.root != nil {
+		der, err := x509.MarshalPKCS8PrivateKey(c.root.key)
+		if err != nil {
+			return fmt.Errorf("save card: attestation root: %w", err)
+		}
+		fs.AttestationRootKey, fs.AttestationRootCert = der, c.root.cert.Raw
 	}
 	for slot, k := range c.keys {
 		der, err := x509.MarshalPKCS8PrivateKey(k.signer)
@@ -141,7 +155,17 @@ func fromFile(fs *fileState) (*Card, error) {
 		serial: fs.Serial, version: fs.Version, pin: fs.PIN, puk: fs.PUK,
 		pinMax: fs.PINRetries, pinLeft: fs.PINRetriesLeft, pukMax: fs.PUKRetries, pukLeft: fs.PUKRetriesLeft,
 		mgmtAlg: fs.ManagementAlg, mgmtKey: bytes.Clone(fs.ManagementKey),
-		keys: map[byte]*slotKey{}, objects: map[uint32][]byte{},
+		keys: map[byte]*slotKey{}, objects: map[uint32][]byte{}, formFactor: fs.FormFactor,
+	}
+	if c.formFactor == 0 {
+		c.formFactor = FormFactorUSBAKeychain
+	}
+	if fs.AttestationRootKey != nil || fs.AttestationRootCert != nil {
+		root, err := rootFromFile(fs.AttestationRootKey, fs.AttestationRootCert)
+		if err != nil {
+			return nil, fmt.Errorf("attestation root: %w", err)
+		}
+		c.root = root
 	}
 	for name, fk := range fs.Keys {
 		slot, err := strconv.ParseUint(name, 16, 8)
@@ -174,4 +198,23 @@ func fromFile(fs *fileState) (*Card, error) {
 		c.objects[uint32(tag)] = v
 	}
 	return c, nil
+}
+
+func rootFromFile(keyDER, certDER []byte) (*attestRoot, error) {
+	k, err := x509.ParsePKCS8PrivateKey(keyDER)
+	if err != nil {
+		return nil, err
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("key %T, want ecdsa", k)
+	}
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, err
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("certificate of another key")
+	}
+	return &attestRoot{key: key, cert: cert}, nil
 }

@@ -1,6 +1,7 @@
 package pivsim
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
@@ -158,5 +159,15 @@ func TestProvisionDemo(t *testing.T) {
 	}
 	if again.CertSHA256 != d.CertSHA256 || again.Card.Serial() != d.Card.Serial() {
 		t.Fatal("second ProvisionDemo made a new token instead of loading")
+	}
+	// The attestation root beside the state is the card's, and stays so.
+	rootPEM, err := os.ReadFile(d.AttestationRootPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(rootPEM)
+	root, err := again.Card.AttestationRoot()
+	if err != nil || blk == nil || !bytes.Equal(blk.Bytes, root.Raw) {
+		t.Fatalf("attestation root file is not the loaded card's root: %v", err)
 	}
 }

@@ -28,14 +28,18 @@ _tekenctl() {
     local command=${words[at]}
 
     case $prev in
-        --out|--db|--signer|--config|--ca|--cert|--key|--dispatcher-key|--sig|--tekend|--tsa-ca|--crl)
+        --out|--db|--signer|--config|--ca|--cert|--key|--dispatcher-key|--sig|--tekend|--tsa-ca|--crl|--profile|--pin-file|--new-pin-file|--new-puk-file)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        --state|--dir)
+        --state|--dir|--out-dir)
             COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --alg)
             COMPREPLY=($(compgen -W "ES256 Ed25519" -- "$cur")); return ;;
         --format)
             COMPREPLY=($(compgen -W "cms raw pades" -- "$cur")); return ;;
+        --key-type)
+            COMPREPLY=($(compgen -W "p256 p384 rsa2048" -- "$cur")); return ;;
+        --touch)
+            COMPREPLY=($(compgen -W "never always cached" -- "$cur")); return ;;
     esac
 
     local flags=""
@@ -52,9 +56,14 @@ _tekenctl() {
             flags="--db --timeout" ;;
         token)
             if [[ $cword -eq $((at + 1)) && $cur != -* ]]; then
-                COMPREPLY=($(compgen -W "sim" -- "$cur")); return
+                COMPREPLY=($(compgen -W "enrol import-cert info sim" -- "$cur")); return
             fi
-            flags="--state --name --nip --reader-addr --pcscd" ;;
+            case ${words[at+1]} in
+                enrol)       flags="--reader --name --nip --org --org-unit --profile --key-type --touch --out-dir --replace --pin-file --new-pin-file --new-puk-file" ;;
+                import-cert) flags="--reader --ca --pin-file --replace" ;;
+                info)        flags="--reader" ;;
+                *)           flags="--state --name --nip --reader-addr --pcscd" ;;
+            esac ;;
         completion)
             if [[ $cur != -* ]]; then
                 COMPREPLY=($(compgen -W "bash" -- "$cur")); return

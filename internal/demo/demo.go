@@ -263,6 +263,10 @@ max_reconnect_interval = "2s"
 [dispatcher]
 key_files = [%q]
 
+[token]
+# The virtual tokens keep the factory PIN 123456.
+refuse_default_pin = false
+
 [kiosk]
 listen = "127.0.0.1:%d"
 language = "id"

@@ -76,6 +76,7 @@ func StartRig(t testing.TB, ca *SignerCA, adjust ...func(*daemon.Config)) *Rig {
 	}
 	cfg := daemon.DefaultConfig()
 	cfg.TerminalID = r.ID
+	cfg.Token.RefuseDefaultPIN = false // the software tokens keep the factory PIN 123456
 	cfg.DataDir = r.DataDir
 	cfg.Broker.URLs = []string{r.Broker.URL}
 	cfg.Broker.MaxReconnectInterval = daemon.Duration(time.Second)

@@ -185,6 +185,7 @@ func Start(t testing.TB, ca *SignerCA, adjust ...func(*daemon.Config)) *Terminal
 	cfg.Kiosk.Listen = "127.0.0.1:0"
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.Status.MinInterval = daemon.Duration(time.Second)
+	cfg.Token.RefuseDefaultPIN = false // the software tokens keep the factory PIN 123456
 	if ca != nil {
 		cfg.Signing.SignerCAFiles = []string{ca.PEMPath}
 	}
