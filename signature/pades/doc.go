@@ -1,6 +1,8 @@
 // Package pades signs PDF letters on the terminal with PAdES baseline
 // signatures (ETSI EN 319 142-1): level B-B, and B-T when a timestamp
-// authority answers.
+// authority answers. Verify checks every signature of a signed PDF (see
+// verify.go): its byte range, CMS and signed attributes, chain,
+// timestamps, and whether the newest intact one covers the whole file.
 //
 // The signature is added as an incremental update (ISO 32000-1 §7.5.6):
 // the bytes the official was shown are kept unchanged at the start of the
