@@ -258,31 +258,19 @@ func indexActive(tx *bolt.Tx, j *Job, add bool) error {
 }
 
 // Get returns the job with id, or ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (Job, error) {
-	owed := s.owedView()
-	var j Job
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		var err error
-		j, err = getJob(tx, []byte(id))
-		return err
-	})
-	if err != nil {
-		return Job{}, fmt.Errorf("get job %s: %w", id, err)
-	}
-	if m, ok := owed[id]; ok {
-		m.apply(&j)
-	}
-	return j, nil
-}
+func (s *Store) Get(ctx context.Context, id string) (Job, error) { return s.load(ctx, id, true) }
 
 // Head is Get without the envelope (Envelope is nil, EnvelopeSHA256 set):
 // for a decision on the job's state, which never needs its documents.
-func (s *Store) Head(ctx context.Context, id string) (Job, error) {
+func (s *Store) Head(ctx context.Context, id string) (Job, error) { return s.load(ctx, id, false) }
+
+// load reads job id as shown: with any move still owed applied.
+func (s *Store) load(ctx context.Context, id string, envelope bool) (Job, error) {
 	owed := s.owedView()
 	var j Job
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
-		j, err = headJob(tx, []byte(id))
+		j, err = loadJob(tx, []byte(id), envelope)
 		return err
 	})
 	if err != nil {
