@@ -193,13 +193,14 @@ func TestStalledBrokerIsShownAndResultsDrainAfter(t *testing.T) {
 	// No goroutine is left waiting on the broker: the count comes back to
 	// what it was before the freeze, with a little slack for the HTTP
 	// connections coming and going; those in the transport and paho come
-	// back exactly (no reconnect happened: the keep-alive is 30 s).
+	// back to at most what they were (no reconnect happened: the keep-alive
+	// is 30 s; one fewer is a message handler that was running before).
 	const slack = 5
 	var goroutinesAfter, mqttAfter int
 	err = testenv.WaitFor(ctx, 20*time.Second, func() error {
 		http.DefaultClient.CloseIdleConnections()
 		goroutinesAfter, mqttAfter = goroutines()
-		if goroutinesAfter > goroutinesBefore+slack || mqttAfter != mqttBefore {
+		if goroutinesAfter > goroutinesBefore+slack || mqttAfter > mqttBefore {
 			return fmt.Errorf("%d goroutines (%d in MQTT code), %d (%d) before the freeze", goroutinesAfter, mqttAfter, goroutinesBefore, mqttBefore)
 		}
 		return nil

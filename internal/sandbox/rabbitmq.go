@@ -173,8 +173,10 @@ func (r *RabbitMQ) env() []string {
 		// -start_epmd false: the node uses the epmd started here and
 		// never starts a detached one of its own, which would outlive
 		// it. inet_dist_use_interface puts the distribution listener
-		// on 127.0.0.1.
-		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-noinput -start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
+		// on 127.0.0.1. The syslog application, started at boot even
+		// with no syslog handler, opens its UDP socket on 0.0.0.0 unless
+		// given an address to bind.
+		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-noinput -start_epmd false -kernel inet_dist_use_interface {127,0,0,1} -syslog protocol {rfc3164,udp,[{ip,{127,0,0,1}}]}",
 		"ERL_EPMD_PORT="+strconv.Itoa(r.EPMDPort),
 		"ERL_EPMD_ADDRESS=127.0.0.1",
 		// Name lookups through the files and the C library only: Erlang's
