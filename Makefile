@@ -17,7 +17,7 @@ DEB_PACKAGES := ca-certificates gcc git libpcsclite-dev pkg-config pcscd \
 	vsmartcard-vpcd mosquitto mosquitto-clients yubico-piv-tool opensc \
 	chromium openssl util-linux procps python3-jsonschema prometheus \
 	poppler-utils qpdf libnss3-tools zbar-tools lintian man-db nodejs iproute2 \
-	nats-server rabbitmq-server python3-paho-mqtt python3-cryptography yubikey-manager
+	nats-server rabbitmq-server python3-paho-mqtt python3-cryptography yubikey-manager gnutls-bin
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

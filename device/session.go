@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -214,8 +215,11 @@ func (s *Session) SlotPINPolicy(slot Slot) (PINPolicy, error) {
 
 // Sign signs digest with the key in slot: ECDSA P-256 or P-384 (ASN.1
 // signature), or RSA 2048 with PKCS #1 v1.5, or PSS when opts is
-// *rsa.PSSOptions. The signature verifies against the slot's certificate.
-// A key whose PIN is not verified gives ErrPINRequired.
+// *rsa.PSSOptions. An Ed25519 key (firmware 5.7) signs digest itself as
+// its message, with opts crypto.Hash(0) as crypto/ed25519 asks: pure
+// Ed25519, the only form a PIV token makes. The signature verifies against
+// the slot's certificate. A key whose PIN is not verified gives
+// ErrPINRequired.
 func (s *Session) Sign(ctx context.Context, slot Slot, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	return s.sign(ctx, rand.Reader, slot, digest, opts)
 }
@@ -275,6 +279,11 @@ func (s *Session) publicKey(slot Slot, ps piv.Slot) (crypto.PublicKey, error) {
 	return cert.PublicKey, nil
 }
 
+// maxEd25519Message bounds what is sent to the token for Ed25519, which
+// signs the message itself: CMS signed attributes or a document digest
+// are a few hundred bytes; a whole document would not fit the APDUs.
+const maxEd25519Message = 4096
+
 // checkSignable refuses keys and options the package does not sign with,
 // before the card is asked.
 func checkSignable(pub crypto.PublicKey, digest []byte, opts crypto.SignerOpts) error {
@@ -293,6 +302,13 @@ func checkSignable(pub crypto.PublicKey, digest []byte, opts crypto.SignerOpts) 
 		}
 		if h == 0 {
 			return fmt.Errorf("rsa without a hash: %w", ErrUnsupported)
+		}
+	case ed25519.PublicKey:
+		if h != 0 {
+			return fmt.Errorf("ed25519 over a %v digest (ed25519ph): %w", h, ErrUnsupported)
+		}
+		if len(digest) > maxEd25519Message {
+			return fmt.Errorf("ed25519 message of %d bytes, more than %d: %w", len(digest), maxEd25519Message, ErrUnsupported)
 		}
 	default:
 		return fmt.Errorf("key type %T: %w", pub, ErrUnsupported)

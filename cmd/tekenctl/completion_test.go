@@ -87,7 +87,7 @@ func TestCompletionWords(t *testing.T) {
 		{[]string{"help", "ve"}, []string{"verify", "version"}},
 		{[]string{"audit", ""}, []string{"export", "verify"}},
 		{[]string{"token", ""}, []string{"enrol", "import-cert", "info", "sim"}},
-		{[]string{"token", "enrol", "--key-type", ""}, []string{"p256", "p384", "rsa2048"}},
+		{[]string{"token", "enrol", "--key-type", ""}, []string{"p256", "p384", "rsa2048", "ed25519"}},
 		{[]string{"token", "enrol", "--touch", ""}, []string{"always", "cached", "never"}},
 		{[]string{"completion", ""}, []string{"bash"}},
 		{[]string{"keygen", "--alg", ""}, []string{"ES256", "Ed25519"}},

@@ -104,7 +104,7 @@ func runTokenEnrol(ctx context.Context, e env, args []string) int {
 	org := fs.String("org", "", "the `ORGANISATION` (O), over the profile's o")
 	unit := fs.String("org-unit", "", "the `UNIT` (OU), over the profile's ou")
 	profile := fs.String("profile", "", "read o, ou, c, st and l from the TOML `FILE`")
-	keyType := fs.String("key-type", "p256", "the new key: `TYPE` p256, p384 or rsa2048")
+	keyType := fs.String("key-type", "p256", "the new key: `TYPE` p256, p384, rsa2048 or ed25519 (firmware 5.7; see docs/ENROLMENT.md before choosing it)")
 	touch := fs.String("touch", "never", "touch `POLICY` of the new key: never, always or cached")
 	outDir := fs.String("out-dir", ".", "write the request and attestation into `DIR` (must exist)")
 	replace := fs.Bool("replace", false, "make a new key over a key in slot 9c")

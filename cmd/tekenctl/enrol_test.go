@@ -14,12 +14,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/device/pivsim"
+	"github.com/tekenid/teken/internal/demo"
 	"github.com/tekenid/teken/internal/testenv"
 )
 
@@ -32,7 +34,14 @@ const (
 // a private pcscd and waits until tekenctl reads it.
 func factoryToken(t *testing.T, ctx context.Context, pcscd *testenv.PCSCD, serial uint32) (*pivsim.Card, string) {
 	t.Helper()
-	card, err := pivsim.New(pivsim.Config{Serial: serial})
+	return factoryTokenOf(t, ctx, pcscd, pivsim.Config{Serial: serial})
+}
+
+// factoryTokenOf is factoryToken for a token of the given configuration
+// (firmware version, serial).
+func factoryTokenOf(t *testing.T, ctx context.Context, pcscd *testenv.PCSCD, cfg pivsim.Config) (*pivsim.Card, string) {
+	t.Helper()
+	card, err := pivsim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,18 +325,28 @@ func slicesClone(s []string) []string { return append([]string(nil), s...) }
 // and given a certificate from the province's CA signs a letter at a real
 // tekend that trusts only that CA and refuses default PINs. tekend starts
 // after the enrolment, as the token reaches the kiosk only once enrolled.
+// The default P-256 key signs a cms letter; an Ed25519 key (firmware 5.7)
+// signs it as a PDF, as cms and as raw, each saved and verified with
+// tekenctl.
 func TestEnrolledTokenSignsAtTheKiosk(t *testing.T) {
+	t.Run("p256", func(t *testing.T) { enrolAndSign(t, pivsim.Config{Serial: 5303}, nil, []string{"cms"}) })
+	t.Run("ed25519", func(t *testing.T) {
+		enrolAndSign(t, pivsim.Config{Serial: 5304, Version: [3]byte{5, 7, 1}}, []string{"--key-type", "ed25519"}, []string{"pades", "cms", "raw"})
+	})
+}
+
+func enrolAndSign(t *testing.T, token pivsim.Config, enrolFlags, formats []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
 	dir := t.TempDir()
 	pcscd := testenv.StartPCSCD(t)
 	broker := testenv.StartMosquitto(t)
 	ca := newTestCA(t, dir, "province-ca")
-	_, reader := factoryToken(t, ctx, pcscd, 5303)
+	_, reader := factoryTokenOf(t, ctx, pcscd, token)
 	const newPIN = "80801234"
 	pinFile := secretFile(t, dir, "pin", newPIN)
-	if e := tekenctl(t, ctx, nil, "token", "enrol", "--reader", reader, "--name", enrolName, "--nip", enrolNIP, "--out-dir", dir,
-		"--new-pin-file", pinFile, "--new-puk-file", secretFile(t, dir, "puk", "55667788")); e.code != exitOK {
+	if e := tekenctl(t, ctx, nil, append([]string{"token", "enrol", "--reader", reader, "--name", enrolName, "--nip", enrolNIP, "--out-dir", dir,
+		"--new-pin-file", pinFile, "--new-puk-file", secretFile(t, dir, "puk", "55667788")}, enrolFlags...)...); e.code != exitOK {
 		t.Fatalf("enrol: %+v", e)
 	}
 	csr, err := x509.ParseCertificateRequest(readPEMs(t, filepath.Join(dir, enrolNIP+"-csr.pem"), "CERTIFICATE REQUEST")[0])
@@ -356,19 +375,35 @@ func TestEnrolledTokenSignsAtTheKiosk(t *testing.T) {
 	kioskURL, _ := startTekend(t, cfg)
 
 	letter := filepath.Join(dir, "surat.pdf")
-	if err := os.WriteFile(letter, []byte("%PDF-1.4\n% Undangan Rapat Koordinasi\n%%EOF\n"), 0o644); err != nil {
+	if err := os.WriteFile(letter, demo.LetterPDF("Sekretariat Daerah", "005/131/SETDA/XII/2026", "Undangan Rapat Koordinasi", "Rapat pada Kamis, 10 Desember 2026."), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	kiosk := openKiosk(t, kioskURL)
-	signed := make(chan error, 1)
-	go func() { signed <- kiosk.signAll(1, newPIN) }()
-	d := tekenctl(t, ctx, map[string]string{"TEKEN_BROKER": broker.URL, "TEKEN_DISPATCHER_KEY": prefix + ".key"},
-		"dispatch", "--terminal", terminalID, "--signer", certPath, "--title", "Undangan Rapat Koordinasi", "--wait", letter)
-	if err := <-signed; err != nil {
-		t.Fatalf("signing on the kiosk: %v", err)
+	vars := map[string]string{"TEKEN_BROKER": broker.URL, "TEKEN_DISPATCHER_KEY": prefix + ".key"}
+	// The first call makes the results session the broker keeps the
+	// results in while dispatch --wait runs.
+	if r := tekenctl(t, ctx, vars, "results", "--timeout", "1s"); r.code != exitOK {
+		t.Fatalf("results: %+v", r)
 	}
-	if d.code != exitOK || !strings.Contains(d.stdout, " signed\n") {
-		t.Fatalf("dispatch --wait: %+v", d)
+	kiosk := openKiosk(t, kioskURL)
+	for _, format := range formats {
+		signed := make(chan error, 1)
+		go func() { signed <- kiosk.signAll(1, newPIN) }()
+		d := tekenctl(t, ctx, vars, "dispatch", "--terminal", terminalID, "--signer", certPath, "--title", "Undangan Rapat Koordinasi",
+			"--format", format, "--wait", letter)
+		if err := <-signed; err != nil {
+			t.Fatalf("signing %s on the kiosk: %v", format, err)
+		}
+		m := regexp.MustCompile(`^(\S+) stored\n(\S+) signed\n$`).FindStringSubmatch(d.stdout)
+		if d.code != exitOK || m == nil || m[1] != m[2] {
+			t.Fatalf("dispatch --format %s --wait: %+v", format, d)
+		}
+		out := filepath.Join(dir, "signed-"+format)
+		if r := tekenctl(t, ctx, vars, "results", "--out", out, "--timeout", "2s"); r.code != exitOK || !strings.Contains(r.stdout, m[1]) {
+			t.Fatalf("results --out: %+v", r)
+		}
+		if v := tekenctl(t, ctx, nil, "verify", "--ca", ca.path, filepath.Join(out, m[1]+".json"), letter); v.code != exitOK || !strings.Contains(v.stdout, "verdict: VALID") {
+			t.Errorf("verify of the %s result against the letter: %+v", format, v)
+		}
 	}
 }
 

@@ -338,6 +338,10 @@ func (p *enrolPlan) run(ctx context.Context, toks *device.Tokens, reader string,
 			return fmt.Errorf("generate key: %w", err)
 		}
 		step(fmt.Sprintf("%s key generated in slot 9c (PIN always, touch %s)", AlgorithmName(o.Algorithm), TouchName(o.Touch)))
+		if o.Algorithm == device.AlgorithmEd25519 {
+			fmt.Fprintln(o.Out, "  note: OpenSSL 3 (PHP's openssl_cms_verify), pdfsig and many PDF readers cannot check Ed25519 signatures;\n"+
+				"        the central side and every verifier of these letters must (docs/ENROLMENT.md, \"Key type\").")
+		}
 		if res.keyHash, err = keyHash(pub); err != nil {
 			return err
 		}

@@ -33,19 +33,16 @@ var (
 	}{{"never", device.TouchNever}, {"always", device.TouchAlways}, {"cached", device.TouchCached}}
 )
 
-// ParseKeyType maps p256, p384 or rsa2048 to the algorithm. Ed25519 is
-// refused: a token can make such a key (firmware 5.7), but tekend's
-// signature formats do not sign with it, so the official could not sign.
+// ParseKeyType maps p256, p384, rsa2048 or ed25519 to the algorithm.
+// Whether the token can make an Ed25519 key (firmware 5.7) is the device
+// package's to say.
 func ParseKeyType(s string) (device.KeyAlgorithm, error) {
-	if strings.EqualFold(s, "ed25519") {
-		return 0, fmt.Errorf("%w %q: tekend does not sign with Ed25519 keys (CMS and PAdES here use ECDSA or RSA); want p256, p384 or rsa2048", ErrKeyType, s)
-	}
 	for _, k := range keyTypes {
 		if strings.EqualFold(s, k.name) {
 			return k.alg, nil
 		}
 	}
-	return 0, fmt.Errorf("%w %q: want p256, p384 or rsa2048", ErrKeyType, s)
+	return 0, fmt.Errorf("%w %q: want p256, p384, rsa2048 or ed25519", ErrKeyType, s)
 }
 
 // ParseTouch maps never, always or cached to the touch policy.

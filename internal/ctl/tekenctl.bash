@@ -37,7 +37,7 @@ _tekenctl() {
         --format)
             COMPREPLY=($(compgen -W "cms raw pades" -- "$cur")); return ;;
         --key-type)
-            COMPREPLY=($(compgen -W "p256 p384 rsa2048" -- "$cur")); return ;;
+            COMPREPLY=($(compgen -W "p256 p384 rsa2048 ed25519" -- "$cur")); return ;;
         --touch)
             COMPREPLY=($(compgen -W "never always cached" -- "$cur")); return ;;
     esac

@@ -3,6 +3,7 @@ package cms
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/asn1"
@@ -15,7 +16,7 @@ import (
 // Object identifiers: RFC 5652 §4 and §11 (content types and attributes),
 // RFC 5035 §5.4 (signing-certificate-v2), RFC 3161 appendix A
 // (id-aa-signatureTimeStampToken), RFC 5754 (SHA-2), RFC 4055 (RSA),
-// RFC 5758 §3.2 (ECDSA).
+// RFC 5758 §3.2 (ECDSA), RFC 8410 §3 and RFC 8419 (Ed25519).
 var (
 	oidData                     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
 	oidSignedData               = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
@@ -40,6 +41,7 @@ var (
 	oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
 	oidECDSAWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
 	oidECDSAWithSHA512 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
+	oidEd25519         = asn1.ObjectIdentifier{1, 3, 101, 112}
 )
 
 // hashes are the digest algorithms this package produces and accepts; SHA-1
@@ -74,8 +76,9 @@ func hashFromOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 }
 
 // DefaultHash returns the digest algorithm used for a key when
-// SignOptions.Hash is zero: SHA-384 for P-384, SHA-512 for P-521, SHA-256
-// for P-256 and RSA. The daemon calls it to hash a document once before
+// SignOptions.Hash is zero: SHA-384 for P-384, SHA-512 for P-521 and
+// Ed25519 (RFC 8419 §3.1 requires it with signed attributes), SHA-256 for
+// P-256 and RSA. The daemon calls it to hash a document once before
 // SignDigest.
 func DefaultHash(pub crypto.PublicKey) (crypto.Hash, error) {
 	switch k := pub.(type) {
@@ -91,6 +94,8 @@ func DefaultHash(pub crypto.PublicKey) (crypto.Hash, error) {
 		return 0, fmt.Errorf("cms: unsupported curve %s", k.Curve.Params().Name)
 	case *rsa.PublicKey:
 		return crypto.SHA256, nil
+	case ed25519.PublicKey:
+		return crypto.SHA512, nil
 	}
 	return 0, fmt.Errorf("cms: unsupported key type %T", pub)
 }
@@ -100,6 +105,10 @@ type keyKind int
 const (
 	keyEC keyKind = iota + 1
 	keyRSA
+	// keyEd25519 signs its input itself (pure EdDSA, RFC 8032 §5.1.6): the
+	// DER signed attributes in CMS (RFC 8419 §3.2), the document digest
+	// in a raw signature. hash is then the digest of the content only.
+	keyEd25519
 )
 
 // algorithm is one resolved signature scheme: key kind, digest and, for
@@ -122,7 +131,7 @@ func resolve(pub crypto.PublicKey, h crypto.Hash, pss bool) (algorithm, error) {
 	if _, ok := hashOID(h); !ok {
 		return algorithm{}, fmt.Errorf("cms: unsupported digest algorithm %v", h)
 	}
-	switch pub.(type) {
+	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		if _, err := DefaultHash(pub); err != nil {
 			return algorithm{}, err
@@ -137,26 +146,66 @@ func resolve(pub crypto.PublicKey, h crypto.Hash, pss bool) (algorithm, error) {
 			a.salt = h.Size()
 		}
 		return a, nil
+	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return algorithm{}, fmt.Errorf("cms: Ed25519 public key of %d bytes", len(k))
+		}
+		if pss {
+			return algorithm{}, fmt.Errorf("cms: PSS requested for an Ed25519 key")
+		}
+		return algorithm{kind: keyEd25519, hash: h}, nil
 	}
 	return algorithm{}, fmt.Errorf("cms: unsupported key type %T", pub)
+}
+
+// signedInput is what the key signs over the DER signed attributes: their
+// digest, or for Ed25519 the attributes themselves.
+func (a algorithm) signedInput(attrs []byte) []byte {
+	if a.kind == keyEd25519 {
+		return attrs
+	}
+	h := a.hash.New()
+	h.Write(attrs)
+	return h.Sum(nil)
+}
+
+// checkCMS refuses what RFC 8419 §3.1 forbids in a SignedData: Ed25519
+// with signed attributes over any digest but SHA-512.
+func (a algorithm) checkCMS() error {
+	if a.kind == keyEd25519 && a.hash != crypto.SHA512 {
+		return fmt.Errorf("cms: Ed25519 needs SHA-512 as the digest algorithm (RFC 8419 §3.1), not %v", a.hash)
+	}
+	return nil
 }
 
 // signerOpts are the options handed to crypto.Signer.Sign. PSS uses a salt
 // as long as the digest, the value RFC 4055 §3.1 recommends and the one
 // written into RSASSA-PSS-params.
 func (a algorithm) signerOpts() crypto.SignerOpts {
+	if a.kind == keyEd25519 {
+		return crypto.Hash(0)
+	}
 	if a.pss {
 		return &rsa.PSSOptions{SaltLength: a.salt, Hash: a.hash}
 	}
 	return a.hash
 }
 
-// verify checks sig over digest with pub.
+// verify checks sig over digest with pub; for Ed25519 digest is the
+// signed input itself (signedInput).
 func (a algorithm) verify(pub crypto.PublicKey, digest, sig []byte) error {
 	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		if a.kind != keyEd25519 {
+			return fmt.Errorf("%w: Ed25519 key with another signature algorithm", ErrBadSignature)
+		}
+		if len(k) != ed25519.PublicKeySize || !ed25519.Verify(k, digest, sig) {
+			return ErrBadSignature
+		}
+		return nil
 	case *ecdsa.PublicKey:
 		if a.kind != keyEC {
-			return fmt.Errorf("%w: ECDSA key with an RSA signature algorithm", ErrBadSignature)
+			return fmt.Errorf("%w: ECDSA key with another signature algorithm", ErrBadSignature)
 		}
 		if !ecdsa.VerifyASN1(k, digest, sig) {
 			return ErrBadSignature
@@ -164,7 +213,7 @@ func (a algorithm) verify(pub crypto.PublicKey, digest, sig []byte) error {
 		return nil
 	case *rsa.PublicKey:
 		if a.kind != keyRSA {
-			return fmt.Errorf("%w: RSA key with an ECDSA signature algorithm", ErrBadSignature)
+			return fmt.Errorf("%w: RSA key with another signature algorithm", ErrBadSignature)
 		}
 		var err error
 		if a.pss {
@@ -209,6 +258,9 @@ func (a algorithm) addSignatureAlgorithm(b *cryptobyte.Builder) {
 	}
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		switch {
+		case a.kind == keyEd25519:
+			// RFC 8410 §3: parameters MUST be absent.
+			b.AddASN1ObjectIdentifier(oidEd25519)
 		case a.kind == keyEC:
 			// RFC 5758 §3.2: parameters MUST be absent.
 			b.AddASN1ObjectIdentifier(e.ecdsa)

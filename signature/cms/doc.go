@@ -18,14 +18,19 @@
 // Algorithms: ECDSA P-256 with SHA-256, P-384 with SHA-384 (the default
 // digest follows the curve, see DefaultHash), RSA with PKCS#1 v1.5
 // (sha256WithRSAEncryption) or, on request, RSASSA-PSS with MGF1 over the
-// same hash and a salt as long as the digest.
+// same hash and a salt as long as the digest, and Ed25519 as RFC 8419 has
+// it (id-Ed25519, SHA-512 for the content). OpenSSL 3 does not verify
+// Ed25519 with signed attributes (openssl/openssl#32248); GnuTLS does:
+//
+//	certtool --p7-verify --inder --infile SIG --load-data DOC --load-ca-certificate CA
 //
 // A PIV token signs digests, not messages: Sign and SignDigest call the
 // crypto.Signer exactly once per document, with the digest of the
-// DER-encoded signed attributes, and check the returned signature against
-// the certificate before encoding it. The raw format (SignRaw, VerifyRaw)
-// is the bare signature over the document digest, for integrations that
-// do not speak CMS.
+// DER-encoded signed attributes (Ed25519, which signs messages, with the
+// attributes themselves), and check the returned signature against the
+// certificate before encoding it. The raw format (SignRaw, VerifyRaw) is
+// the bare signature over the document digest, for integrations that do
+// not speak CMS.
 //
 // Verify accepts only the profile Sign produces (DER, detached, one
 // signer; unsigned attributes are not checked) and reports failures as

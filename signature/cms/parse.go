@@ -381,6 +381,15 @@ func readSignatureAlgorithm(s *cryptobyte.String, digest crypto.Hash) (algorithm
 		return algorithm{kind: keyRSA, hash: digest}, nil
 	case oid.Equal(oidRSASSAPSS):
 		return readPSSParams(params, digest)
+	case oid.Equal(oidEd25519):
+		if len(params) != 0 {
+			return algorithm{}, malformed("Ed25519 parameters must be absent (RFC 8410 §3)")
+		}
+		a := algorithm{kind: keyEd25519, hash: digest}
+		if err := a.checkCMS(); err != nil {
+			return algorithm{}, unsupported("%v", err)
+		}
+		return a, nil
 	}
 	for _, e := range hashes {
 		kind := keyEC

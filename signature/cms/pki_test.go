@@ -3,6 +3,7 @@ package cms
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -40,6 +41,8 @@ func newKey(t testing.TB, alg string) crypto.Signer {
 		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	case "p521":
 		k, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case "ed25519":
+		_, k, err = ed25519.GenerateKey(rand.Reader)
 	case "rsa":
 		if v, ok := rsaKeys.Load(2048); ok {
 			return v.(*rsa.PrivateKey)

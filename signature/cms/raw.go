@@ -20,8 +20,11 @@ type RawOptions struct {
 }
 
 // SignRaw returns the bare signature over a document digest: ASN.1 DER
-// ECDSA-Sig-Value for EC keys, PKCS#1 v1.5 or RSASSA-PSS for RSA. It is the
-// same as `openssl dgst -sign` over the document. VerifyRaw checks it.
+// ECDSA-Sig-Value for EC keys, PKCS#1 v1.5 or RSASSA-PSS for RSA, the
+// same as `openssl dgst -sign` over the document. An Ed25519 key signs the
+// digest itself as its message (pure Ed25519 over the 64-byte SHA-512 of
+// the document): a token cannot take a whole document, and PIV tokens do
+// not do Ed25519ph. VerifyRaw checks it.
 func SignRaw(ctx context.Context, digest []byte, signer crypto.Signer, cert *x509.Certificate, opts RawOptions) ([]byte, error) {
 	alg, err := prepareDigest(signer, cert, opts.Hash, opts.PSS, digest)
 	if err != nil {

@@ -26,6 +26,9 @@ func TestRaw(t *testing.T) {
 		{"rsa-pkcs1", "rsa", RawOptions{}, "-sha256", nil},
 		{"rsa-pss", "rsa", RawOptions{PSS: true}, "-sha256", []string{"-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"}},
 		{"rsa-pss-sha512", "rsa", RawOptions{Hash: crypto.SHA512, PSS: true}, "-sha512", []string{"-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:64"}},
+		// Pure Ed25519 over the document's SHA-512, as PROTOCOL.md says
+		// to check it: openssl pkeyutl -rawin over the digest.
+		{"ed25519", "ed25519", RawOptions{}, "-sha512", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key, cert := pki.issue(t, tc.key, signingUsage)
@@ -68,6 +71,18 @@ func TestRaw(t *testing.T) {
 				if err := os.WriteFile(filepath.Join(dir, n), b, 0o600); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if tc.key == "ed25519" {
+				digest := filepath.Join(dir, "doc.sha512")
+				if out, err := runOpenSSL(t, "dgst", "-sha512", "-binary", "-out", digest, filepath.Join(dir, "doc.txt")); err != nil {
+					t.Fatalf("openssl dgst: %v\n%s", err, out)
+				}
+				out, err := runOpenSSL(t, "pkeyutl", "-verify", "-pubin", "-inkey", filepath.Join(dir, "pub.pem"), "-rawin",
+					"-in", digest, "-sigfile", filepath.Join(dir, "sig.bin"))
+				if err != nil || !strings.Contains(out, "Signature Verified Successfully") {
+					t.Fatalf("openssl pkeyutl -verify: %v\n%s", err, out)
+				}
+				return
 			}
 			args := append([]string{"dgst", tc.dgst, "-verify", filepath.Join(dir, "pub.pem"),
 				"-signature", filepath.Join(dir, "sig.bin")}, tc.sigopts...)

@@ -125,7 +125,8 @@ func prepareDigest(signer crypto.Signer, cert *x509.Certificate, h crypto.Hash, 
 	return alg, nil
 }
 
-// sign calls the signer once over digest and checks the result against the
+// sign calls the signer once over digest (for Ed25519 the message itself,
+// see signedInput) and checks the result against the
 // certificate, so a token that answers with garbage never yields a result
 // the central system would reject.
 func sign(ctx context.Context, digest []byte, signer crypto.Signer, cert *x509.Certificate, alg algorithm) ([]byte, error) {
@@ -159,9 +160,10 @@ func signDigest(ctx context.Context, digest []byte, signer crypto.Signer, cert *
 	if err != nil {
 		return nil, err
 	}
-	h := alg.hash.New()
-	h.Write(attrs)
-	sig, err := sign(ctx, h.Sum(nil), signer, cert, alg)
+	if err := alg.checkCMS(); err != nil {
+		return nil, err
+	}
+	sig, err := sign(ctx, alg.signedInput(attrs), signer, cert, alg)
 	if err != nil {
 		return nil, err
 	}

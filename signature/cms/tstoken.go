@@ -96,9 +96,7 @@ func VerifyTimestampToken(token []byte, opts VerifyOptions) (*Timestamp, error) 
 		return nil, malformed("timestamp authority certificate not included")
 	}
 	si := &tk.signer
-	h := si.alg.hash.New()
-	h.Write(si.attrs)
-	if err := si.alg.verify(cert.PublicKey, h.Sum(nil), si.signature); err != nil {
+	if err := si.alg.verify(cert.PublicKey, si.alg.signedInput(si.attrs), si.signature); err != nil {
 		return nil, err
 	}
 	for _, id := range si.essCerts {

@@ -74,9 +74,7 @@ func VerifyReader(ctx context.Context, sig []byte, content io.Reader, opts Verif
 	if cert == nil {
 		return nil, malformed("signer certificate not included")
 	}
-	h := si.alg.hash.New()
-	h.Write(si.attrs)
-	if err := si.alg.verify(cert.PublicKey, h.Sum(nil), si.signature); err != nil {
+	if err := si.alg.verify(cert.PublicKey, si.alg.signedInput(si.attrs), si.signature); err != nil {
 		return nil, err
 	}
 	if err := si.essCert.match(cert); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -125,6 +126,8 @@ func (p *pki) official(t testing.TB, kind string) (*countingSigner, *x509.Certif
 		key, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	case "rsa":
 		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	case "ed25519":
+		_, key, err = ed25519.GenerateKey(rand.Reader)
 	default:
 		t.Fatalf("unknown key kind %q", kind)
 	}

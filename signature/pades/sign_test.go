@@ -204,6 +204,31 @@ func TestCrossCheckWithOpenSSL(t *testing.T) {
 	}
 }
 
+// TestEd25519 signs with an Ed25519 key (RFC 8419 inside PAdES) and has the
+// CMS checked by GnuTLS: poppler with the NSS of Debian 12 and OpenSSL 3
+// cannot check Ed25519 CMS with signed attributes, so pdfsig's verdict is
+// only logged.
+func TestEd25519(t *testing.T) {
+	tool := need(t, "certtool", "gnutls-bin")
+	p := newPKI(t)
+	in := testPDF(2)
+	res, _ := sign(t, p, in, "ed25519", Options{Visible: &Appearance{Page: 2, VerifyURL: "https://tte.example.go.id/v/01JDXYZ"}})
+	wantStatus(t, verify(t, res.PDF, VerifyOptions{Roots: roots(p)}), Valid)
+	content, der := extract(t, res.PDF)
+	verifyCMS := func(content []byte) (string, error) {
+		return run(t, tool, "--p7-verify", "--inder", "--infile", writeTemp(t, "sig.der", der),
+			"--load-data", writeTemp(t, "content", content), "--load-ca-certificate", p.caPEM)
+	}
+	if out, err := verifyCMS(content); err != nil || !strings.Contains(out, "Signature status: ok") || !strings.Contains(out, "EdDSA-Ed25519") {
+		t.Fatalf("certtool --p7-verify: %v\n%s", err, out)
+	}
+	if out, err := verifyCMS(append(content, ' ')); err == nil {
+		t.Errorf("certtool accepted changed content:\n%s", out)
+	}
+	qpdfCheck(t, res.PDF)
+	t.Logf("pdfsig, for the record:\n%s", pdfsig(t, p.nssDB(t), res.PDF))
+}
+
 // extract returns the signed bytes and the CMS of the last signature.
 func extract(t *testing.T, pdf []byte) ([]byte, []byte) {
 	t.Helper()
