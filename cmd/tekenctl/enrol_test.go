@@ -349,9 +349,13 @@ func enrolAndSign(t *testing.T, token pivsim.Config, enrolFlags, formats []strin
 		"--new-pin-file", pinFile, "--new-puk-file", secretFile(t, dir, "puk", "55667788")}, enrolFlags...)...); e.code != exitOK {
 		t.Fatalf("enrol: %+v", e)
 	}
-	csr, err := x509.ParseCertificateRequest(readPEMs(t, filepath.Join(dir, enrolNIP+"-csr.pem"), "CERTIFICATE REQUEST")[0])
+	csrPath := filepath.Join(dir, enrolNIP+"-csr.pem")
+	csr, err := x509.ParseCertificateRequest(readPEMs(t, csrPath, "CERTIFICATE REQUEST")[0])
 	if err != nil {
 		t.Fatal(err)
+	}
+	if b, err := exec.Command(testenv.LookPath(t, "openssl"), "req", "-verify", "-noout", "-in", csrPath).CombinedOutput(); err != nil {
+		t.Fatalf("openssl req -verify: %v\n%s", err, b)
 	}
 	certPath := ca.issue(t, dir, enrolNIP+".pem", csr, csr.PublicKey, nil)
 	if c := tekenctl(t, ctx, nil, "token", "import-cert", "--reader", reader, "--ca", ca.path, "--pin-file", pinFile, certPath); c.code != exitOK {
