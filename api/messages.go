@@ -11,9 +11,10 @@ const Version = 1
 // fields of terminal messages, control messages a terminal of an older
 // edition ignores, receipts and reason codes. Edition 2 adds the
 // SyncRequest, receipts for control messages, the conflict refusal and the
-// Sync's trigger and session_present. A terminal names its edition in its
-// Status.
-const Edition = 2
+// Sync's trigger and session_present. Edition 3 adds the levels B-LT and
+// B-LTA, a level for cms documents, and level_error. A terminal names its
+// edition in its Status.
+const Edition = 3
 
 // Format names how a document's signature is encoded.
 type Format string
@@ -195,12 +196,18 @@ type SignedDocument struct {
 	Format    Format    `json:"format"`
 	Signature []byte    `json:"signature"` // standard base64 in JSON
 	SignedAt  time.Time `json:"signed_at"`
-	// Level is the PAdES baseline level reached, B-B or B-T (timestamped);
-	// pades only.
+	// Level is the baseline level reached: for pades (always set) B-B,
+	// B-T (timestamped), B-LT (with validation data) or B-LTA (with a
+	// document timestamp); for cms, from edition 3, B-T or B-LT when the
+	// terminal took it beyond B-B (absent means B-B). Never for raw.
 	Level string `json:"level,omitempty"`
 	// TimestampError says why a configured timestamp authority gave no
-	// timestamp, so the signature stayed B-B; pades only.
+	// timestamp, so the signature stayed B-B; pades and cms.
 	TimestampError string `json:"timestamp_error,omitempty"`
+	// LevelError says why the signature did not reach the level the
+	// terminal is configured for (edition 3): the timestamp, the
+	// revocation data or the document timestamp that could not be had.
+	LevelError string `json:"level_error,omitempty"`
 }
 
 // Result is the outcome of one job, published on the results topic until a

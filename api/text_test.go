@@ -59,6 +59,11 @@ func textFields() []textField {
 			r.Documents[0].Format, r.Documents[0].Level, r.Documents[0].TimestampError = FormatPAdES, LevelBB, s
 			return r
 		}},
+		{"result", []string{"$defs", "signed_document", "properties", "level_error"}, "documents[0].level_error", MaxDetailLen, true, func(s string) Message {
+			r := sampleSignedResult()
+			r.Documents[0].Format, r.Documents[0].Level, r.Documents[0].LevelError = FormatPAdES, LevelBT, s
+			return r
+		}},
 	}
 }
 

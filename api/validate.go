@@ -411,20 +411,32 @@ func (r *Result) Validate() error {
 		}
 		limit := MaxSignatureLen
 		switch d.Format {
-		case FormatCMS, FormatRaw:
-			if d.Level != "" || d.TimestampError != "" {
-				return refuse(ReasonMalformed, "%s: level and timestamp_error are for pades only", field)
+		case FormatRaw:
+			if d.Level != "" || d.TimestampError != "" || d.LevelError != "" {
+				return refuse(ReasonMalformed, "%s: level, timestamp_error and level_error are not for raw", field)
+			}
+		case FormatCMS:
+			switch d.Level {
+			case "", LevelBB, LevelBT, LevelBLT:
+			default:
+				return refuse(ReasonMalformed, "%s.level %q: want B-B, B-T or B-LT for cms", field, truncate(d.Level))
 			}
 		case FormatPAdES:
 			limit = MaxSignedPDFLen
-			if d.Level != LevelBB && d.Level != LevelBT {
-				return refuse(ReasonMalformed, "%s.level %q: want B-B or B-T", field, truncate(d.Level))
-			}
-			if err := checkDetail(field+".timestamp_error", d.TimestampError, MaxDetailLen); err != nil {
-				return err
+			switch d.Level {
+			case LevelBB, LevelBT, LevelBLT, LevelBLTA:
+			default:
+				return refuse(ReasonMalformed, "%s.level %q: want B-B, B-T, B-LT or B-LTA", field, truncate(d.Level))
 			}
 		default:
 			return refuse(ReasonMalformed, "%s.format %q: want cms, raw or pades", field, truncate(string(d.Format)))
+		}
+		if d.Format != FormatRaw {
+			for _, f := range []struct{ name, v string }{{"timestamp_error", d.TimestampError}, {"level_error", d.LevelError}} {
+				if err := checkDetail(field+"."+f.name, f.v, MaxDetailLen); err != nil {
+					return err
+				}
+			}
 		}
 		if len(d.Signature) == 0 || len(d.Signature) > limit {
 			return refuse(ReasonMalformed, "%s.signature has %d bytes, want 1 to %d", field, len(d.Signature), limit)

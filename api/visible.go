@@ -2,10 +2,18 @@ package api
 
 import "regexp"
 
-// PAdES baseline levels a pades result reports.
+// Baseline levels a result reports (ETSI EN 319 142-1 for pades; the same
+// names for cms in CAdES terms, EN 319 122-1, up to B-LT).
 const (
 	LevelBB = "B-B" // signature only
 	LevelBT = "B-T" // with an RFC 3161 signature timestamp
+	// LevelBLT adds the validation data: the chain and the revocation
+	// data (OCSP responses, CRLs) issued after the timestamp; pades in a
+	// DSS, cms as certificate-values and revocation-values (edition 3).
+	LevelBLT = "B-LT"
+	// LevelBLTA adds a document timestamp over it all; pades only
+	// (edition 3).
+	LevelBLTA = "B-LTA"
 )
 
 const maxVerifyURLLen = 2048

@@ -133,7 +133,7 @@ type signedJob struct {
 
 // waits reports whether a document of the job waits for a timestamp.
 func (sj *signedJob) waits() bool {
-	return slices.ContainsFunc(sj.docs, func(d signedDoc) bool { return d.pending != nil })
+	return slices.ContainsFunc(sj.docs, func(d signedDoc) bool { return d.augment })
 }
 
 // signJob moves one job to signing and signs every document of it on the
@@ -225,10 +225,15 @@ func (f *flow) completeJob(ctx context.Context, who claimed, sj *signedJob) erro
 	docs := make([]api.SignedDocument, len(sj.docs))
 	interrupted := false
 	for i := range sj.docs {
-		asked := sj.docs[i].pending != nil
-		f.signer.timestampDocument(ctx, &sj.docs[i])
-		interrupted = interrupted || asked && sj.docs[i].Level != api.LevelBT && ctx.Err() != nil
+		asked := sj.docs[i].augment
+		f.signer.augmentDocument(ctx, &sj.docs[i], who.cert)
+		interrupted = interrupted || asked && sj.docs[i].LevelError != "" && ctx.Err() != nil
 		docs[i] = sj.docs[i].SignedDocument
+		level := docs[i].Level
+		if level == "" {
+			level = map[api.Format]string{api.FormatCMS: api.LevelBB, api.FormatRaw: "none"}[docs[i].Format]
+		}
+		f.metrics.levels.WithLabelValues(string(docs[i].Format), level).Inc()
 	}
 	if interrupted {
 		// Shutdown (or the request) cut the batch short: a timestamp it

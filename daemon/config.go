@@ -38,6 +38,9 @@ type Config struct {
 	Store      StoreConfig    `toml:"store"`
 	Status     StatusConfig   `toml:"status"`
 	Token      TokenConfig    `toml:"token"`
+	// TSA and Revocation serve the levels beyond B-B (ltvconfig.go).
+	TSA        TSAConfig        `toml:"tsa"`
+	Revocation RevocationConfig `toml:"revocation"`
 }
 
 // BrokerConfig says how to reach the MQTT broker.
@@ -90,6 +93,10 @@ type SigningConfig struct {
 	TimeZone      string   `toml:"time_zone"`
 	TSAURL        string   `toml:"tsa_url"`
 	TSATimeout    Duration `toml:"tsa_timeout"`
+	// Level is the level each signature is taken to (B-B, B-T, B-LT,
+	// B-LTA; the cms format stops at B-LT); empty means B-T for PDFs
+	// with a timestamp authority and B-B for the rest (ltvconfig.go).
+	Level string `toml:"level"`
 	// PDF work is bounded per document and per job (see signature/pades
 	// Limits): a letter that needs more fails with bad_document.
 	PDFMaxDecompressedBytes    int64 `toml:"pdf_max_decompressed_bytes"`
@@ -178,6 +185,10 @@ func DefaultConfig() Config {
 		},
 		Status: StatusConfig{MinInterval: Duration(30 * time.Second), Heartbeat: Duration(time.Minute)},
 		Token:  TokenConfig{RefuseDefaultPIN: true},
+		TSA:    TSAConfig{MaxSkew: Duration(5 * time.Minute)},
+		Revocation: RevocationConfig{
+			Check: RevocationPrefer, Timeout: Duration(10 * time.Second),
+		},
 	}
 }
 
@@ -336,6 +347,7 @@ func (c *Config) Validate() error {
 	if c.Signing.TSATimeout < Duration(time.Second) || c.Signing.TSATimeout > Duration(2*time.Minute) {
 		bad("signing.tsa_timeout", time.Duration(c.Signing.TSATimeout), "want between 1s and 2m")
 	}
+	c.validateLTV(bad)
 	if c.Store.Retention < Duration(time.Hour) {
 		bad("store.retention", time.Duration(c.Store.Retention), "want at least 1h")
 	}

@@ -45,6 +45,15 @@ func TestPackagedExampleDocumentsEveryField(t *testing.T) {
 				walk(key+".", f.Type)
 				continue
 			}
+			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+				// An array of tables: [[section.key]] and its own keys.
+				table := prefix + key
+				if !strings.Contains(string(raw), "[["+table+"]]") {
+					t.Errorf("array of tables [[%s]] not in packaging/tekend.toml", table)
+				}
+				walk(table+".", f.Type.Elem())
+				continue
+			}
 			re := regexp.MustCompile(`(?m)^#?` + regexp.QuoteMeta(key) + ` = `)
 			if !re.Match(raw) {
 				t.Errorf("field %s%s not documented in packaging/tekend.toml", prefix, key)

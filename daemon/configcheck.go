@@ -69,6 +69,9 @@ func CheckConfig(cfg Config) *ConfigCheck {
 	if err := loadWebConfig(cfg.Metrics.WebConfig); err != nil {
 		c.Errors = append(c.Errors, err)
 	}
+	if _, err := loadTSA(cfg, nil); err != nil {
+		c.Errors = append(c.Errors, flatten(err)...)
+	}
 	c.Warnings = configWarnings(&cfg, time.Now())
 	return c
 }
@@ -115,6 +118,17 @@ func configWarnings(c *Config, now time.Time) []*FieldError {
 	}
 	if c.Broker.PasswordFile != "" && c.Broker.Username == "" {
 		warn("broker.password_file", c.Broker.PasswordFile, "not used without broker.username: MQTT sends a password only with a user name (MQTT 3.1.1 §3.1.2.9)")
+	}
+	for i, a := range c.TSA.Authorities {
+		field := fmt.Sprintf("tsa.authority[%d].url", i)
+		p, err := url.Parse(a.URL)
+		switch {
+		case err != nil:
+		case placeholderHost(p.Hostname()):
+			warn(field, a.URL, "%s is a placeholder (a name reserved for examples): give the province's timestamp authority", p.Hostname())
+		case a.Username != "" && p.Scheme == "http":
+			warn(field, a.URL, "HTTP Basic authentication over plain http: the password crosses the network unencrypted; use the authority's https URL if it has one")
+		}
 	}
 	if c.Signing.TSAURL != "" {
 		if p, err := url.Parse(c.Signing.TSAURL); err == nil && placeholderHost(p.Hostname()) {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/tekenid/teken/internal/version"
 	"github.com/tekenid/teken/queue"
 	"github.com/tekenid/teken/signature/pades"
+	"github.com/tekenid/teken/signature/revocation"
 	"github.com/tekenid/teken/transport"
 )
 
@@ -72,10 +74,13 @@ type Daemon struct {
 	// trust and tsa are what a reload swaps (reload.go); applied is the
 	// configuration in force, cfg with the reloadable fields of the last
 	// reload, and it and refused belong to the reload goroutine.
-	trust   *liveTrust
-	tsa     atomic.Pointer[pades.TSAOptions]
-	applied Config
-	refused *string // the status's last error a refused reload set
+	trust *liveTrust
+	ltv   atomic.Pointer[ltvParts]
+	// revocation is the checker of the whole run (revocation.* needs a
+	// restart); nil when revocation.check is off.
+	revocation *revocation.Checker
+	applied    Config
+	refused    *string // the status's last error a refused reload set
 
 	kioskLn, metricsLn net.Listener
 	kioskSrv, metrSrv  *http.Server
@@ -186,12 +191,31 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 		MaxDecompressedBytes: cfg.Signing.PDFMaxDecompressedBytes,
 		AllowEmbeddedFiles:   cfg.Signing.PDFAllowEmbeddedFiles,
 	}
-	d.tsa.Store(tsaOptions(cfg))
-	signer := &docSigner{metrics: d.metrics, log: d.log, location: location, limits: pdfLimits, live: &d.tsa}
+	d.revocation = loadRevocation(cfg)
+	parts, err := d.ltvPartsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.ltv.Store(parts)
+	signerCAs := func() (*x509.CertPool, []*x509.Certificate) {
+		t := d.trust.load()
+		return t.signerRoots, t.signerCAs
+	}
+	signer := &docSigner{
+		metrics: d.metrics, log: d.log, location: location, limits: pdfLimits, live: &d.ltv,
+		signerCAs: signerCAs, revocationTimeout: time.Duration(cfg.Revocation.Timeout),
+	}
+	var tap *tapCheck
+	if d.revocation != nil {
+		tap = &tapCheck{
+			checker: d.revocation, require: cfg.Revocation.Check == RevocationRequire, responder: cfg.Revocation.OCSPResponder != "",
+			timeout: time.Duration(cfg.Revocation.Timeout), cas: signerCAs, now: d.now, log: d.log,
+		}
+	}
 	d.flow = newFlow(flowDeps{
 		store: d.store, tokens: deviceTokens{d.tokens}, envelopes: envelopes{d.trust},
 		certs: certPolicy{live: d.trust, now: d.now, log: d.log}, seen: &d.seen,
-		tokenSet: tokenPolicy{live: d.trust, attest: deviceTokens{d.tokens}},
+		tokenSet: tokenPolicy{live: d.trust, attest: deviceTokens{d.tokens}}, tapCheck: tap,
 		complete: comp, signer: signer, metrics: d.metrics, batches: d.batches,
 		now: d.now, log: d.log, lang: cfg.Kiosk.Language, maxBatch: cfg.Signing.MaxBatch,
 		statusChanged: d.statusChanged, rearrive: d.tokenBack, setLastError: d.setLastError,

@@ -179,10 +179,20 @@ func loadAttestationRoots(files []string) (*x509.CertPool, error) {
 // loadCAFiles reads the CA files of field into one pool; nil when none is
 // named.
 func loadCAFiles(field string, files []string) (*x509.CertPool, error) {
-	if len(files) == 0 {
-		return nil, nil
+	certs, err := loadCertList(field, files)
+	if err != nil || len(files) == 0 {
+		return nil, err
 	}
 	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// loadCertList reads the certificates of the files of field, in order.
+func loadCertList(field string, files []string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
 	var errs problems
 	for _, f := range files {
 		certs, err := readCertificates(f)
@@ -190,14 +200,12 @@ func loadCAFiles(field string, files []string) (*x509.CertPool, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", field, err))
 			continue
 		}
-		for _, c := range certs {
-			pool.AddCert(c)
-		}
+		out = append(out, certs...)
 	}
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	return pool, nil
+	return out, nil
 }
 
 // loadBrokerFiles reads what the broker session needs from files: the
@@ -248,7 +256,7 @@ func loadBrokerTLS(b BrokerConfig) (*tls.Config, error) {
 		errs = append(errs, fmt.Errorf("broker.ca_file: %w", err))
 	}
 	if b.CertFile != "" && b.KeyFile != "" {
-		if err := checkKeyPair(b.CertFile, b.KeyFile); err != nil {
+		if err := checkKeyPair("broker", b.CertFile, b.KeyFile); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -263,24 +271,25 @@ func loadBrokerTLS(b BrokerConfig) (*tls.Config, error) {
 }
 
 // checkKeyPair makes sure the client certificate parses, the key file
-// holds a private key, and the key is the certificate's.
-func checkKeyPair(certFile, keyFile string) error {
+// holds a private key, and the key is the certificate's; section names
+// the configuration table the two files are set in.
+func checkKeyPair(section, certFile, keyFile string) error {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		return fmt.Errorf("broker.cert_file: %w", err)
+		return fmt.Errorf("%s.cert_file: %w", section, err)
 	}
 	if _, err := parseCertificates(certFile, certPEM); err != nil {
-		return fmt.Errorf("broker.cert_file: %w", err)
+		return fmt.Errorf("%s.cert_file: %w", section, err)
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return fmt.Errorf("broker.key_file: %w", err)
+		return fmt.Errorf("%s.key_file: %w", section, err)
 	}
 	if _, ok := privateKeyBlock(keyPEM); !ok {
-		return fmt.Errorf("broker.key_file: %s holds no PEM private key", keyFile)
+		return fmt.Errorf("%s.key_file: %s holds no PEM private key", section, keyFile)
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		return fmt.Errorf("broker.key_file: %s with broker.cert_file %s: %w", keyFile, certFile, err)
+		return fmt.Errorf("%s.key_file: %s with %s.cert_file %s: %w", section, keyFile, section, certFile, err)
 	}
 	return nil
 }

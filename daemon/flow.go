@@ -73,6 +73,7 @@ type flowDeps struct {
 	envelopes envelopes
 	certs     certPolicy
 	tokenSet  tokenPolicy // whether IT has set the token up
+	tapCheck  *tapCheck   // revocation at each tap; nil when off
 	seen      *certsSeen
 	complete  *completer
 	signer    *docSigner
@@ -98,6 +99,9 @@ type flowDeps struct {
 type flow struct {
 	flowDeps
 	pages pagePublisher
+
+	// checks are the revocation checks in flight (checkRevocation).
+	checks sync.WaitGroup
 
 	mu sync.Mutex
 	p  page
@@ -160,6 +164,7 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 		if r.certProblem == nil {
 			r.certProblem = f.certs.check(info.SignCert)
 		}
+		r.checking = r.certProblem == nil && f.tapCheck != nil && f.tapCheck.needed(info.SignCert)
 	}
 	f.mu.Lock()
 	changed := f.p.read(gen, reader, r)
@@ -177,6 +182,9 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 	}
 	f.publish(ctx)
 	f.statusChanged()
+	if r.checking {
+		f.checks.Go(func() { f.checkRevocation(ctx, gen, reader, info.SignCert) })
+	}
 }
 
 func (f *flow) left(reader string) {
@@ -410,11 +418,19 @@ func (f *flow) checkViewed(jobs []queue.Job) error {
 	return nil
 }
 
-// claim marks the flow busy for one action by the present signer.
+// claim marks the flow busy for one signing by the present signer.
 func (f *flow) claim() (claimed, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.p.claim()
+	return f.p.claim(true)
+}
+
+// claimReject is claim for a rejection, which signs nothing and so does
+// not wait for the certificate's revocation status.
+func (f *flow) claimReject() (claimed, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.p.claim(false)
 }
 
 // release ends the action in flight; a token that arrived meanwhile is
@@ -431,7 +447,7 @@ func (f *flow) release() {
 
 // Reject ends one job of the present signer with outcome rejected.
 func (f *flow) Reject(ctx context.Context, jobID, reason string) error {
-	who, err := f.claim()
+	who, err := f.claimReject()
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,7 @@ func TestPagePartsOutliveScreens(t *testing.T) {
 	if !p.view(20).CanSign {
 		t.Error("offline, letters here can no longer be signed")
 	}
-	if _, err := p.claim(); err != nil {
+	if _, err := p.claim(true); err != nil {
 		t.Fatal(err)
 	}
 	p.batchDone(0, 1, errors.New("disk on fire"))

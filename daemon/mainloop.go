@@ -16,6 +16,7 @@ import (
 // mainLoop turns token events into page states, publishes the status, and
 // pets the systemd watchdog only after the store has answered.
 func (d *Daemon) mainLoop(ctx context.Context) error {
+	defer d.flow.wait() // the revocation checks it started end with ctx
 	period := watchdogPeriod()
 	var watchdog <-chan time.Time
 	if period > 0 {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto"
 	"io"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,14 @@ type metrics struct {
 	// class: transient ones are retried, permanent ones acknowledged.
 	intakeFailures *prometheus.CounterVec
 	lastDelivery   prometheus.Gauge
+	// The timestamp authorities, by authority (its URL's host: a handful
+	// per fleet): how long each exchange took, which failed, and how far
+	// the authority's clock is from the terminal's.
+	tsaSeconds  *prometheus.HistogramVec
+	tsaFailures *prometheus.CounterVec
+	tsaSkew     *prometheus.GaugeVec
+	// levels counts signed documents by the level they reached.
+	levels *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -76,6 +85,23 @@ func newMetrics() *metrics {
 			Namespace: ns, Name: "last_result_delivery_timestamp_seconds",
 			Help: "When the central side last acknowledged a result, Unix time.",
 		}),
+		tsaSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "tsa_request_seconds",
+			Help:    "Time of one exchange with a timestamp authority, by authority host and result (ok, failed).",
+			Buckets: prometheus.ExponentialBuckets(0.025, 2, 10),
+		}, []string{"tsa", "result"}),
+		tsaFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "tsa_failures_total",
+			Help: "Exchanges with a timestamp authority that gave no usable token, by authority host.",
+		}, []string{"tsa"}),
+		tsaSkew: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Name: "tsa_clock_skew_seconds",
+			Help: "The last token's time minus the terminal's clock, by authority host: positive when the authority is ahead.",
+		}, []string{"tsa"}),
+		levels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "signatures_total",
+			Help: "Documents signed, by format and the level reached (B-B, B-T, B-LT, B-LTA; raw has none).",
+		}, []string{"format", "level"}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: ns, Name: "build_info", Help: "Version of tekend; always 1.",
@@ -86,8 +112,26 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.jobsReceived, m.jobsCompleted, m.waitTime, m.cardSign, m.signBatch,
 		m.pinFailures, m.tokenBusy, m.reconnects, m.intakeFailures, m.lastDelivery, buildInfo,
+		m.tsaSeconds, m.tsaFailures, m.tsaSkew, m.levels,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: ns}))
 	return m
+}
+
+// ObserveTSA records one exchange with a timestamp authority
+// (tsa.Observer).
+func (m *metrics) ObserveTSA(rawURL string, latency, skew time.Duration, err error) {
+	host := rawURL
+	if u, perr := url.Parse(rawURL); perr == nil && u.Host != "" {
+		host = u.Host
+	}
+	if err != nil {
+		m.tsaSeconds.WithLabelValues(host, "failed").Observe(latency.Seconds())
+		m.tsaFailures.WithLabelValues(host).Inc()
+		return
+	}
+	m.tsaSeconds.WithLabelValues(host, "ok").Observe(latency.Seconds())
+	m.tsaFailures.WithLabelValues(host) // present at 0 once the authority answered
+	m.tsaSkew.WithLabelValues(host).Set(skew.Seconds())
 }
 
 // tokenTime adds the time since start to the token-busy counter.

@@ -38,7 +38,10 @@ type page struct {
 	outcome  *kiosk.Outcome
 	lastErr  *kiosk.Message
 	notice   *kiosk.Message
-	busy     bool   // a batch or a rejection is in flight
+	busy     bool // a batch or a rejection is in flight
+	// checking: the certificate's revocation status is being fetched;
+	// it cannot sign until the answer is in (revocationChecked).
+	checking bool
 	pending  string // a reader whose token arrived while busy
 	// parts is what the official reads about the terminal's parts (card
 	// service, reader, broker, store); it outlives every screen.
@@ -90,7 +93,7 @@ func (p *page) arrive(reader string) (gen uint64, ok bool) {
 		return 0, false
 	}
 	p.gen++
-	p.reader, p.cert, p.signer, p.problem, p.tries = reader, nil, "", nil, -1
+	p.reader, p.cert, p.signer, p.problem, p.tries, p.checking = reader, nil, "", nil, -1, false
 	p.state, p.outcome, p.lastErr, p.notice, p.progress = kiosk.StateReading, nil, nil, nil, nil
 	return p.gen, true
 }
@@ -101,6 +104,8 @@ type tokenRead struct {
 	err  error // the token could not be read
 	// certProblem is why its certificate cannot sign now, or nil.
 	certProblem *kiosk.Message
+	// checking: its revocation status is still to be fetched.
+	checking bool
 }
 
 // read takes the result of reading the token of arrival gen. It reports
@@ -122,6 +127,27 @@ func (p *page) read(gen uint64, reader string, r tokenRead) bool {
 	p.problem = r.certProblem
 	if p.problem == nil && r.info.PINRetries == 0 {
 		p.problem = &kiosk.Message{Code: kiosk.CodePINBlocked}
+	}
+	p.checking = p.problem == nil && r.checking
+	if p.checking {
+		p.notice = &kiosk.Message{Code: kiosk.CodeCertChecking}
+	}
+	return true
+}
+
+// revocationChecked takes the revocation status of the token of arrival
+// gen: problem is why it cannot sign, or nil. It reports false when that
+// token has left or another arrived since.
+func (p *page) revocationChecked(gen uint64, reader string, problem *kiosk.Message) bool {
+	if gen != p.gen || p.reader != reader || !p.checking {
+		return false
+	}
+	p.checking = false
+	if p.notice != nil && p.notice.Code == kiosk.CodeCertChecking {
+		p.notice = nil
+	}
+	if p.problem == nil {
+		p.problem = problem
 	}
 	return true
 }
@@ -147,7 +173,7 @@ func (p *page) leave(reader string) bool {
 }
 
 func (p *page) reset() {
-	p.state, p.cert, p.signer, p.problem, p.tries = kiosk.StateIdle, nil, "", nil, -1
+	p.state, p.cert, p.signer, p.problem, p.tries, p.checking = kiosk.StateIdle, nil, "", nil, -1, false
 	p.progress, p.outcome, p.lastErr, p.notice = nil, nil, nil, nil
 }
 
@@ -158,8 +184,9 @@ type claimed struct {
 	signer string
 }
 
-// claim marks the page busy for one action by the present signer.
-func (p *page) claim() (claimed, error) {
+// claim marks the page busy for one action by the present signer; a
+// signature (sign) also needs the certificate's revocation status in.
+func (p *page) claim(sign bool) (claimed, error) {
 	switch {
 	case p.busy:
 		return claimed{}, kiosk.NewUserError(kiosk.CodeCardBusy, errors.New("an action is in flight"), nil)
@@ -167,6 +194,8 @@ func (p *page) claim() (claimed, error) {
 		return claimed{}, kiosk.NewUserError(kiosk.CodeNoToken, device.ErrNoToken, nil)
 	case p.problem != nil:
 		return claimed{}, &kiosk.UserError{Message: *p.problem}
+	case p.checking && sign:
+		return claimed{}, kiosk.NewUserError(kiosk.CodeCertChecking, errors.New("the certificate's revocation status is being fetched"), nil)
 	}
 	p.busy = true
 	return claimed{reader: p.reader, cert: p.cert, signer: p.signer}, nil
@@ -284,7 +313,7 @@ func (p *page) view(maxBatch int) kiosk.View {
 		tries := p.tries
 		v.TriesLeft = &tries
 	}
-	v.CanSign = p.state == kiosk.StateToken && p.problem == nil && p.cert != nil
+	v.CanSign = p.state == kiosk.StateToken && p.problem == nil && p.cert != nil && !p.checking
 	if p.cert != nil {
 		v.Signer = &kiosk.Signer{
 			Name: p.cert.Subject.CommonName, NIP: p.cert.Subject.SerialNumber,

@@ -41,13 +41,13 @@ func TestPageStateMachine(t *testing.T) {
 	tap := func(reader string) []step { return []step{arrive(reader), read(reader, tokenRead{info: info})} }
 	leave := func(reader string) step { return func(_ *testing.T, p *page) { p.leave(reader) } }
 	claim := func(t *testing.T, p *page) {
-		if _, err := p.claim(); err != nil {
+		if _, err := p.claim(true); err != nil {
 			t.Fatalf("claim: %v", err)
 		}
 	}
 	refusedClaim := func(code string) step {
 		return func(t *testing.T, p *page) {
-			_, err := p.claim()
+			_, err := p.claim(true)
 			var ue *kiosk.UserError
 			if !errors.As(err, &ue) || ue.Message.Code != code {
 				t.Fatalf("claim: %v, want a refusal %s", err, code)
@@ -127,6 +127,37 @@ func TestPageStateMachine(t *testing.T) {
 			}
 		}), screenReading, nil},
 		{"no token refuses to sign", seq(refusedClaim(kiosk.CodeNoToken)), screenIdle, nil},
+		// Revocation at the tap: no signing until the status is in.
+		{"checking the certificate's status", seq(arrive(r1), read(r1, tokenRead{info: info, checking: true}), refusedClaim(kiosk.CodeCertChecking)), screenToken, func(t *testing.T, v kiosk.View) {
+			if v.CanSign || v.Notice == nil || v.Notice.Code != kiosk.CodeCertChecking || v.Signer == nil {
+				t.Errorf("view %+v", v)
+			}
+		}},
+		{"a good status lets the official sign", seq(arrive(r1), read(r1, tokenRead{info: info, checking: true}), func(t *testing.T, p *page) {
+			if !p.revocationChecked(p.gen, r1, nil) {
+				t.Fatal("status not taken")
+			}
+		}, claim), screenToken, func(t *testing.T, v kiosk.View) {
+			if v.Notice != nil {
+				t.Errorf("notice %+v after the check", v.Notice)
+			}
+		}},
+		{"a revoked certificate cannot sign", seq(arrive(r1), read(r1, tokenRead{info: info, checking: true}), func(t *testing.T, p *page) {
+			p.revocationChecked(p.gen, r1, &kiosk.Message{Code: kiosk.CodeCertRevoked, Params: map[string]string{"date": "2026-11-30"}})
+		}, refusedClaim(kiosk.CodeCertRevoked)), screenProblem, func(t *testing.T, v kiosk.View) {
+			if v.CanSign || v.Error == nil || v.Error.Params["date"] != "2026-11-30" {
+				t.Errorf("view %+v", v)
+			}
+		}},
+		{"a status for a token gone since is dropped", seq(arrive(r1), read(r1, tokenRead{info: info, checking: true}), func(t *testing.T, p *page) {
+			gen := p.gen
+			p.leave(r1)
+			p.arrive(r1)
+			p.read(p.gen, r1, tokenRead{info: info})
+			if p.revocationChecked(gen, r1, &kiosk.Message{Code: kiosk.CodeCertRevoked}) {
+				t.Fatal("stale status taken")
+			}
+		}, claim), screenToken, nil},
 		{"one action at a time", seq(tap(r1), claim, refusedClaim(kiosk.CodeCardBusy)), screenToken, nil},
 		{"signing shows progress", seq(tap(r1), claim, signing(1, 3)), screenSigning, func(t *testing.T, v kiosk.View) {
 			if v.Progress == nil || v.Progress.Done != 1 || v.Progress.Total != 3 || v.CanSign {

@@ -9,10 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/tekenid/teken/api"
-	"github.com/tekenid/teken/signature/pades"
 )
 
 // A reload (SIGHUP; systemctl reload tekend) reads the configuration file
@@ -39,6 +37,13 @@ var reloadable = map[string]bool{
 	"signing.signer_ca_files": true,
 	"signing.tsa_url":         true,
 	"signing.tsa_timeout":     true,
+	// The next document is taken to the level, through the authorities,
+	// in force when its card session ends.
+	"signing.level": true,
+	"tsa.authority": true,
+	"tsa.policy":    true,
+	"tsa.ca_files":  true,
+	"tsa.max_skew":  true,
 	// The token policy is checked at each tap, so a reload applies it to
 	// the next token without touching one that is signing.
 	"token.refuse_default_pin":  true,
@@ -58,6 +63,10 @@ func withReloadable(running, next Config) Config {
 	c.Signing.SignerCAFiles = slices.Clone(next.Signing.SignerCAFiles)
 	c.Signing.TSAURL = next.Signing.TSAURL
 	c.Signing.TSATimeout = next.Signing.TSATimeout
+	c.Signing.Level = next.Signing.Level
+	c.TSA = next.TSA
+	c.TSA.Authorities = slices.Clone(next.TSA.Authorities)
+	c.TSA.CAFiles = slices.Clone(next.TSA.CAFiles)
 	c.Token = next.Token
 	c.Token.AttestationRoots = slices.Clone(next.Token.AttestationRoots)
 	return c
@@ -120,21 +129,13 @@ func verifierOf(v envelopeVerifier) (*api.Verifier, error) {
 	return nil, fmt.Errorf("no envelope verifier of type %T", v)
 }
 
-// tsaOptions is the timestamp authority of cfg, nil for none.
-func tsaOptions(cfg Config) *pades.TSAOptions {
-	if cfg.Signing.TSAURL == "" {
-		return nil
-	}
-	return &pades.TSAOptions{URL: cfg.Signing.TSAURL, Timeout: time.Duration(cfg.Signing.TSATimeout)}
-}
-
-// authority is the timestamp authority for the next document: the one in
-// force when the signer follows reloads, else its own.
-func (d *docSigner) authority() *pades.TSAOptions {
+// ltv is what takes the next document beyond B-B: the parts in force
+// when the signer follows reloads, else its own.
+func (d *docSigner) ltv() *ltvParts {
 	if d.live != nil {
 		return d.live.Load()
 	}
-	return d.tsa
+	return d.parts
 }
 
 // reloadLoop reloads on each value of Options.Reload until ctx ends.
@@ -192,6 +193,10 @@ func (d *Daemon) applyConfig() error {
 	if err != nil {
 		return err
 	}
+	parts, err := d.ltvPartsOf(applied)
+	if err != nil {
+		return err
+	}
 	level, err := ParseLogLevel(applied.LogLevel)
 	if err != nil {
 		return fmt.Errorf("log_level: %w", err)
@@ -208,7 +213,7 @@ func (d *Daemon) applyConfig() error {
 	}
 	prev := d.trust.load()
 	d.trust.store(tr)
-	d.tsa.Store(tsaOptions(applied))
+	d.ltv.Store(parts)
 	// The line saying so is logged under the more verbose of the two
 	// levels, so a reload from warn to info, or the other way, shows it.
 	lv := d.opts.LogLevel
@@ -229,15 +234,15 @@ func (d *Daemon) applyConfig() error {
 // authority and the log level.
 func reloadAttrs(prev, next trust, applied Config) []any {
 	added, removed := keyChanges(prev.verifier.Keys, next.verifier.Keys)
-	tsa := applied.Signing.TSAURL
-	if tsa == "" {
-		tsa = "none"
+	tsas := []string{}
+	for _, a := range applied.authorities() {
+		tsas = append(tsas, a.URL)
 	}
 	return []any{
 		"dispatcher_keys", slices.Sorted(maps.Keys(next.verifier.Keys)),
 		"keys_added", added, "keys_removed", removed,
 		"signer_cas_changed", !samePool(prev, next),
-		"tsa_url", tsa, "log_level", applied.LogLevel,
+		"tsa_urls", tsas, "level", applied.targetLevel(), "log_level", applied.LogLevel,
 	}
 }
 

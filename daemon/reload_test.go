@@ -37,7 +37,13 @@ func otherConfig(c Config) Config {
 			case reflect.Int, reflect.Int64:
 				f.SetInt(f.Int() + 1)
 			case reflect.Slice:
-				f.Set(reflect.Append(reflect.MakeSlice(f.Type(), 0, 1), reflect.ValueOf("other")))
+				elem := reflect.New(f.Type().Elem()).Elem()
+				if elem.Kind() == reflect.String {
+					elem.SetString("other")
+				} else {
+					change(elem) // a table of an array of tables
+				}
+				f.Set(reflect.Append(reflect.MakeSlice(f.Type(), 0, 1), elem))
 			default:
 				panic("otherConfig: add a case for " + f.Type().String())
 			}
@@ -166,9 +172,13 @@ func newReloadRig(t *testing.T) *reloadRig {
 	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: r.level}))
 	r.d = &Daemon{cfg: r.cfg, opts: Options{ConfigPath: r.path, LogLevel: r.level}, log: log, now: time.Now,
 		trust: newLiveTrust(tr), applied: r.cfg}
-	r.d.tsa.Store(tsaOptions(r.cfg))
+	parts, err := r.d.ltvPartsOf(r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.d.ltv.Store(parts)
 	r.certs = certPolicy{live: r.d.trust, now: time.Now, log: log}
-	r.sign = &docSigner{live: &r.d.tsa}
+	r.sign = &docSigner{live: &r.d.ltv}
 	return r
 }
 
@@ -260,13 +270,14 @@ func TestReloadAppliesKeysCAsTSAAndLevel(t *testing.T) {
 	if m := r.certs.check(official); m != nil {
 		t.Errorf("a certificate of the CA added: %v", m.Code)
 	}
-	if tsa := r.sign.authority(); tsa == nil || tsa.URL != "http://127.0.0.1:9/tsa" || tsa.Timeout != 3*time.Second {
-		t.Errorf("timestamp authority %+v", tsa)
+	if p := r.sign.ltv(); p.tsa == nil || p.level != api.LevelBT {
+		t.Errorf("after a tsa_url was given: %+v, want an authority and level B-T", p)
 	}
 	if r.level.Level() != slog.LevelDebug {
 		t.Errorf("log level %v, want debug", r.level.Level())
 	}
-	if logs := r.logs.String(); !strings.Contains(logs, "configuration reloaded") || !strings.Contains(logs, "keys_added=["+r.keys[b].KID()+"]") {
+	if logs := r.logs.String(); !strings.Contains(logs, "configuration reloaded") || !strings.Contains(logs, "keys_added=["+r.keys[b].KID()+"]") ||
+		!strings.Contains(logs, "tsa_urls=[http://127.0.0.1:9/tsa]") {
 		t.Errorf("the reload is not logged with the key added:\n%s", logs)
 	}
 
@@ -286,8 +297,8 @@ func TestReloadAppliesKeysCAsTSAAndLevel(t *testing.T) {
 	if m := r.certs.check(official); m == nil || m.Code != kiosk.CodeCertUntrusted {
 		t.Errorf("a certificate of the CA removed: %+v", m)
 	}
-	if tsa := r.sign.authority(); tsa != nil {
-		t.Errorf("timestamp authority %+v after tsa_url was emptied", tsa)
+	if p := r.sign.ltv(); p.tsa != nil || p.level != api.LevelBB {
+		t.Errorf("after tsa_url was emptied: %+v, want no authority and level B-B", p)
 	}
 	if r.level.Level() != slog.LevelError {
 		t.Errorf("log level %v, want error", r.level.Level())
@@ -388,7 +399,7 @@ func TestReloadWhileVerifying(t *testing.T) {
 				r.accepted(t, envA)
 				r.accepted(t, envB)
 				_ = r.certs.check(official)
-				_ = r.sign.authority()
+				_ = r.sign.ltv()
 				if _, err := (envelopes{r.d.trust}).open(queue.Job{ID: "j", Envelope: envA, ReceivedAt: time.Now()}); err != nil && !errors.Is(err, &api.RefusalError{Reason: api.ReasonUnknownKID}) {
 					t.Errorf("open: %v", err)
 				}

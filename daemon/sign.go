@@ -23,8 +23,12 @@ type docSigner struct {
 	metrics  *metrics
 	log      *slog.Logger
 	location *time.Location // of dates in visible signature blocks
-	tsa      *pades.TSAOptions
-	live     *atomic.Pointer[pades.TSAOptions] // when set, the authority a reload left (reload.go), in place of tsa
+	parts    *ltvParts
+	live     *atomic.Pointer[ltvParts] // when set, the parts a reload left (reload.go), in place of parts
+	// signerCAs are the signer CAs in force, for the chain the
+	// validation data holds (augment.go).
+	signerCAs         signerCAs
+	revocationTimeout time.Duration
 	// limits are the ones intake inspected each document with, so the
 	// signature refuses nothing intake accepted.
 	limits pades.Limits
@@ -35,10 +39,16 @@ type docSigner struct {
 type signedDoc struct {
 	api.SignedDocument
 	// pending, when set, is a PAdES signature made with room for a
-	// timestamp that the authority has still to give (timestampDocument,
+	// timestamp that the authority has still to give (augmentDocument,
 	// after the card session). Its PDF is the same slice as Signature and
 	// is patched in place.
 	pending *pades.Signed
+	// augment says the document is to be taken beyond B-B after the
+	// card session, which asks the network; originalSize is the length
+	// of the PDF as sent, which the signed one may outgrow only by
+	// api.MaxPAdESGrowth.
+	augment      bool
+	originalSize int
 }
 
 // signDocument signs one document in its requested format and checks the
@@ -78,7 +88,8 @@ func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certifi
 	if err != nil {
 		return signedDoc{}, err
 	}
-	out := signedDoc{SignedDocument: api.SignedDocument{ID: doc.ID, SHA256: doc.SHA256, Format: doc.SignatureFormat(), SignedAt: now}}
+	out := signedDoc{SignedDocument: api.SignedDocument{ID: doc.ID, SHA256: doc.SHA256, Format: doc.SignatureFormat(), SignedAt: now}, originalSize: len(content)}
+	out.augment = d.ltv().wants(out.Format, api.LevelBT)
 	switch out.Format {
 	case api.FormatCMS:
 		out.Signature, err = cms.SignDigest(ctx, digest, signer, cert, cms.SignOptions{Hash: h, SigningTime: now})
@@ -118,6 +129,7 @@ func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certifi
 		if opts.TSA != nil {
 			out.pending = signed
 		}
+		out.augment = out.augment && opts.TSA != nil
 	default:
 		return signedDoc{}, fmt.Errorf("document %s: format %q: %w", doc.ID, out.Format, device.ErrUnsupported)
 	}
@@ -143,7 +155,11 @@ func documentDigest(doc api.Document, h crypto.Hash) ([]byte, error) {
 // padesOptions asks for the job's visible block, dated in the terminal's
 // time zone, and, when a TSA is configured, room for its timestamp.
 func (d *docSigner) padesOptions(doc api.Document, h crypto.Hash, now time.Time) pades.Options {
-	return pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc), TSA: d.authority(), Limits: d.limits}
+	o := pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc), Limits: d.limits}
+	if parts := d.ltv(); parts.wants(api.FormatPAdES, api.LevelBT) && parts.tsa != nil {
+		o.TSA = &pades.TSAOptions{Client: parts.tsa}
+	}
+	return o
 }
 
 // appearance is the visible block a pades document asks for, or nil.

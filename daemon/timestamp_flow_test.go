@@ -26,7 +26,7 @@ import (
 	"github.com/tekenid/teken/device"
 	"github.com/tekenid/teken/internal/demo"
 	"github.com/tekenid/teken/queue"
-	"github.com/tekenid/teken/signature/pades"
+	"github.com/tekenid/teken/signature/tsa"
 )
 
 // watchedTokens is the rig's token layer, telling whether a card session
@@ -125,7 +125,11 @@ func tsaRig(t *testing.T) (*flowRig, *watchedTokens, *goTSA) {
 	w := &watchedTokens{tokenLayer: r.flow.tokens}
 	r.flow.tokens = w
 	a := startGoTSA(t, w)
-	r.flow.signer.tsa = &pades.TSAOptions{URL: a.URL, Timeout: 5 * time.Second}
+	client, err := tsa.New(tsa.Config{Authorities: []tsa.Authority{{URL: a.URL}}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.flow.signer.parts = &ltvParts{level: api.LevelBT, tsa: client}
 	return r, w, a
 }
 

@@ -16,7 +16,11 @@ import (
 type trust struct {
 	verifier    *api.Verifier
 	signerRoots *x509.CertPool // nil: any CA
-	tokens      tokenRules     // what a token must be before it signs (tokenpolicy.go)
+	// signerCAs are the certificates of signerRoots, for the whole chain
+	// up to a root the revocation checks and the validation data need
+	// (chainOf).
+	signerCAs []*x509.Certificate
+	tokens    tokenRules // what a token must be before it signs (tokenpolicy.go)
 }
 
 // loadTrust reads the dispatcher keys and the signer CAs (files.go), and
@@ -24,6 +28,7 @@ type trust struct {
 func loadTrust(cfg Config, now func() time.Time) (trust, error) {
 	keys, keyErr := loadDispatcherKeys(cfg.Dispatcher.KeyFiles)
 	roots, rootErr := loadSignerRoots(cfg.Signing.SignerCAFiles)
+	cas, _ := loadCertList("signing.signer_ca_files", cfg.Signing.SignerCAFiles) // its errors are rootErr's
 	attestRoots, attestErr := loadAttestationRoots(cfg.Token.AttestationRoots)
 	if err := (problems{keyErr, rootErr, attestErr}).err(); err != nil {
 		return trust{}, err
@@ -36,7 +41,7 @@ func loadTrust(cfg Config, now func() time.Time) (trust, error) {
 		Keys: set, Terminal: cfg.TerminalID, Now: now,
 		Skew: time.Duration(cfg.Dispatcher.ClockSkew), MaxContentBytes: cfg.Dispatcher.MaxJobBytes,
 		AllowHashOnly: cfg.Dispatcher.AllowHashOnly,
-	}, signerRoots: roots, tokens: tokenRulesOf(cfg.Token, attestRoots)}, nil
+	}, signerRoots: roots, signerCAs: cas, tokens: tokenRulesOf(cfg.Token, attestRoots)}, nil
 }
 
 // envelopes opens stored jobs: the stored envelope is verified again as it

@@ -202,6 +202,16 @@ const (
 	// factory PIN or PUK, no valid attestation); the reason is for IT, in
 	// tekend's log and status, not on the page.
 	CodeTokenNotSetUp = "err_token_not_set_up"
+	// CodeCertRevoked: the certificate, or a CA above it, is revoked,
+	// with {date}; CodeCertStatusUnknown: its CA's responder does not
+	// know it; CodeCertStatusUnavailable: its status could not be had and
+	// the terminal requires it (revocation.check = require);
+	// CodeCertChecking: the status is still being fetched. All before the
+	// PIN.
+	CodeCertRevoked           = "err_cert_revoked"
+	CodeCertStatusUnknown     = "err_cert_status_unknown"
+	CodeCertStatusUnavailable = "err_cert_status_unavailable"
+	CodeCertChecking          = "err_cert_checking"
 )
 
 // Catalogue ids of the requests the kiosk refuses itself, with 400.
@@ -228,6 +238,7 @@ var ErrorCodes = []string{
 	CodeBatchTooLarge, CodeInternal, CodeSignedPartial,
 	CodeBadRequest, CodePINFormat, CodeReasonInvalid, CodeReasonTooLong,
 	CodeStoreFull, CodeNotViewed, CodeUnrenderable, CodeTokenNotSetUp,
+	CodeCertRevoked, CodeCertStatusUnknown, CodeCertStatusUnavailable, CodeCertChecking,
 }
 
 // Catalogue ids of what the page says about the terminal itself.

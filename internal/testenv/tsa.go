@@ -15,9 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,21 +115,7 @@ ess_cert_id_alg = sha256
 		mu.Lock()
 		defer mu.Unlock()
 		qp, rp := filepath.Join(dir, "q.tsq"), filepath.Join(dir, "r.tsr")
-		if err := os.WriteFile(qp, q, 0o600); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		if out, err := exec.CommandContext(r.Context(), openssl, "ts", "-reply", "-config", conf, "-queryfile", qp, "-out", rp).CombinedOutput(); err != nil {
-			http.Error(w, strings.TrimSpace(string(out)), http.StatusInternalServerError)
-			return
-		}
-		resp, err := os.ReadFile(rp)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/timestamp-reply")
-		_, _ = w.Write(resp)
+		opensslAnswer(w, r, openssl, q, qp, rp, []string{"ts", "-reply", "-config", conf, "-queryfile", qp, "-out", rp}, "application/timestamp-reply")
 	}))
 	t.Cleanup(srv.Close)
 	return &TSA{URL: srv.URL + "/tsa", Cert: cfg.Cert}

@@ -105,3 +105,13 @@ func unsignedAttributes(der []byte) (cryptobyte.String, error) {
 	}
 	return unsigned, nil
 }
+
+// SignatureValue returns the signature value of der's signer: what a
+// signature timestamp stamps (RFC 5126 §5.11.4).
+func SignatureValue(der []byte) ([]byte, error) {
+	sd, err := parse(der)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(sd.signer.signature), nil
+}

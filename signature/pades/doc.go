@@ -1,8 +1,13 @@
 // Package pades signs PDF letters on the terminal with PAdES baseline
 // signatures (ETSI EN 319 142-1): level B-B, and B-T when a timestamp
-// authority answers. Verify checks every signature of a signed PDF (see
+// authority answers. AddDSS and AddDocumentTimestamp take them further,
+// each an incremental update of its own: a document security store with
+// the chains' certificates, OCSP responses and CRLs makes B-LT (§5.4.2),
+// and a document timestamp over all of it B-LTA (§5.4.3; see dss.go and
+// doctimestamp.go). Verify checks every signature of a signed PDF (see
 // verify.go): its byte range, CMS and signed attributes, chain,
-// timestamps, and whether the newest intact one covers the whole file.
+// timestamps, revocation from the caller's CRLs and the DSS, the level,
+// and whether the newest intact one covers the whole file.
 //
 // The signature is added as an incremental update (ISO 32000-1 §7.5.6):
 // the bytes the official was shown are kept unchanged at the start of the

@@ -3,10 +3,8 @@ package pades
 import (
 	"bytes"
 	"compress/zlib"
-	"crypto"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -117,18 +115,4 @@ func typed(err error) bool {
 		}
 	}
 	return false
-}
-
-// FuzzTimestampResponse feeds arbitrary bytes as a timestamp authority's
-// answer: they must be refused with ErrTimestamp, never accepted or panic.
-func FuzzTimestampResponse(f *testing.F) {
-	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00})
-	f.Add([]byte{0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x02})
-	f.Add([]byte("not a timestamp response"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, err := checkTimestamp(b, crypto.SHA256, []byte("signature value"), big.NewInt(42))
-		if !errors.Is(err, ErrTimestamp) {
-			t.Fatalf("accepted or untyped: %v", err)
-		}
-	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/signature/cms"
+	"github.com/tekenid/teken/signature/tsa"
 )
 
 // Options tune Sign. The zero value makes an invisible B-B signature at
@@ -54,6 +55,10 @@ type Signed struct {
 	// TimestampError says why Timestamp could not add a timestamp; it
 	// matches ErrTimestamp. The signature is then B-B.
 	TimestampError error
+	// Token is the signature timestamp Timestamp added, as its authority
+	// answered and package tsa checked it: its time and the authority's
+	// chain are what the validation data of B-LT are fetched for.
+	Token *tsa.Token
 
 	// contents are the offsets in PDF of the /Contents hex string's '<'
 	// and just past its '>', as Sign wrote them; zero when this Signed
@@ -265,8 +270,7 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 	}
 	out := u.finish()
 
-	byteRange := [4]int{0, contents[0], contents[1], len(out) - contents[1]}
-	copy(out[br:], fmt.Sprintf("[0 %010d %010d %010d]", byteRange[1], byteRange[2], byteRange[3]))
+	byteRange := fillByteRange(out, br, contents)
 	digest, err := cms.Digest(ctx, io.MultiReader(bytes.NewReader(out[:byteRange[1]]), bytes.NewReader(out[byteRange[2]:])), hash)
 	if err != nil {
 		return nil, fmt.Errorf("pades: %w", err)
@@ -308,6 +312,18 @@ func (u *update) putSignature(num int, when time.Time, opts Options, reserve int
 		writeObj(b, pdfString(utf16BE(opts.ContactInfo)))
 		b.WriteByte('\n')
 	}
+	br, contents := u.placeholders(reserve)
+	b.WriteString(">>")
+	u.end()
+	return br, contents
+}
+
+// placeholders writes /ByteRange and /Contents with room for reserve
+// bytes of DER, to be filled in once the file is complete; it returns the
+// offset of the /ByteRange array and the offsets of the /Contents hex
+// string's '<' and just past its '>'.
+func (u *update) placeholders(reserve int) (int, [2]int) {
+	b := &u.buf
 	b.WriteString("/ByteRange ")
 	br := b.Len()
 	b.WriteString("[0 0000000000 0000000000 0000000000]\n/Contents ")
@@ -315,10 +331,15 @@ func (u *update) putSignature(num int, when time.Time, opts Options, reserve int
 	b.WriteByte('<')
 	b.Write(bytes.Repeat([]byte("0"), 2*reserve))
 	b.WriteByte('>')
-	end := b.Len()
-	b.WriteString(">>")
-	u.end()
-	return br, [2]int{start, end}
+	return br, [2]int{start, b.Len()}
+}
+
+// fillByteRange writes the final /ByteRange at br for the hole contents
+// of out, now that out is complete.
+func fillByteRange(out []byte, br int, contents [2]int) [4]int {
+	byteRange := [4]int{0, contents[0], contents[1], len(out) - contents[1]}
+	copy(out[br:], fmt.Sprintf("[0 %010d %010d %010d]", byteRange[1], byteRange[2], byteRange[3]))
+	return byteRange
 }
 
 // utf16BE encodes a text string (§7.9.2.2) with its byte order mark.

@@ -61,16 +61,16 @@ func Timestamp(ctx context.Context, s *Signed, o TSAOptions) (*Signed, error) {
 	}
 	token, err := fetchTimestamp(ctx, &o, sig.hash, sig.value)
 	if err == nil {
-		err = sig.stamp(s.PDF, token)
+		err = sig.stamp(s.PDF, token.DER)
 	}
 	if err != nil {
 		// The signature itself is fine; B-B is better than none.
-		slog.WarnContext(ctx, "pades: signature stays B-B without timestamp", "tsa", o.URL, "err", err)
+		slog.WarnContext(ctx, "pades: signature stays B-B without timestamp", "err", err)
 		s.TimestampError = err
 		return s, nil
 	}
 	s.contents = sig.contents
-	s.Timestamped, s.TimestampError = true, nil
+	s.Timestamped, s.TimestampError, s.Token = true, nil, token
 	return s, nil
 }
 

@@ -45,7 +45,7 @@ func TestTimestampCancelled(t *testing.T) {
 	before := bytes.Clone(res.PDF)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	got, err := Timestamp(ctx, &Signed{PDF: res.PDF}, TSAOptions{URL: tripwire(t).URL})
+	got, err := Timestamp(ctx, &Signed{PDF: res.PDF}, *tripwire(t))
 	if err != nil || got.Timestamped || !errors.Is(got.TimestampError, ErrTimestamp) || !errors.Is(got.TimestampError, context.Canceled) {
 		t.Fatalf("Timestamp: %v, %+v; want a missing timestamp for the cancellation", err, got)
 	}

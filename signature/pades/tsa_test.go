@@ -27,6 +27,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/tekenid/teken/internal/testenv"
+	"github.com/tekenid/teken/signature/tsa"
 )
 
 // oidSignatureTimeStamp is id-aa-signatureTimeStampToken (RFC 3161
@@ -86,6 +87,21 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr + "/tsa"
 }
 
+// authorityAt is TSAOptions for the one authority at url, each attempt
+// within timeout (zero: 30 seconds, room for openssl on a loaded machine).
+func authorityAt(t testing.TB, url string, timeout ...time.Duration) *TSAOptions {
+	t.Helper()
+	cfg := tsa.Config{Authorities: []tsa.Authority{{URL: url}}, Timeout: 30 * time.Second}
+	if len(timeout) > 0 {
+		cfg.Timeout = timeout[0]
+	}
+	c, err := tsa.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &TSAOptions{Client: c}
+}
+
 // tripwire is an authority that must never be asked: Sign with
 // Options.TSA set reserves room but makes no request.
 func tripwire(t *testing.T) *TSAOptions {
@@ -95,7 +111,7 @@ func tripwire(t *testing.T) *TSAOptions {
 		http.Error(w, "no", http.StatusTeapot)
 	}))
 	t.Cleanup(srv.Close)
-	return &TSAOptions{URL: srv.URL, Timeout: 5 * time.Second}
+	return authorityAt(t, srv.URL, 5*time.Second)
 }
 
 // signReserved signs with room for a timestamp, checks the result is a
@@ -195,7 +211,7 @@ func TestTimestamp(t *testing.T) {
 		t.Run(key, func(t *testing.T) {
 			res, before := signReserved(t, p, nss, testPDF(1), key, Options{Visible: &Appearance{}})
 			calls := tsa.calls.Load()
-			got, err := Timestamp(context.Background(), res, TSAOptions{URL: tsa.URL, Timeout: 30 * time.Second})
+			got, err := Timestamp(context.Background(), res, *authorityAt(t, tsa.URL))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -239,7 +255,7 @@ func TestTimestampFindsTheLastSignature(t *testing.T) {
 	second, _ := sign(t, p, first.PDF, "rsa", Options{TSA: tripwire(t), Visible: &Appearance{}})
 	before := bytes.Clone(second.PDF)
 	stored := &Signed{PDF: bytes.Clone(second.PDF)}
-	if _, err := Timestamp(context.Background(), stored, TSAOptions{URL: tsa.URL, Timeout: 30 * time.Second}); err != nil {
+	if _, err := Timestamp(context.Background(), stored, *authorityAt(t, tsa.URL)); err != nil {
 		t.Fatal(err)
 	}
 	if !stored.Timestamped {
@@ -272,7 +288,7 @@ func TestTimestampRefusesWhatItCannotStamp(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := bytes.Clone(tc.s.PDF)
-			got, err := Timestamp(context.Background(), tc.s, TSAOptions{URL: tsa.URL, Timeout: 5 * time.Second})
+			got, err := Timestamp(context.Background(), tc.s, *authorityAt(t, tsa.URL, 5*time.Second))
 			if !errors.Is(err, ErrMalformed) || got != nil {
 				t.Fatalf("Timestamp: %v; want ErrMalformed", err)
 			}
@@ -304,12 +320,15 @@ func TestTimestampUnavailableStaysBB(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, before := signReserved(t, p, nss, testPDF(1), "p256", Options{})
-			got, err := Timestamp(context.Background(), res, TSAOptions{URL: tc.url, Timeout: 5 * time.Second})
+			got, err := Timestamp(context.Background(), res, *authorityAt(t, tc.url, 5*time.Second))
 			if err != nil || got != res {
 				t.Fatalf("Timestamp: %v", err)
 			}
-			if res.Timestamped || !errors.Is(res.TimestampError, ErrTimestamp) {
-				t.Fatalf("Timestamped %v, error %v; want false and ErrTimestamp", res.Timestamped, res.TimestampError)
+			if res.Timestamped || !errors.Is(res.TimestampError, ErrTimestamp) || !errors.Is(res.TimestampError, tsa.ErrTimestamp) {
+				t.Fatalf("Timestamped %v, error %v; want false, ErrTimestamp and tsa.ErrTimestamp", res.Timestamped, res.TimestampError)
+			}
+			if !strings.Contains(res.TimestampError.Error(), tc.url) {
+				t.Fatalf("%v: does not name the authority", res.TimestampError)
 			}
 			if !bytes.Equal(before, res.PDF) {
 				t.Fatal("a failed timestamp changed the PDF")
@@ -339,7 +358,7 @@ func TestTimestampTooLargeStaysBB(t *testing.T) {
 	})
 	tsa := startTSA(t, p, bulky)
 	res, before := signReserved(t, p, nss, testPDF(1), "p256", Options{})
-	got, err := Timestamp(context.Background(), res, TSAOptions{URL: tsa.URL, Timeout: 30 * time.Second})
+	got, err := Timestamp(context.Background(), res, *authorityAt(t, tsa.URL))
 	if err != nil || got != res {
 		t.Fatalf("Timestamp: %v", err)
 	}
@@ -368,7 +387,7 @@ func TestTimestampStopsWithContext(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(hang); slow.Close() })
 	res, _ := sign(t, p, testPDF(1), "p256", Options{TSA: tripwire(t)})
-	if _, err := Timestamp(context.Background(), res, TSAOptions{URL: slow.URL, Timeout: 200 * time.Millisecond}); err != nil {
+	if _, err := Timestamp(context.Background(), res, *authorityAt(t, slow.URL, 200*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	if res.Timestamped || !errors.Is(res.TimestampError, context.DeadlineExceeded) {

@@ -77,9 +77,11 @@ type VerifyOptions struct {
 	// means Roots.
 	TSARoots *x509.CertPool
 	// CRLs are revocation lists the caller holds (Verify fetches
-	// nothing). A signer certificate that names a CRL distribution point
-	// or an OCSP responder needs one, from its issuer and issued after
-	// the signing time, to be Valid.
+	// nothing); the document's DSS adds its own CRLs and OCSP responses.
+	// A signer certificate that names a CRL distribution point or an OCSP
+	// responder needs one of them, from its issuer (or, for OCSP, its
+	// delegated responder) and issued after the signing time, to be
+	// Valid.
 	CRLs []*x509.RevocationList
 	// Now is the validation time; zero means time.Now().
 	Now time.Time
@@ -131,8 +133,13 @@ type SignatureReport struct {
 	// TimestampTime is the genTime of a signature timestamp (B-T), or of
 	// the document timestamp; zero without.
 	TimestampTime time.Time
-	// Level is the PAdES baseline level shown, B-B or B-T; empty for a
-	// document timestamp or a signature that did not verify.
+	// Level is the PAdES baseline level shown (EN 319 142-1 clause 6):
+	// B-B; B-T with a signature timestamp; B-LT when, besides, the DSS
+	// holds the certificates of the signer's chain (or the signature
+	// embeds them) and, for each that publishes its status, revocation
+	// data issued after the timestamp's genTime; B-LTA when a document
+	// timestamp that verified (Valid) was added after that data. Empty
+	// for a document timestamp or a signature that did not verify.
 	Level string
 	// ByteRange is the signature's /ByteRange: the bytes [0, ByteRange[1])
 	// and [ByteRange[2], ByteRange[2]+ByteRange[3]) are signed.
@@ -142,6 +149,10 @@ type SignatureReport struct {
 	CoversWholeFile bool
 
 	rangeOK bool // a field's, whose ByteRange passed signedRange's checks
+	// ltEnd is, for a B-LT signature, the offset past which a document
+	// timestamp must begin to cover it and the DSS data its level rests
+	// on.
+	ltEnd int
 }
 
 // flag lowers the status to s and adds why.
@@ -164,12 +175,18 @@ func (r *SignatureReport) flag(s Status, format string, args ...any) {
 // a signature timestamp (B-T) is verified and stamps the signature value;
 // the signer chains to opts.Roots at the timestamp's genTime, else at the
 // claimed signing time, and without a timestamp it must still be within
-// its validity now; revocation is judged on opts.CRLs. The last signature
+// its validity now; revocation of every certificate of the chain but the
+// root is judged on opts.CRLs and on the CRLs and OCSP responses of the
+// document's DSS (ETSI EN 319 142-1 §5.4.2), whose certificates also help
+// build the chain. A document timestamp (ETSI.RFC3161) is verified over
+// its byte range, its authority chained to TSARoots. The last signature
 // must cover the whole file: a revision appended after it (which can
 // change what the pages show) is reported as not covered, and makes it
-// Invalid. A /ByteRange found in the file whose dictionary no field refers
-// to is reported as an Invalid, unreferenced signature, since no viewer
-// would show it.
+// Invalid, unless all it adds is validation data (a DSS: its dictionary
+// and streams, the catalog changed in /DSS and /Extensions alone), which
+// is how B-LT is made. A /ByteRange found in the file whose dictionary no
+// field refers to is reported as an Invalid, unreferenced signature, since
+// no viewer would show it.
 //
 // An error means the PDF could not be read (ErrMalformed, ErrEncrypted,
 // ErrTooComplex under opts.Limits), holds no signature (ErrNotSigned), or
@@ -193,6 +210,9 @@ func Verify(ctx context.Context, pdf []byte, opts VerifyOptions) (*Report, error
 	}
 	if v.opts.TSARoots == nil {
 		v.opts.TSARoots = opts.Roots
+	}
+	if err := v.loadDSS(); err != nil {
+		return nil, err
 	}
 	rep := &Report{Size: len(pdf)}
 	holes := map[[2]int]bool{}
@@ -230,10 +250,16 @@ func Verify(ctx context.Context, pdf []byte, opts VerifyOptions) (*Report, error
 			continue
 		}
 		if end := s.ByteRange[2] + s.ByteRange[3]; end != len(pdf) {
-			s.flag(Invalid, "does not cover the whole file: %d bytes after byte %d, a later revision, are signed by no one", len(pdf)-end, end)
+			if err := v.appendedOnlyValidationData(end); err != nil {
+				s.flag(Invalid, "does not cover the whole file: %d bytes after byte %d, a later revision, are signed by no one (%v)", len(pdf)-end, end, err)
+			}
 		}
 		break
 	}
+	if bud.err != nil {
+		return nil, bud.err
+	}
+	longTerm(rep.Signatures)
 	return rep, nil
 }
 
@@ -242,6 +268,7 @@ type verifier struct {
 	d    *document
 	opts VerifyOptions
 	now  time.Time
+	lt   *ltData // the DSS; never nil once Verify loaded it
 }
 
 // check verifies one field's signature dictionary; an error only when ctx
@@ -362,7 +389,10 @@ func (v *verifier) checkSignature(ctx context.Context, r *SignatureReport, sig d
 			r.flag(Indeterminate, "certificate expired on %s and no trusted signature timestamp proves the signature was made before", exp.UTC().Format(time.RFC3339))
 		}
 	}
-	v.revocation(r, chain, at, proven)
+	lt, ltEnd := v.revocation(r, der, chain, at, proven)
+	if lt && tsTrusted && r.Level == "B-T" {
+		r.Level, r.ltEnd = "B-LT", max(ltEnd, r.ByteRange[2]+r.ByteRange[3])
+	}
 	return nil
 }
 

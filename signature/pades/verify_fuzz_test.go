@@ -35,6 +35,12 @@ func FuzzVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(res.PDF)
+	// The same with a DSS after it, as B-LT appends one.
+	lt, err := AddDSS(context.Background(), res.PDF, ValidationData{Certs: [][]byte{p.ca.Raw}, CRLs: [][]byte{crlOf(f, p).Raw}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(lt)
 	empty := x509.NewCertPool()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var rep *Report
@@ -82,8 +88,8 @@ func TestWriteVerifyFuzzSeeds(t *testing.T) {
 	visible, _ := sign(t, p, xrefStreamPDF(t, 2), "rsa", Options{Visible: &Appearance{Page: 2, VerifyURL: "https://tte.example.go.id/v/01JGZ8"}})
 	twice, _ := sign(t, p, one.PDF, "p384", Options{Visible: &Appearance{}})
 	tsa := startTSA(t, p)
-	stamped, _ := sign(t, p, testPDF(1), "p256", Options{TSA: &TSAOptions{URL: tsa.URL}})
-	stamped, err := Timestamp(context.Background(), stamped, TSAOptions{URL: tsa.URL})
+	stamped, _ := sign(t, p, testPDF(1), "p256", Options{TSA: authorityAt(t, tsa.URL)})
+	stamped, err := Timestamp(context.Background(), stamped, *authorityAt(t, tsa.URL))
 	if err != nil || !stamped.Timestamped {
 		t.Fatalf("Timestamp: %v %v", err, stamped.TimestampError)
 	}

@@ -310,8 +310,8 @@ func TestVerifyTimestamp(t *testing.T) {
 	tsa := startTSA(t, p)
 	later := time.Now().Add(2 * time.Hour)
 
-	res := shortLived(t, p, Options{TSA: &TSAOptions{URL: tsa.URL}})
-	res, err := Timestamp(context.Background(), res, TSAOptions{URL: tsa.URL})
+	res := shortLived(t, p, Options{TSA: authorityAt(t, tsa.URL)})
+	res, err := Timestamp(context.Background(), res, *authorityAt(t, tsa.URL))
 	if err != nil || !res.Timestamped {
 		t.Fatalf("Timestamp: %v %v", err, res.TimestampError)
 	}
@@ -335,7 +335,7 @@ func TestVerifyTimestamp(t *testing.T) {
 	wantReason(t, rep.Signatures[0], "timestamp authority")
 
 	// A token moved to another signature stamps something else.
-	other := shortLived(t, p, Options{TSA: &TSAOptions{URL: tsa.URL}})
+	other := shortLived(t, p, Options{TSA: authorityAt(t, tsa.URL)})
 	_, der := extract(t, res.PDF)
 	sig, err := readSignature(context.Background(), other.PDF, lastContents(t, other.PDF))
 	if err != nil {
@@ -411,7 +411,7 @@ func TestVerifyRevocation(t *testing.T) {
 	}
 }
 
-func crlOf(t *testing.T, p *pki) *x509.RevocationList {
+func crlOf(t testing.TB, p *pki) *x509.RevocationList {
 	t.Helper()
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Second), NextUpdate: time.Now().Add(time.Hour)}, p.ca, p.caKey)
 	if err != nil {

@@ -11,64 +11,84 @@ import (
 	"github.com/tekenid/teken/signature/cms"
 )
 
-// revocation judges the signer certificate, chain[0], on the CRLs the
-// caller gave (VerifyOptions.CRLs); nothing is fetched. A certificate
-// that names where its status is published (a CRL distribution point, an
-// OCSP responder) needs a CRL from its issuer to be Valid: without one
-// nothing says it was not revoked. One that names none is taken as its
-// CA's statement that it is not revoked by list. at is the signing time,
-// proven when a trusted timestamp vouches for it.
-func (v *verifier) revocation(r *SignatureReport, chain []*x509.Certificate, at time.Time, proven bool) {
+// revocation judges every certificate of chain but the root, each
+// against its issuer, on the evidence evidenceFor gathers (the caller's
+// CRLs and the DSS's CRLs and OCSP responses; nothing is fetched). The
+// signer certificate, chain[0], that names where its status is published
+// (a CRL distribution point, an OCSP responder) needs such evidence to be
+// Valid: without one nothing says it was not revoked. One that names none
+// is taken as its CA's statement that it is not revoked by list; a CA
+// certificate without evidence is not held against the signature, but a
+// revoked one is. at is the signing time, proven when a trusted timestamp
+// vouches for it.
+//
+// lt reports what level B-LT needs (EN 319 142-1 §6.3): every certificate
+// but the root in the signature (der) or the DSS, and for each that
+// publishes its status, a DSS statement issued after the proven time;
+// ltEnd is the offset just past the DSS streams that takes (for each
+// certificate the oldest that serves, so that data added after a
+// document timestamp does not hide that it covered earlier data).
+func (v *verifier) revocation(r *SignatureReport, der []byte, chain []*x509.Certificate, at time.Time, proven bool) (lt bool, ltEnd int) {
 	if len(chain) < 2 {
-		return // a root signing itself: nobody above it publishes its status
+		return false, 0 // a root signing itself: nobody above it publishes its status
 	}
-	leaf, issuer := chain[0], chain[1]
-	crl := v.crlFor(issuer, at, proven)
-	if crl == nil {
-		if len(leaf.CRLDistributionPoints) > 0 || len(leaf.OCSPServer) > 0 {
-			r.flag(Indeterminate, "no revocation data: the certificate publishes its status at %s, and no CRL of its issuer %s was given", printable(strings.Join(append(append([]string{}, leaf.CRLDistributionPoints...), leaf.OCSPServer...), ", ")), crlWanted(at, proven))
+	lt = proven && v.lt.dss != nil
+	for i := 0; i+1 < len(chain); i++ {
+		cert, issuer := chain[i], chain[i+1]
+		who := "certificate"
+		if i > 0 {
+			who = fmt.Sprintf("CA certificate %q", printable(cert.Subject.String()))
 		}
-		return
-	}
-	for _, e := range crl.RevokedCertificateEntries {
-		if e.SerialNumber == nil || e.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		if !bytes.Contains(der, cert.Raw) {
+			off := v.dssCert(cert)
+			if off < 0 {
+				lt = false
+			}
+			ltEnd = max(ltEnd, off+1)
+		}
+		needs := len(cert.CRLDistributionPoints) > 0 || len(cert.OCSPServer) > 0
+		ev := v.evidenceFor(cert, issuer, at, proven)
+		if len(ev) == 0 {
+			if needs {
+				lt = false
+				if i == 0 {
+					r.flag(Indeterminate, "no revocation data: the certificate publishes its status at %s, and no CRL or OCSP response of its issuer %s was given or is in the DSS", printable(strings.Join(append(append([]string{}, cert.CRLDistributionPoints...), cert.OCSPServer...), ", ")), crlWanted(at, proven))
+				}
+			}
 			continue
 		}
-		when := e.RevocationTime.UTC().Format(time.RFC3339)
+		var revoked *evidence
+		first := -1 // the oldest DSS statement: what a document timestamp must cover
+		for j, e := range ev {
+			if e.revoked && (revoked == nil || e.revokedAt.Before(revoked.revokedAt)) {
+				revoked = &ev[j]
+			}
+			if e.off >= 0 && (first < 0 || e.off < first) {
+				first = e.off
+			}
+		}
+		if needs && first < 0 {
+			lt = false
+		}
+		ltEnd = max(ltEnd, first+1)
+		if revoked == nil {
+			continue
+		}
+		when := revoked.revokedAt.UTC().Format(time.RFC3339)
+		why := ""
+		if revoked.reason > 0 {
+			why = fmt.Sprintf(" (reason code %d)", revoked.reason)
+		}
 		switch {
-		case !e.RevocationTime.After(at):
-			r.flag(Invalid, "certificate revoked on %s, before the signing time %s", when, at.UTC().Format(time.RFC3339))
+		case !revoked.revokedAt.After(at):
+			lt = false
+			r.flag(Invalid, "%s revoked on %s%s, before the signing time %s", who, when, why, at.UTC().Format(time.RFC3339))
 		case !proven:
-			r.flag(Indeterminate, "certificate revoked on %s, and no trusted signature timestamp proves the signature was made before", when)
-		}
-		return
-	}
-}
-
-// crlFor picks the newest CRL signed by issuer that speaks for the
-// signing time: one issued after it when a timestamp proves that time,
-// else one current now, since a claimed time proves nothing and the
-// certificate may have been revoked up to now.
-func (v *verifier) crlFor(issuer *x509.Certificate, at time.Time, proven bool) *x509.RevocationList {
-	var best *x509.RevocationList
-	for _, c := range v.opts.CRLs {
-		if c == nil || !bytes.Equal(c.RawIssuer, issuer.RawSubject) {
-			continue
-		}
-		if proven && c.ThisUpdate.Before(at) {
-			continue
-		}
-		if !proven && (c.ThisUpdate.After(v.now) || (!c.NextUpdate.IsZero() && c.NextUpdate.Before(v.now))) {
-			continue
-		}
-		if c.CheckSignatureFrom(issuer) != nil {
-			continue
-		}
-		if best == nil || c.ThisUpdate.After(best.ThisUpdate) {
-			best = c
+			lt = false
+			r.flag(Indeterminate, "%s revoked on %s%s, and no trusted signature timestamp proves the signature was made before", who, when, why)
 		}
 	}
-	return best
+	return lt, ltEnd
 }
 
 func crlWanted(at time.Time, proven bool) string {

@@ -1,0 +1,252 @@
+package daemon
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/signature/cms"
+	"github.com/tekenid/teken/signature/pades"
+	"github.com/tekenid/teken/signature/tsa"
+)
+
+// ltvParts are what takes a signature beyond B-B, as configured (and, for
+// the timestamp authorities, as a reload left them): the level aimed at,
+// the authorities and the revocation checker.
+type ltvParts struct {
+	level string
+	// explicit: signing.level was set. The implicit B-T of a terminal
+	// with an authority is for PDFs only, as before edition 3: a cms
+	// result then stays as an edition 2 central system knows it.
+	explicit   bool
+	tsa        *tsa.Client       // nil: no authority
+	revocation revocationChecker // nil: revocation.check = off
+}
+
+// wants reports whether a document of format f is taken to at least l.
+func (p *ltvParts) wants(f api.Format, l string) bool {
+	return p != nil && levelRank(p.targetFor(f)) >= levelRank(l)
+}
+
+// targetFor is the level a document of format f is taken to: raw stays
+// B-B (a bare signature has nowhere to carry a timestamp), cms stops at
+// B-LT (an archive timestamp is PAdES's document timestamp here).
+func (p *ltvParts) targetFor(f api.Format) string {
+	if p == nil {
+		return api.LevelBB
+	}
+	switch f {
+	case api.FormatRaw:
+		return api.LevelBB
+	case api.FormatCMS:
+		if !p.explicit {
+			return api.LevelBB
+		}
+		if levelRank(p.level) > levelRank(api.LevelBLT) {
+			return api.LevelBLT
+		}
+	}
+	return p.level
+}
+
+// augmentDocument takes a document signed in a card session to the
+// configured level, after the session has closed: the card is never held
+// while an authority or a responder answers. Each step builds on the one
+// before and only once it succeeded: B-T, a signature timestamp (RFC 5126
+// §5.11.4, written into the room pades.Sign reserved, or added to the
+// CMS); B-LT, the validation data of the signer's chain and of the
+// timestamp's authority, with revocation data issued after the timestamp
+// (ETSI EN 319 102-1: after the best-signature-time), in a DSS or as CAdES
+// certificate-values and revocation-values; B-LTA, a document timestamp
+// over the whole PDF. A step that fails leaves the document at the level
+// reached — a valid signature, never a broken one — and says why in
+// level_error (and, for the timestamp, timestamp_error, as before): a
+// letter never claims a level it did not reach.
+//
+// Its time is neither teken_card_sign_seconds nor
+// teken_token_busy_seconds_total: it is not the token's.
+func (d *docSigner) augmentDocument(ctx context.Context, sd *signedDoc, cert *x509.Certificate) {
+	parts := d.ltv()
+	pending := sd.pending
+	sd.pending = nil
+	target := parts.targetFor(sd.Format)
+	if levelRank(target) < levelRank(api.LevelBT) {
+		return
+	}
+	fail := func(err error) {
+		sd.LevelError = fmt.Sprintf("%s not reached: %v", target, err)
+		d.log.Warn("signature below the configured level", "document", sd.ID, "level", sd.Level, "want", target, "err", err)
+	}
+	if parts.tsa == nil {
+		sd.TimestampError = "no timestamp authority is configured since a reload"
+		fail(errors.New(sd.TimestampError))
+		return
+	}
+	var token *tsa.Token
+	switch sd.Format {
+	case api.FormatPAdES:
+		if pending == nil {
+			fail(errors.New("the PDF was signed without room for a timestamp"))
+			return
+		}
+		if _, err := pades.Timestamp(ctx, pending, pades.TSAOptions{Client: parts.tsa}); err != nil {
+			// Not expected for a PDF pades.Sign has just made; its
+			// signature was not touched and stays a valid B-B.
+			d.log.Error("signed PDF cannot take a timestamp", "document", sd.ID, "err", err)
+			sd.TimestampError = err.Error()
+			fail(err)
+			return
+		}
+		sd.Signature = pending.PDF // patched in place: the same bytes, now stamped
+		if !pending.Timestamped {
+			sd.TimestampError = pending.TimestampError.Error()
+			fail(pending.TimestampError)
+			return
+		}
+		token = pending.Token
+	case api.FormatCMS:
+		stamped, tok, err := stampCMS(ctx, parts.tsa, sd.Signature)
+		if err != nil {
+			sd.TimestampError = err.Error()
+			fail(err)
+			return
+		}
+		sd.Signature, token = stamped, tok
+	}
+	sd.Level = api.LevelBT
+	if levelRank(target) < levelRank(api.LevelBLT) {
+		return
+	}
+	vd, err := d.validationData(ctx, parts, cert, token)
+	if err != nil {
+		fail(err)
+		return
+	}
+	switch sd.Format {
+	case api.FormatPAdES:
+		pdf, err := pades.AddDSS(ctx, sd.Signature, vd)
+		if err == nil {
+			err = d.checkGrowth(sd, pdf)
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		sd.Signature = pdf
+	case api.FormatCMS:
+		der, err := cms.AddValidationData(sd.Signature, vd.Certs, vd.CRLs, vd.OCSPs)
+		if err == nil && len(der) > api.MaxSignatureLen {
+			err = fmt.Errorf("with its validation data the signature is %d bytes, more than the %d a Result carries", len(der), api.MaxSignatureLen)
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		sd.Signature = der
+	}
+	sd.Level = api.LevelBLT
+	if levelRank(target) < levelRank(api.LevelBLTA) {
+		return
+	}
+	pdf, err := pades.AddDocumentTimestamp(ctx, sd.Signature, parts.tsa)
+	if err == nil {
+		err = d.checkGrowth(sd, pdf)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	sd.Signature, sd.Level = pdf, api.LevelBLTA
+}
+
+// checkGrowth refuses a PDF that grew past what the job was admitted with
+// (api.MaxResultFor).
+func (d *docSigner) checkGrowth(sd *signedDoc, pdf []byte) error {
+	if grown := len(pdf) - sd.originalSize; grown > api.MaxPAdESGrowth {
+		return fmt.Errorf("the signed PDF would grow by %d bytes, more than the %d a Result allows for", grown, api.MaxPAdESGrowth)
+	}
+	return nil
+}
+
+// stampCMS adds a signature timestamp to a CMS signature (CAdES-T): the
+// token stamps the signature value, which the card made already.
+func stampCMS(ctx context.Context, c *tsa.Client, der []byte) ([]byte, *tsa.Token, error) {
+	sig, err := cms.SignatureValue(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := c.Stamp(ctx, crypto.SHA256, sig)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := cms.AddSignatureTimestamp(der, tok.DER)
+	if err != nil {
+		return nil, nil, fmt.Errorf("add the signature timestamp: %w", err)
+	}
+	return out, tok, nil
+}
+
+// validationData is what a verifier needs decades on to check the
+// signature without the network: the signer's chain and the timestamp
+// authority's, and revocation data for both issued after the timestamp.
+func (d *docSigner) validationData(ctx context.Context, parts *ltvParts, cert *x509.Certificate, token *tsa.Token) (pades.ValidationData, error) {
+	var vd pades.ValidationData
+	if parts.revocation == nil {
+		return vd, errors.New("revocation.check is off")
+	}
+	if token == nil {
+		return vd, errors.New("no timestamp to date the revocation data after")
+	}
+	anchors, cas := d.signerCAs()
+	chain, err := chainOf(cert, anchors, cas, token.GenTime)
+	if err != nil {
+		return vd, fmt.Errorf("signer chain at the timestamp: %w", err)
+	}
+	if chain == nil {
+		return vd, errors.New("no signer CAs are configured (signing.signer_ca_files): the chain to put in the validation data is unknown")
+	}
+	seen := map[string]bool{}
+	addCert := func(c *x509.Certificate) {
+		if !seen[string(c.Raw)] {
+			seen[string(c.Raw)] = true
+			vd.Certs = append(vd.Certs, c.Raw)
+		}
+	}
+	for _, chain := range [][]*x509.Certificate{chain, token.Chain} {
+		if len(chain) < 2 {
+			// The authority's chain was not verified (no tsa.ca_files):
+			// its certificate goes in, its revocation cannot be had.
+			for _, c := range chain {
+				addCert(c)
+			}
+			continue
+		}
+		timeout := d.revocationTimeout
+		if timeout <= 0 {
+			timeout = revocationTimeoutDefault
+		}
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		ev, err := parts.revocation.Check(rctx, chain, token.GenTime)
+		cancel()
+		if err != nil {
+			return pades.ValidationData{}, fmt.Errorf("revocation data for %s: %w", chain[0].Subject.CommonName, err)
+		}
+		for _, c := range chain {
+			addCert(c)
+		}
+		for _, c := range ev.Certs {
+			addCert(c)
+		}
+		vd.OCSPs = append(vd.OCSPs, ev.OCSPs...)
+		vd.CRLs = append(vd.CRLs, ev.CRLs...)
+	}
+	return vd, nil
+}
+
+// revocationTimeoutDefault bounds one chain's revocation fetch when the
+// docSigner was built without revocation.timeout (tests).
+const revocationTimeoutDefault = 10 * time.Second
