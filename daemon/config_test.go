@@ -83,6 +83,17 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"log level", `log_level = "loud"`, `log_level = "loud"`},
 		{"metrics host with port", `[metrics]` + "\n" + `allowed_hosts = ["a.example:9470"]`, `metrics.allowed_hosts = "a.example:9470"`},
 		{"pdf budget", `[signing]` + "\n" + `pdf_max_decompressed_bytes = 10`, `signing.pdf_max_decompressed_bytes = "10"`},
+		// The levels need what they are made of.
+		{"unknown level", `[signing]` + "\n" + `level = "B-LTV"`, `signing.level = "B-LTV"`},
+		{"B-T without an authority", `[signing]` + "\n" + `level = "B-T"`, `signing.level = "B-T": B-T needs a timestamp authority`},
+		{"B-LT without revocation", "[signing]\nlevel = \"B-LT\"\ntsa_url = \"http://127.0.0.1:9/\"\n[revocation]\ncheck = \"off\"", `B-LT needs revocation data`},
+		{"authority url", "[[tsa.authority]]\nurl = \"ftp://tsa\"", `tsa.authority[0].url = "ftp://tsa"`},
+		{"user without password", "[[tsa.authority]]\nurl = \"https://tsa.a\"\nusername = \"u\"", `tsa.authority[0].username = "u"`},
+		{"client certificate over http", "[[tsa.authority]]\nurl = \"http://tsa.a\"\ncert_file = \"/c\"\nkey_file = \"/k\"", `need an https URL`},
+		{"policy", "[tsa]\npolicy = \"1.2.x\"", `tsa.policy = "1.2.x"`},
+		{"skew", "[tsa]\nmax_skew = \"2h\"", `tsa.max_skew = "2h0m0s"`},
+		{"revocation check", "[revocation]\ncheck = \"maybe\"", `revocation.check = "maybe"`},
+		{"responder scheme", "[revocation]\nocsp_responder = \"ldap://x\"", `revocation.ocsp_responder = "ldap://x"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,5 +124,23 @@ func TestParseRefusesBadDuration(t *testing.T) {
 	_, err := ParseConfig(strings.NewReader("[status]\nmin_interval = \"soon\"\n"))
 	if err == nil {
 		t.Fatal("bad duration accepted")
+	}
+}
+
+// check-config reads the timestamp authorities' files as tekend run does.
+func TestCheckConfigReadsTSAFiles(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Signing.TSAURL = "http://127.0.0.1:9/tsa"
+	cfg.TSA.Authorities = []TSAAuthorityConfig{{URL: "https://tsa.a/", Username: "u", PasswordFile: "/nonexistent/tsa.password"}}
+	cfg.TSA.CAFiles = []string{"/nonexistent/tsa-ca.pem"}
+	var msgs []string
+	for _, err := range CheckConfig(cfg).Errors {
+		msgs = append(msgs, err.Error())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{"tsa.authority[0].password_file", "tsa.ca_files"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("check-config does not name %s:\n%s", want, all)
+		}
 	}
 }

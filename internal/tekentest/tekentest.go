@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -52,8 +53,24 @@ type Official struct {
 // SignerCA issues signer certificates, as a provincial CA would.
 type SignerCA struct {
 	Cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
+	key     crypto.Signer
 	PEMPath string
+}
+
+// SignerCAOf issues officials' certificates with an existing CA (cert and
+// key), and writes the certificates of signer_ca_files — the CA's and any
+// above it — as PEM.
+func SignerCAOf(t testing.TB, cert *x509.Certificate, key crypto.Signer, caFiles ...*x509.Certificate) *SignerCA {
+	t.Helper()
+	var out []byte
+	for _, c := range caFiles {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	p := filepath.Join(t.TempDir(), "signer-cas.pem")
+	if err := os.WriteFile(p, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &SignerCA{Cert: cert, key: key, PEMPath: p}
 }
 
 // NewSignerCA makes a CA whose certificate is written as PEM for tekend's
