@@ -149,6 +149,9 @@ func (c *Config) validateLTV(bad func(field string, value any, format string, ar
 	if levelRank(level) >= levelRank(api.LevelBLT) && c.Revocation.Check == RevocationOff {
 		bad("signing.level", level, "%s needs revocation data: revocation.check prefer or require", level)
 	}
+	if levelRank(level) >= levelRank(api.LevelBLT) && len(c.Signing.SignerCAFiles) == 0 {
+		bad("signing.level", level, "%s needs the signer's chain: signing.signer_ca_files", level)
+	}
 }
 
 // parseOID reads a dotted object identifier.
