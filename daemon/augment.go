@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tekenid/teken/api"
@@ -152,7 +154,8 @@ func (d *docSigner) augmentDocument(ctx context.Context, sd *signedDoc, cert *x5
 	if levelRank(target) < levelRank(api.LevelBLTA) {
 		return
 	}
-	pdf, err := pades.AddDocumentTimestamp(ctx, sd.Signature, parts.tsa)
+	rec := &recordingStamper{Client: parts.tsa}
+	pdf, err := pades.AddDocumentTimestamp(ctx, sd.Signature, rec)
 	if err == nil {
 		err = d.checkGrowth(sd, pdf)
 	}
@@ -161,6 +164,72 @@ func (d *docSigner) augmentDocument(ctx context.Context, sd *signedDoc, cert *x5
 		return
 	}
 	sd.Signature, sd.Level = pdf, api.LevelBLTA
+	// The document timestamp's own authority may be another than the
+	// signature timestamp's (fail-over): its validation data then go in
+	// a DSS after it, as an archive's next renewal would add them. B-LTA
+	// stands without them; a verifier decades on needs them.
+	if rec.token == nil || containsCert(vd.Certs, rec.token.Signer) {
+		return
+	}
+	more, err := d.authorityData(ctx, parts, rec.token)
+	if err == nil {
+		pdf, err = pades.AddDSS(ctx, sd.Signature, more)
+	}
+	if err == nil {
+		err = d.checkGrowth(sd, pdf)
+	}
+	if err != nil {
+		d.log.Warn("document timestamp's authority without validation data", "document", sd.ID, "tsa", rec.token.URL, "err", err)
+		return
+	}
+	sd.Signature = pdf
+}
+
+// recordingStamper keeps the token it got, for the validation data of its
+// authority.
+type recordingStamper struct {
+	*tsa.Client
+	token *tsa.Token
+}
+
+func (r *recordingStamper) Stamp(ctx context.Context, h crypto.Hash, data []byte) (*tsa.Token, error) {
+	tok, err := r.Client.Stamp(ctx, h, data)
+	r.token = tok
+	return tok, err
+}
+
+func containsCert(list [][]byte, c *x509.Certificate) bool {
+	return c != nil && slices.ContainsFunc(list, func(b []byte) bool { return bytes.Equal(b, c.Raw) })
+}
+
+// authorityData is the validation data of a timestamp's authority alone.
+func (d *docSigner) authorityData(ctx context.Context, parts *ltvParts, token *tsa.Token) (pades.ValidationData, error) {
+	var vd pades.ValidationData
+	for _, c := range token.Chain {
+		vd.Certs = append(vd.Certs, c.Raw)
+	}
+	if len(token.Chain) < 2 || parts.revocation == nil {
+		return vd, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.revocationTimeoutOrDefault())
+	defer cancel()
+	ev, err := parts.revocation.Check(ctx, token.Chain, token.GenTime)
+	if err != nil {
+		return vd, err
+	}
+	for _, c := range ev.Certs {
+		vd.Certs = append(vd.Certs, c.Raw)
+	}
+	vd.OCSPs, vd.CRLs = ev.OCSPs, ev.CRLs
+	return vd, nil
+}
+
+// revocationTimeoutOrDefault bounds one chain's revocation fetch.
+func (d *docSigner) revocationTimeoutOrDefault() time.Duration {
+	if d.revocationTimeout > 0 {
+		return d.revocationTimeout
+	}
+	return revocationTimeoutDefault
 }
 
 // checkGrowth refuses a PDF that grew past what the job was admitted with
@@ -225,11 +294,7 @@ func (d *docSigner) validationData(ctx context.Context, parts *ltvParts, cert *x
 			}
 			continue
 		}
-		timeout := d.revocationTimeout
-		if timeout <= 0 {
-			timeout = revocationTimeoutDefault
-		}
-		rctx, cancel := context.WithTimeout(ctx, timeout)
+		rctx, cancel := context.WithTimeout(ctx, d.revocationTimeoutOrDefault())
 		ev, err := parts.revocation.Check(rctx, chain, token.GenTime)
 		cancel()
 		if err != nil {

@@ -182,7 +182,7 @@ func TestWholeFlow(t *testing.T) {
 	if v.code != exitOK || !strings.Contains(v.stdout, "VALID") || !strings.Contains(v.stdout, "Siti Rahmawati, S.Sos. (NIP 198703152010012003)") {
 		t.Errorf("verify result: %+v", v)
 	}
-	if v := tekenctl(t, ctx, nil, "verify", "--ca", caPath, "--sig", sigFile, letter); v.code != exitOK || !strings.Contains(v.stdout, "signed:") {
+	if v := tekenctl(t, ctx, nil, "verify", "--ca", caPath, "--sig", sigFile, letter); v.code != exitOK || !strings.Contains(v.stdout, "signed:") || !strings.Contains(v.stdout, "  integrity:  VALID ") {
 		t.Errorf("verify --sig: %+v", v)
 	}
 	forged := filepath.Join(dir, "forged.pdf")
@@ -454,7 +454,8 @@ func padesFlow(t *testing.T, ctx context.Context, vars map[string]string, kiosk 
 	}
 
 	v := tekenctl(t, ctx, nil, "verify", "--ca", caPath, pdf)
-	for _, want := range []string{"verdict: VALID", "signature 1, field Signature1: VALID", "Siti Rahmawati, S.Sos. (NIP 198703152010012003)", "level:     B-B", "the whole file"} {
+	for _, want := range []string{"verdict: VALID", "signature 1, field Signature1: VALID", "Siti Rahmawati, S.Sos. (NIP 198703152010012003)", "level:     B-B", "the whole file",
+		"      integrity:  VALID ", "      chain:      VALID ", "      revocation: VALID not published", "      timestamp:  VALID none", "      level:      B-B\n"} {
 		if v.code != exitOK || !strings.Contains(v.stdout, want) {
 			t.Errorf("verify of the signed PDF lacks %q: %+v", want, v)
 		}
@@ -465,7 +466,7 @@ func padesFlow(t *testing.T, ctx context.Context, vars map[string]string, kiosk 
 		t.Fatalf("verify --json: %v %+v", err, j)
 	}
 	if s := verdict.Signatures; verdict.Status != ctl.StatusValid || len(s) != 1 || s[0].NIP != "198703152010012003" || s[0].Level != "B-B" ||
-		s[0].SigningTime == nil || s[0].CoversWholeFile == nil || !*s[0].CoversWholeFile {
+		s[0].SigningTime == nil || s[0].CoversWholeFile == nil || !*s[0].CoversWholeFile || len(s[0].Checks) != 5 || s[0].Checks[0].Name != "integrity" {
 		t.Errorf("verify --json: %+v", verdict)
 	}
 	if v := tekenctl(t, ctx, nil, "verify", "--ca", caPath, filepath.Join(out, m[1]+".json"), letter); v.code != exitOK || !strings.Contains(v.stdout, "verdict: VALID") {
@@ -483,7 +484,8 @@ func padesFlow(t *testing.T, ctx context.Context, vars map[string]string, kiosk 
 		t.Errorf("verify of a changed PDF: %+v", v)
 	}
 	other := testenv.NewCA(t, "Another Provincial CA").CertFile
-	if v := tekenctl(t, ctx, nil, "verify", "--ca", other, pdf); v.code != exitFailure || !strings.Contains(v.stdout, "INDETERMINATE: unknown CA") {
+	if v := tekenctl(t, ctx, nil, "verify", "--ca", other, pdf); v.code != exitFailure || !strings.Contains(v.stdout, "INDETERMINATE: unknown CA") ||
+		!strings.Contains(v.stdout, "verdict: INDETERMINATE") || !strings.Contains(v.stdout, "chain:      INDETERMINATE: unknown CA") {
 		t.Errorf("verify against another CA: %+v", v)
 	}
 

@@ -6,31 +6,50 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/tekenid/teken/internal/ctl"
+	"github.com/tekenid/teken/signature/revocation"
+	"github.com/tekenid/teken/validation"
 )
 
 func init() {
 	commands["verify"] = command{"verify signatures and signed PDFs against a CA", runVerify}
 }
 
-const verifyHelp = `Usage: tekenctl verify [--ca BUNDLE.pem] [--json] SIGNED.pdf...
-       tekenctl verify [--ca BUNDLE.pem] [--json] RESULT.json DOC...
-       tekenctl verify [--ca BUNDLE.pem] [--json] --sig FILE.p7s DOC
+const verifyHelp = `Usage: tekenctl verify [--ca BUNDLE.pem] [--online] [--json] SIGNED.pdf...
+       tekenctl verify [--ca BUNDLE.pem] [--online] [--json] RESULT.json DOC...
+       tekenctl verify [--ca BUNDLE.pem] [--online] [--json] --sig FILE.p7s DOC
 
-Checks signatures, with no network access, and prints a verdict for each:
-VALID, INDETERMINATE (intact, but the signer's trust is not established,
-and the line says why: an unknown CA, no revocation data, a certificate
-expired with no timestamp) or INVALID (and why).
+Checks signatures and prints a report for each: its verdict, VALID,
+INDETERMINATE (intact, but the signer's trust is not established, and the
+line says why: an unknown CA, no revocation data, a certificate expired
+with no timestamp) or INVALID (and why), then each check on a line:
+
+  integrity   the signature value, the message digest, the byte range
+  chain       the signer to the CA bundle, at the timestamp's time if one
+              is trusted, else the claimed signing time (pades) or now
+  revocation  the signer's status at that time, and from where: the PDF's
+              DSS, the CMS's CAdES revocation-values, --crl files, or
+              --online; "no data" is INDETERMINATE
+  timestamp   the signature (or document) timestamp: genTime, authority,
+              trusted or not
+  level       the level reached: B-B, B-T, B-LT, B-LTA (pades); B-B, B-T,
+              B-LT (cms)
+
+A verdict is the worst of its checks: an INDETERMINATE one never reads as
+VALID.
 
 A signed PDF (a pades result as 'tekenctl results --out' writes it) is
-checked signature by signature: the byte range of each (all of the file
-but its signature), its CMS, its signing certificate chaining to the CA
-bundle at its timestamp's time (B-T) or its claimed signing time, and
-whether it covers the whole file: anything appended after the last
-signature is reported. A result (RESULT.json) is matched to the documents
-by their SHA-256; a pades result's signed PDF must also begin with the
-document as dispatched. --sig checks one detached CMS signature.
+checked signature by signature, document timestamps too, and whether the
+last covers the whole file: anything appended after it but validation
+data (a DSS) is reported. A result (RESULT.json) is matched to the
+documents by their SHA-256; a pades result's signed PDF must also begin
+with the document as dispatched. --sig checks one detached CMS signature.
+
+Nothing is fetched unless --online: then a signer whose embedded data and
+--crl files say nothing of its status is asked about at its OCSP
+responder or CRL distribution point, each check within 30 seconds.
 
 Exit codes: 0 every signature VALID, 1 any other verdict, 2 usage error.
 
@@ -40,6 +59,7 @@ Examples:
   tekenctl verify --ca ca-bundle.pem signed/0b7e….json surat.pdf
   tekenctl verify --ca ca-bundle.pem --sig signed/0b7e…-surat.pdf.p7s surat.pdf
   tekenctl verify --ca ca-bundle.pem --tsa-ca tsa-ca.pem --crl ca.crl signed/0b7e…-surat.pdf
+  tekenctl verify --ca ca-bundle.pem --online signed/0b7e…-surat.pdf
   TEKEN_SIGNER_CA=ca-bundle.pem tekenctl verify result.json a.pdf b.pdf
 `
 
@@ -54,6 +74,7 @@ func runVerify(ctx context.Context, e env, args []string) int {
 		return nil
 	})
 	sig := fs.String("sig", "", "a detached CMS signature `FILE` (.p7s) to check against one DOC")
+	online := fs.Bool("online", false, "fetch the revocation status of a signer the signature's own data does not decide (OCSP, then CRL)")
 	asJSON := fs.Bool("json", false, "print one JSON object per file checked (see docs/TEKENCTL.md)")
 	if code, ok := parse(e, fs, args); !ok {
 		return code
@@ -74,11 +95,15 @@ func runVerify(ctx context.Context, e env, args []string) int {
 	if err != nil {
 		return fail(e, "verify", err)
 	}
+	if *online {
+		trust.Online = revocation.New(revocation.Config{})
+		trust.OnlineTimeout = onlineTimeout
+	}
 	verdicts, err := mode(ctx, trust)
 	if err != nil {
 		return fail(e, "verify", err)
 	}
-	if err := ctl.WriteVerdicts(e.stdout, verdicts, *asJSON); err != nil {
+	if err := validation.WriteVerdicts(e.stdout, verdicts, *asJSON); err != nil {
 		return fail(e, "verify", err)
 	}
 	for _, v := range verdicts {
@@ -89,8 +114,12 @@ func runVerify(ctx context.Context, e env, args []string) int {
 	return exitOK
 }
 
+// onlineTimeout bounds the fetch for one signer: its OCSP responder and,
+// failing that, its CRL.
+const onlineTimeout = 30 * time.Second
+
 // verifier checks what the arguments name.
-type verifier func(context.Context, ctl.Trust) ([]ctl.Verdict, error)
+type verifier func(context.Context, validation.Trust) ([]validation.Verdict, error)
 
 // verifyMode tells the three forms apart: --sig, signed PDFs (every
 // argument starts as a PDF does), and a result with its documents.
@@ -99,23 +128,27 @@ func verifyMode(args []string, sig string) (verifier, error) {
 	case sig != "" && len(args) != 1:
 		return nil, fmt.Errorf("--sig takes exactly one document")
 	case sig != "":
-		return func(_ context.Context, t ctl.Trust) ([]ctl.Verdict, error) { return verifySig(sig, args[0], t) }, nil
+		return func(ctx context.Context, t validation.Trust) ([]validation.Verdict, error) {
+			return verifySig(ctx, sig, args[0], t)
+		}, nil
 	case len(args) == 0:
 		return nil, fmt.Errorf("want signed PDFs, or RESULT.json and at least one document")
 	}
 	head, err := readHead(args[0])
 	if err != nil {
-		return func(context.Context, ctl.Trust) ([]ctl.Verdict, error) { return nil, err }, nil
+		return func(context.Context, validation.Trust) ([]validation.Verdict, error) { return nil, err }, nil
 	}
 	if !ctl.IsPDF(head) {
 		if len(args) < 2 {
 			return nil, fmt.Errorf("want signed PDFs, or RESULT.json and at least one document")
 		}
-		return func(ctx context.Context, t ctl.Trust) ([]ctl.Verdict, error) {
+		return func(ctx context.Context, t validation.Trust) ([]validation.Verdict, error) {
 			return verifyResult(ctx, args[0], args[1:], t)
 		}, nil
 	}
-	return func(ctx context.Context, t ctl.Trust) ([]ctl.Verdict, error) { return verifyPDFs(ctx, args, t) }, nil
+	return func(ctx context.Context, t validation.Trust) ([]validation.Verdict, error) {
+		return verifyPDFs(ctx, args, t)
+	}, nil
 }
 
 // readHead reads the first kilobyte of a file, where a PDF says it is one.
@@ -133,7 +166,7 @@ func readHead(path string) ([]byte, error) {
 	return b[:n], err
 }
 
-func verifySig(sigPath, docPath string, t ctl.Trust) ([]ctl.Verdict, error) {
+func verifySig(ctx context.Context, sigPath, docPath string, t validation.Trust) ([]validation.Verdict, error) {
 	sig, err := os.ReadFile(sigPath)
 	if err != nil {
 		return nil, err
@@ -142,12 +175,12 @@ func verifySig(sigPath, docPath string, t ctl.Trust) ([]ctl.Verdict, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := ctl.VerifyCMS(sig, content, t)
+	v := validation.VerifyCMS(ctx, sig, content, t)
 	v.Document = docPath
-	return []ctl.Verdict{v}, nil
+	return []validation.Verdict{v}, nil
 }
 
-func verifyResult(ctx context.Context, resultPath string, docs []string, t ctl.Trust) ([]ctl.Verdict, error) {
+func verifyResult(ctx context.Context, resultPath string, docs []string, t validation.Trust) ([]validation.Verdict, error) {
 	raw, err := os.ReadFile(resultPath)
 	if err != nil {
 		return nil, err
@@ -156,36 +189,36 @@ func verifyResult(ctx context.Context, resultPath string, docs []string, t ctl.T
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", resultPath, err)
 	}
-	return ctl.VerifyResult(ctx, r, docs, t)
+	return validation.VerifyResult(ctx, r, docs, t)
 }
 
-func verifyPDFs(ctx context.Context, paths []string, t ctl.Trust) ([]ctl.Verdict, error) {
-	out := make([]ctl.Verdict, 0, len(paths))
+func verifyPDFs(ctx context.Context, paths []string, t validation.Trust) ([]validation.Verdict, error) {
+	out := make([]validation.Verdict, 0, len(paths))
 	for _, p := range paths {
 		pdf, err := os.ReadFile(p)
 		if err != nil {
 			return nil, err
 		}
-		v := ctl.VerifyPDF(ctx, pdf, t)
+		v := validation.VerifyPDF(ctx, pdf, t)
 		v.Document = p
 		out = append(out, v)
 	}
 	return out, nil
 }
 
-func loadTrust(bundle, tsaBundle string, crlFiles []string) (ctl.Trust, error) {
-	var t ctl.Trust
+func loadTrust(bundle, tsaBundle string, crlFiles []string) (validation.Trust, error) {
+	var t validation.Trust
 	var err error
-	if t.Roots, err = ctl.LoadRoots(bundle); err != nil {
+	if t.Roots, err = validation.LoadRoots(bundle); err != nil {
 		return t, err
 	}
 	if tsaBundle != "" {
-		if t.TSARoots, err = ctl.LoadRoots(tsaBundle); err != nil {
+		if t.TSARoots, err = validation.LoadRoots(tsaBundle); err != nil {
 			return t, fmt.Errorf("--tsa-ca: %w", err)
 		}
 	}
 	for _, f := range crlFiles {
-		l, err := ctl.LoadCRL(f)
+		l, err := validation.LoadCRL(f)
 		if err != nil {
 			return t, err
 		}

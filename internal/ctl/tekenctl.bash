@@ -47,7 +47,7 @@ _tekenctl() {
         keygen)   flags="--alg --out" ;;
         dispatch) flags="$settings $dispatcher --terminal --signer --title --number --from --expires --format --page --rect --verify-url --invisible --wait --timeout" ;;
         results)  flags="$settings $dispatcher --follow --json --out --overwrite --timeout --client-id --resync" ;;
-        verify)   flags="--config --ca --tsa-ca --crl --sig --json" ;;
+        verify)   flags="--config --ca --tsa-ca --crl --sig --json --online" ;;
         fleet)    flags="$settings --json --watch --quiet --terminals --listen" ;;
         audit)
             if [[ $cword -eq $((at + 1)) && $cur != -* ]]; then

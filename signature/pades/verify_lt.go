@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tekenid/teken/signature/revocation"
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -149,28 +150,9 @@ func (v *verifier) ocspAnswer(i int, der []byte, cert, issuer *x509.Certificate)
 		return resp
 	}
 	v.lt.answers[k] = nil
-	// Without the issuer: x/crypto/ocsp checks an embedded responder
-	// certificate against the issuer as if it were always delegated, and
-	// so refuses a response signed by the CA that includes its own
-	// (intermediate) certificate. Who signed is checked here instead.
-	resp, err := ocsp.ParseResponseForCert(der, cert, nil)
+	resp, err := revocation.Answer(der, cert, issuer)
 	if err != nil {
 		return nil
-	}
-	switch r := resp.Certificate; {
-	case r == nil:
-		if resp.CheckSignatureFrom(issuer) != nil {
-			return nil
-		}
-	case bytes.Equal(r.Raw, issuer.Raw):
-		// Signed by the issuer itself, checked by the parse.
-	default:
-		if r.CheckSignatureFrom(issuer) != nil || !slices.Contains(r.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
-			return nil
-		}
-		if resp.ProducedAt.Before(r.NotBefore) || resp.ProducedAt.After(r.NotAfter) {
-			return nil
-		}
 	}
 	v.lt.answers[k] = resp
 	return resp
