@@ -6,7 +6,7 @@
 // files and external test files) from `go list` and enforces:
 //
 //  0. Every package lives in a known room (the leaves, daemon/..., cmd/...,
-//     internal/..., packaging/..., examples/...) and every package a rule
+//     internal/..., packaging/..., examples/..., validation) and every package a rule
 //     names exists, so that a new or renamed package cannot slip past the
 //     rules unseen.
 //  1. Only transport imports paho (github.com/eclipse/paho.mqtt.golang),
@@ -17,8 +17,11 @@
 //  3. Only queue imports bbolt: the store's file layout is queue's alone.
 //  4. A leaf (api, queue, device, device/..., transport, signature/...)
 //     imports no other package of the module in its non-test files, except
-//     transport → api (the transport speaks the contract) and
-//     signature/pades → signature/cms (a PDF signature holds a CMS one).
+//     transport → api (the transport speaks the contract),
+//     signature/pades → signature/cms (a PDF signature holds a CMS one),
+//     signature/pades → signature/tsa and signature/revocation (a PDF is
+//     stamped and given its validation data through them) and
+//     signature/tsa → signature/cms (a timestamp token is a CMS signature).
 //     Leaves are wired together by daemon only, so each can be understood,
 //     tested and reused on its own.
 //  5. daemon/... never imports cmd/..., whose binaries are thin shells over
@@ -28,10 +31,13 @@
 //     from internal/... and cmd/...; internal/testenv and internal/tekentest
 //     are imported only by test files and by internal/tekentest, so that no
 //     binary links the machinery that starts pcscd and Mosquitto.
-//  7. cmd/... imports only daemon/..., internal/... and the leaves, never
-//     another binary nor packaging.
+//  7. cmd/... imports only daemon/..., internal/..., validation and the
+//     leaves, never another binary nor packaging.
 //  8. Nothing outside examples/... imports it: the examples are what an
 //     integrator reads (Python, shell), checked by their own test files.
+//  9. validation, the report of a signature that tekenctl verify prints and
+//     a Go central system imports, imports only api and signature/...: a
+//     central system gets no terminal code with it.
 //
 // Rules 1 to 3 hold for test files too unless stated otherwise; the few
 // exceptions the tree needs today are listed, each with its reason, in the
