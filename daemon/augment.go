@@ -21,6 +21,12 @@ import (
 // the authorities and the revocation checker.
 type ltvParts struct {
 	level string
+	// require holds a signed result back until every document reached
+	// level (signing.require_level; held.go).
+	require bool
+	// tsaRoots are tsa.ca_files, to check a signature timestamp read back
+	// from a held signature.
+	tsaRoots *x509.CertPool
 	// explicit: signing.level was set. The implicit B-T of a terminal
 	// with an authority is for PDFs only, as before edition 3: a cms
 	// result then stays as an edition 2 central system knows it.
@@ -28,6 +34,10 @@ type ltvParts struct {
 	tsa        *tsa.Client       // nil: no authority
 	revocation revocationChecker // nil: revocation.check = off
 }
+
+// requires reports whether a result is held until its documents reach the
+// level (signing.require_level).
+func (p *ltvParts) requires() bool { return p != nil && p.require }
 
 // wants reports whether a document of format f is taken to at least l.
 func (p *ltvParts) wants(f api.Format, l string) bool {
@@ -72,13 +82,20 @@ func (p *ltvParts) targetFor(f api.Format) string {
 // Its time is neither teken_card_sign_seconds nor
 // teken_token_busy_seconds_total: it is not the token's.
 func (d *docSigner) augmentDocument(ctx context.Context, sd *signedDoc, cert *x509.Certificate) {
-	parts := d.ltv()
 	pending := sd.pending
 	sd.pending = nil
+	d.takeTo(ctx, d.ltv(), sd, cert, pending)
+}
+
+// takeTo takes sd from the level it has to the configured one; pending is
+// the PAdES signature pades.Sign made, or nil for one found again in the
+// PDF (a held result taken further later, held.go).
+func (d *docSigner) takeTo(ctx context.Context, parts *ltvParts, sd *signedDoc, cert *x509.Certificate, pending *pades.Signed) {
 	target := parts.targetFor(sd.Format)
-	if levelRank(target) < levelRank(api.LevelBT) {
+	if levelRank(target) < levelRank(api.LevelBT) || levelRank(sd.Level) >= levelRank(target) {
 		return
 	}
+	sd.LevelError = ""
 	fail := func(err error) {
 		sd.LevelError = fmt.Sprintf("%s not reached: %v", target, err)
 		d.log.Warn("signature below the configured level", "document", sd.ID, "level", sd.Level, "want", target, "err", err)
@@ -89,68 +106,36 @@ func (d *docSigner) augmentDocument(ctx context.Context, sd *signedDoc, cert *x5
 		return
 	}
 	var token *tsa.Token
-	switch sd.Format {
-	case api.FormatPAdES:
-		if pending == nil {
-			fail(errors.New("the PDF was signed without room for a timestamp"))
-			return
-		}
-		if _, err := pades.Timestamp(ctx, pending, pades.TSAOptions{Client: parts.tsa}); err != nil {
-			// Not expected for a PDF pades.Sign has just made; its
-			// signature was not touched and stays a valid B-B.
-			d.log.Error("signed PDF cannot take a timestamp", "document", sd.ID, "err", err)
-			sd.TimestampError = err.Error()
+	if levelRank(sd.Level) < levelRank(api.LevelBT) {
+		var err error
+		if token, err = d.timestamp(ctx, parts, sd, pending); err != nil {
 			fail(err)
 			return
 		}
-		sd.Signature = pending.PDF // patched in place: the same bytes, now stamped
-		if !pending.Timestamped {
-			sd.TimestampError = pending.TimestampError.Error()
-			fail(pending.TimestampError)
-			return
-		}
-		token = pending.Token
-	case api.FormatCMS:
-		stamped, tok, err := stampCMS(ctx, parts.tsa, sd.Signature)
-		if err != nil {
-			sd.TimestampError = err.Error()
-			fail(err)
-			return
-		}
-		sd.Signature, token = stamped, tok
+		sd.Level, sd.TimestampError = api.LevelBT, ""
 	}
-	sd.Level = api.LevelBT
 	if levelRank(target) < levelRank(api.LevelBLT) {
 		return
 	}
-	vd, err := d.validationData(ctx, parts, cert, token)
-	if err != nil {
-		fail(err)
-		return
-	}
-	switch sd.Format {
-	case api.FormatPAdES:
-		pdf, err := pades.AddDSS(ctx, sd.Signature, vd)
-		if err == nil {
-			err = d.checkGrowth(sd, pdf)
+	var vd pades.ValidationData
+	if levelRank(sd.Level) < levelRank(api.LevelBLT) {
+		var err error
+		if token == nil {
+			if token, err = signatureToken(ctx, parts, sd); err != nil {
+				fail(err)
+				return
+			}
 		}
-		if err != nil {
+		if vd, err = d.validationData(ctx, parts, cert, token); err != nil {
 			fail(err)
 			return
 		}
-		sd.Signature = pdf
-	case api.FormatCMS:
-		der, err := cms.AddValidationData(sd.Signature, vd.Certs, vd.CRLs, vd.OCSPs)
-		if err == nil && len(der) > api.MaxSignatureLen {
-			err = fmt.Errorf("with its validation data the signature is %d bytes, more than the %d a Result carries", len(der), api.MaxSignatureLen)
-		}
-		if err != nil {
+		if err := d.addValidationData(ctx, sd, vd); err != nil {
 			fail(err)
 			return
 		}
-		sd.Signature = der
+		sd.Level = api.LevelBLT
 	}
-	sd.Level = api.LevelBLT
 	if levelRank(target) < levelRank(api.LevelBLTA) {
 		return
 	}
@@ -183,6 +168,98 @@ func (d *docSigner) augmentDocument(ctx context.Context, sd *signedDoc, cert *x5
 		return
 	}
 	sd.Signature = pdf
+}
+
+// timestamp adds the signature timestamp (B-T) to sd.
+func (d *docSigner) timestamp(ctx context.Context, parts *ltvParts, sd *signedDoc, pending *pades.Signed) (*tsa.Token, error) {
+	switch sd.Format {
+	case api.FormatPAdES:
+		if pending == nil {
+			pending = &pades.Signed{PDF: sd.Signature} // found again from its /ByteRange
+		}
+		if _, err := pades.Timestamp(ctx, pending, pades.TSAOptions{Client: parts.tsa}); err != nil {
+			// Not a signature of ours that a timestamp can be added to;
+			// it was not touched and stays a valid B-B.
+			d.log.Error("signed PDF cannot take a timestamp", "document", sd.ID, "err", err)
+			sd.TimestampError = err.Error()
+			return nil, err
+		}
+		sd.Signature = pending.PDF // patched in place: the same bytes, now stamped
+		if !pending.Timestamped {
+			sd.TimestampError = pending.TimestampError.Error()
+			return nil, pending.TimestampError
+		}
+		return pending.Token, nil
+	case api.FormatCMS:
+		stamped, tok, err := stampCMS(ctx, parts.tsa, sd.Signature)
+		if err != nil {
+			sd.TimestampError = err.Error()
+			return nil, err
+		}
+		sd.Signature = stamped
+		return tok, nil
+	}
+	return nil, fmt.Errorf("format %q takes no timestamp", sd.Format)
+}
+
+// signatureToken reads back the signature timestamp of a signature that
+// reached B-T earlier, as its authority's client would have checked it.
+func signatureToken(ctx context.Context, parts *ltvParts, sd *signedDoc) (*tsa.Token, error) {
+	var der []byte
+	switch sd.Format {
+	case api.FormatPAdES:
+		tok, err := pades.SignatureTimestampToken(ctx, sd.Signature)
+		if err != nil {
+			return nil, err
+		}
+		der = tok
+	case api.FormatCMS:
+		tokens, err := cms.SignatureTimestamps(sd.Signature)
+		if err != nil {
+			return nil, err
+		}
+		if len(tokens) > 0 {
+			der = tokens[len(tokens)-1]
+		}
+	}
+	if der == nil {
+		return nil, errors.New("the signature at B-T carries no signature timestamp")
+	}
+	ts, err := cms.VerifyTimestampToken(der, cms.VerifyOptions{Roots: parts.tsaRoots})
+	if err != nil {
+		return nil, fmt.Errorf("its signature timestamp: %w", err)
+	}
+	chain := ts.Chain
+	if chain == nil {
+		chain = []*x509.Certificate{ts.Signer}
+	}
+	return &tsa.Token{DER: der, GenTime: ts.Time, Signer: ts.Signer, Chain: chain}, nil
+}
+
+// addValidationData puts vd into sd: a DSS for a PDF, CAdES attributes
+// for a CMS signature.
+func (d *docSigner) addValidationData(ctx context.Context, sd *signedDoc, vd pades.ValidationData) error {
+	switch sd.Format {
+	case api.FormatPAdES:
+		pdf, err := pades.AddDSS(ctx, sd.Signature, vd)
+		if err == nil {
+			err = d.checkGrowth(sd, pdf)
+		}
+		if err != nil {
+			return err
+		}
+		sd.Signature = pdf
+	case api.FormatCMS:
+		der, err := cms.AddValidationData(sd.Signature, vd.Certs, vd.CRLs, vd.OCSPs)
+		if err == nil && len(der) > api.MaxSignatureLen {
+			err = fmt.Errorf("with its validation data the signature is %d bytes, more than the %d a Result carries", len(der), api.MaxSignatureLen)
+		}
+		if err != nil {
+			return err
+		}
+		sd.Signature = der
+	}
+	return nil
 }
 
 // recordingStamper keeps the token it got, for the validation data of its

@@ -253,6 +253,12 @@ func (f *flow) completeJob(ctx context.Context, who claimed, sj *signedJob) erro
 		defer cancel()
 	}
 	e := ending{outcome: queue.Signed, signerCert: who.cert.Raw, documents: docs}
+	if parts := f.signer.ltv(); parts.requires() && slices.ContainsFunc(docs, func(d api.SignedDocument) bool { return d.LevelError != "" }) {
+		// A letter never leaves below the level it must reach: the
+		// signature is kept, and sent once the level is (held.go).
+		e.hold = true
+		f.log.Warn("signed letter held until it reaches signing.level", "job", sj.job.ID, "level", parts.level)
+	}
 	if err := f.complete.complete(cctx, sj.job, e, ""); err != nil {
 		f.abandon(sj.job.ID, err)
 		return err

@@ -18,6 +18,7 @@ type stateCollector struct {
 	d *Daemon
 
 	jobsWaiting, oldestWaiting, undelivered, oldestUndelivered *prometheus.Desc
+	held                                                       *prometheus.Desc
 	tokenPresent, pinRetries, certNotAfter, certSoonest        *prometheus.Desc
 	pcscdUp, brokerConnected, storeSize, storeMaxSize          *prometheus.Desc
 	scrapeErrors, intakeRetrying                               *prometheus.Desc
@@ -33,6 +34,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 		oldestWaiting:     desc("jobs_oldest_waiting_age_seconds", "Age of the oldest job not yet done; 0 when none waits."),
 		undelivered:       desc("results_undelivered", "Results the central side has not acknowledged."),
 		oldestUndelivered: desc("results_oldest_undelivered_age_seconds", "Age of the oldest unacknowledged result; 0 when none."),
+		held:              desc("results_held", "Signed letters kept from the central side until they reach signing.level (signing.require_level)."),
 		tokenPresent:      desc("token_present", "1 while a token is on a reader."),
 		pinRetries:        desc("token_pin_retries", "PIN retries left on the present token; -1 when none is present or it does not say."),
 		certNotAfter:      desc("signer_certificate_not_after_timestamp_seconds", "Expiry of the present signer's certificate, Unix time; 0 when none."),
@@ -48,7 +50,7 @@ func newStateCollector(d *Daemon) *stateCollector {
 
 // Describe sends every descriptor.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.jobsWaiting, c.oldestWaiting, c.undelivered, c.oldestUndelivered,
+	for _, d := range []*prometheus.Desc{c.jobsWaiting, c.oldestWaiting, c.undelivered, c.oldestUndelivered, c.held,
 		c.tokenPresent, c.pinRetries, c.certNotAfter, c.certSoonest, c.pcscdUp, c.brokerConnected,
 		c.storeSize, c.storeMaxSize, c.scrapeErrors, c.intakeRetrying} {
 		ch <- d
@@ -66,6 +68,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if st, err := d.store.Stats(ctx); err == nil {
 		gauge(c.jobsWaiting, float64(st.Jobs[queue.Received]+st.Jobs[queue.Ready]+st.Jobs[queue.Signing]))
 		gauge(c.undelivered, float64(st.Undelivered))
+		gauge(c.held, float64(st.Held))
 		gauge(c.oldestUndelivered, st.OldestUndelivered.Seconds())
 		gauge(c.storeSize, float64(st.FileSize))
 	} else {

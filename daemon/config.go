@@ -97,6 +97,9 @@ type SigningConfig struct {
 	// B-LTA; the cms format stops at B-LT); empty means B-T for PDFs
 	// with a timestamp authority and B-B for the rest (ltvconfig.go).
 	Level string `toml:"level"`
+	// RequireLevel keeps a signed letter whose document fell short of
+	// Level from being sent until it reaches it (held.go).
+	RequireLevel bool `toml:"require_level"`
 	// PDF work is bounded per document and per job (see signature/pades
 	// Limits): a letter that needs more fails with bad_document.
 	PDFMaxDecompressedBytes    int64 `toml:"pdf_max_decompressed_bytes"`

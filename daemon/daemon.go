@@ -76,6 +76,9 @@ type Daemon struct {
 	// reload, and it and refused belong to the reload goroutine.
 	trust *liveTrust
 	ltv   atomic.Pointer[ltvParts]
+	// signer makes and augments signatures for the flow and for the held
+	// results' loop (held.go).
+	signer *docSigner
 	// revocation is the checker of the whole run (revocation.* needs a
 	// restart); nil when revocation.check is off.
 	revocation *revocation.Checker
@@ -201,7 +204,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 		t := d.trust.load()
 		return t.signerRoots, t.signerCAs
 	}
-	signer := &docSigner{
+	d.signer = &docSigner{
 		metrics: d.metrics, log: d.log, location: location, limits: pdfLimits, live: &d.ltv,
 		signerCAs: signerCAs, revocationTimeout: time.Duration(cfg.Revocation.Timeout),
 	}
@@ -216,7 +219,7 @@ func Open(ctx context.Context, cfg Config, opts Options) (_ *Daemon, err error) 
 		store: d.store, tokens: deviceTokens{d.tokens}, envelopes: envelopes{d.trust},
 		certs: certPolicy{live: d.trust, now: d.now, log: d.log}, seen: &d.seen,
 		tokenSet: tokenPolicy{live: d.trust, attest: deviceTokens{d.tokens}}, tapCheck: tap,
-		complete: comp, signer: signer, metrics: d.metrics, batches: d.batches,
+		complete: comp, signer: d.signer, metrics: d.metrics, batches: d.batches,
 		now: d.now, log: d.log, lang: cfg.Kiosk.Language, maxBatch: cfg.Signing.MaxBatch,
 		statusChanged: d.statusChanged, rearrive: d.tokenBack, setLastError: d.setLastError,
 	})
@@ -303,6 +306,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return d.outbox.run(gctx) })
+	g.Go(func() error { return d.retryHeld(gctx) })
 	g.Go(func() error { return d.mainLoop(gctx) })
 	g.Go(func() error { return d.sendStatus(gctx) })
 	g.Go(func() error { return d.reloadLoop(gctx) })

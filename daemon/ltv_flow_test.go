@@ -78,7 +78,7 @@ func newLTVFlow(t *testing.T, level string) *ltvFlow {
 	cas := []*x509.Certificate{chain.Root.Cert, chain.Intermediate.Cert}
 	rootsOf := func() (*x509.CertPool, []*x509.Certificate) { return anchors, cas }
 	r.flow.certs = certPolicy{roots: anchors, now: r.clock.now, log: log}
-	r.flow.signer.parts = &ltvParts{level: level, explicit: true, tsa: client, revocation: checker}
+	r.flow.signer.parts = &ltvParts{level: level, explicit: true, tsa: client, tsaRoots: roots, revocation: checker}
 	r.flow.signer.signerCAs, r.flow.signer.revocationTimeout = rootsOf, 20*time.Second
 	r.flow.tapCheck = &tapCheck{checker: checker, timeout: 20 * time.Second, cas: rootsOf, now: r.clock.now, log: log}
 	return &ltvFlow{flowRig: r, chain: chain, roots: roots, tsa: authority}
@@ -178,5 +178,49 @@ func TestRevokedAtTheTap(t *testing.T) {
 	}
 	if l.card.verifies != 0 {
 		t.Errorf("PIN verified %d times for a revoked certificate", l.card.verifies)
+	}
+}
+
+// With signing.require_level a letter whose PDF cannot reach the level is
+// signed and kept, not sent; once the responders answer again the held
+// result is taken to the level and released to the outbox.
+func TestRequiredLevelHoldsTheResult(t *testing.T) {
+	l := newLTVFlow(t, api.LevelBLTA)
+	l.flow.signer.parts.require = true
+	up := l.flow.signer.parts.revocation
+	l.flow.signer.parts.revocation = revocation.New(revocation.Config{Timeout: 5 * time.Second, Responder: "http://127.0.0.1:1/ocsp"})
+	id := l.storePAdES(t, 1)
+	l.tap(t)
+	l.read(t, id)
+	if err := l.flow.Sign(l.ctx, []string{id}, []byte("123456"), false); err != nil {
+		t.Fatal(err)
+	}
+	if res := l.results(t); len(res) != 0 {
+		t.Fatalf("%d results sent below the required level", len(res))
+	}
+	held, err := l.store.HeldResults(l.ctx, 10)
+	if err != nil || len(held) != 1 || held[0].JobID != id {
+		t.Fatalf("held: %+v %v", held, err)
+	}
+	if res, err := api.DecodeResult(held[0].Payload); err != nil || res.Documents[0].LevelError == "" {
+		t.Fatalf("held result: %v", err)
+	} else {
+		t.Logf("held: level %s, %s", res.Documents[0].Level, res.Documents[0].LevelError)
+	}
+	// Still down: nothing is released.
+	if n, err := l.flow.signer.releaseHeld(l.ctx, l.store); err != nil || n != 0 {
+		t.Fatalf("release while down: %d %v", n, err)
+	}
+	l.flow.signer.parts.revocation = up
+	if n, err := l.flow.signer.releaseHeld(l.ctx, l.store); err != nil || n != 1 {
+		t.Fatalf("release once up: %d %v", n, err)
+	}
+	d := l.onlyResult(t).Documents[0]
+	if d.Level != api.LevelBLTA || d.LevelError != "" {
+		t.Fatalf("released document: level %s, level error %q", d.Level, d.LevelError)
+	}
+	rep, err := pades.Verify(l.ctx, d.Signature, pades.VerifyOptions{Roots: l.roots})
+	if err != nil || !rep.Valid() || rep.Signatures[0].Level != api.LevelBLTA {
+		t.Fatalf("pades.Verify of the released PDF: %+v %v", rep, err)
 	}
 }

@@ -149,6 +149,9 @@ func (c *Config) validateLTV(bad func(field string, value any, format string, ar
 	if levelRank(level) >= levelRank(api.LevelBLT) && c.Revocation.Check == RevocationOff {
 		bad("signing.level", level, "%s needs revocation data: revocation.check prefer or require", level)
 	}
+	if c.Signing.RequireLevel && levelRank(c.Signing.Level) < levelRank(api.LevelBT) {
+		bad("signing.require_level", true, "name the level required, B-T or more, in signing.level")
+	}
 	if levelRank(level) >= levelRank(api.LevelBLT) && len(c.Signing.SignerCAFiles) == 0 {
 		bad("signing.level", level, "%s needs the signer's chain: signing.signer_ca_files", level)
 	}
@@ -301,7 +304,10 @@ func (d *Daemon) ltvPartsOf(cfg Config) (*ltvParts, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &ltvParts{level: cfg.targetLevel(), explicit: cfg.Signing.Level != "", tsa: client}
+	p := &ltvParts{level: cfg.targetLevel(), explicit: cfg.Signing.Level != "", require: cfg.Signing.RequireLevel, tsa: client}
+	if p.tsaRoots, err = loadCAFiles("tsa.ca_files", cfg.TSA.CAFiles); err != nil {
+		return nil, err
+	}
 	if d.revocation != nil {
 		p.revocation = d.revocation
 	}

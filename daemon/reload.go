@@ -39,11 +39,12 @@ var reloadable = map[string]bool{
 	"signing.tsa_timeout":     true,
 	// The next document is taken to the level, through the authorities,
 	// in force when its card session ends.
-	"signing.level": true,
-	"tsa.authority": true,
-	"tsa.policy":    true,
-	"tsa.ca_files":  true,
-	"tsa.max_skew":  true,
+	"signing.level":         true,
+	"signing.require_level": true,
+	"tsa.authority":         true,
+	"tsa.policy":            true,
+	"tsa.ca_files":          true,
+	"tsa.max_skew":          true,
 	// The token policy is checked at each tap, so a reload applies it to
 	// the next token without touching one that is signing.
 	"token.refuse_default_pin":  true,
@@ -64,6 +65,7 @@ func withReloadable(running, next Config) Config {
 	c.Signing.TSAURL = next.Signing.TSAURL
 	c.Signing.TSATimeout = next.Signing.TSATimeout
 	c.Signing.Level = next.Signing.Level
+	c.Signing.RequireLevel = next.Signing.RequireLevel
 	c.TSA = next.TSA
 	c.TSA.Authorities = slices.Clone(next.TSA.Authorities)
 	c.TSA.CAFiles = slices.Clone(next.TSA.CAFiles)

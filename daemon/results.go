@@ -21,6 +21,9 @@ type ending struct {
 	detail     string
 	signerCert []byte
 	documents  []api.SignedDocument
+	// hold keeps the Result from the outbox until a document that fell
+	// short of signing.level reaches it (signing.require_level; held.go).
+	hold bool
 }
 
 // results builds the Result of every ending — signed, rejected, expired,
@@ -47,6 +50,7 @@ func (r results) encode(j queue.Job, e ending) ([]byte, error) {
 	}
 	for i := range res.Documents {
 		res.Documents[i].TimestampError = api.SanitizeDetail(res.Documents[i].TimestampError)
+		res.Documents[i].LevelError = api.SanitizeDetail(res.Documents[i].LevelError)
 	}
 	b, err := api.Encode(res)
 	if err != nil && e.outcome != queue.Signed {
@@ -113,7 +117,7 @@ func (c *completer) complete(ctx context.Context, j queue.Job, e ending, auditRe
 	if err != nil {
 		return err
 	}
-	if _, err := c.store.Transition(ctx, j.ID, queue.Change{To: queue.Done, Outcome: e.outcome, Reason: auditReason, Payload: payload}); err != nil {
+	if _, err := c.store.Transition(ctx, j.ID, queue.Change{To: queue.Done, Outcome: e.outcome, Reason: auditReason, Payload: payload, Hold: e.hold}); err != nil {
 		return fmt.Errorf("complete %s: %w", j.ID, err)
 	}
 	c.metrics.jobsCompleted.WithLabelValues(e.outcome.String()).Inc()

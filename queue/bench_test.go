@@ -98,7 +98,7 @@ func BenchmarkOutboxDrain(b *testing.B) {
 		var d delta
 		for i := range backlog {
 			r := Result{JobID: fmt.Sprintf("%016d", i), Outcome: Signed, Payload: payload, CreatedAt: time.Now()}
-			if _, err := s.putResult(tx, &d, &r); err != nil {
+			if _, err := s.putResult(tx, &d, &r, false); err != nil {
 				return err
 			}
 		}

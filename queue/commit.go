@@ -30,6 +30,7 @@ type op struct {
 type delta struct {
 	states      [Done + 1]int64
 	undelivered int64
+	held        int64
 	guards      int64
 	created     int       // new jobs stored
 	paid        []string  // owed moves written
@@ -205,6 +206,7 @@ func (s *Store) run(batch []*op, limit int) error {
 		}
 	}
 	s.undelivered.Add(d.undelivered)
+	s.held.Add(d.held)
 	s.guards.Add(d.guards)
 	s.commits.Add(1)
 	s.paid(d.paid)

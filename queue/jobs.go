@@ -43,6 +43,9 @@ type Change struct {
 	Reason  string  // why; kept on the job, in the result and in the audit log
 	// Payload is the encoded result, written to the outbox when To is Done.
 	Payload []byte
+	// Hold keeps that result out of the outbox until ReleaseResult: the
+	// job is done, its result stored, and nothing is sent yet.
+	Hold bool
 }
 
 func validateJob(j *Job) error {
@@ -182,7 +185,7 @@ func (s *Store) move(tx *bolt.Tx, d *delta, j *Job, c Change) error {
 	}
 	if c.To == Done {
 		seq, err := s.putResult(tx, d, &Result{JobID: j.ID, Outcome: c.Outcome, Reason: c.Reason,
-			Payload: c.Payload, CreatedAt: now})
+			Payload: c.Payload, CreatedAt: now}, c.Hold)
 		if err != nil {
 			return err
 		}

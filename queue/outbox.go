@@ -9,8 +9,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// putResult appends r to the outbox with the next sequence and marks it pending.
-func (s *Store) putResult(tx *bolt.Tx, d *delta, r *Result) (uint64, error) {
+// putResult appends r to the outbox with the next sequence and marks it
+// pending, or held when hold.
+func (s *Store) putResult(tx *bolt.Tx, d *delta, r *Result, hold bool) (uint64, error) {
 	seq, err := nextSeq(tx, keyOutboxSeq)
 	if err != nil {
 		return 0, err
@@ -22,6 +23,13 @@ func (s *Store) putResult(tx *bolt.Tx, d *delta, r *Result) (uint64, error) {
 	}
 	if err := tx.Bucket(bucketOutbox).Put(key, encodeResult(r)); err != nil {
 		return 0, fmt.Errorf("put result: %w", err)
+	}
+	if hold {
+		if err := tx.Bucket(bucketHeld).Put(key, nil); err != nil {
+			return 0, fmt.Errorf("put held: %w", err)
+		}
+		d.held++
+		return seq, nil
 	}
 	if err := tx.Bucket(bucketPending).Put(key, nil); err != nil {
 		return 0, fmt.Errorf("put pending: %w", err)
@@ -60,12 +68,27 @@ func loadResult(tx *bolt.Tx, key []byte, payload bool) (Result, error) {
 // sequence greater than after, oldest first. A publisher drains by passing
 // the last sequence it sent as after (0 to start from the oldest).
 func (s *Store) Undelivered(ctx context.Context, after uint64, limit int) ([]Result, error) {
+	out, err := s.resultsIn(ctx, bucketPending, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("undelivered results: %w", err)
+	}
+	return out, nil
+}
+
+// resultsIn returns up to limit results whose sequences index holds,
+// greater than after, oldest first; none when index is absent (a file of
+// an older schema opened read-only).
+func (s *Store) resultsIn(ctx context.Context, index []byte, after uint64, limit int) ([]Result, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	var out []Result
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketPending).Cursor()
+		b := tx.Bucket(index)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
 		for k, _ := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, _ = c.Next() {
 			r, err := getResult(tx, k)
 			if err != nil {
@@ -75,10 +98,7 @@ func (s *Store) Undelivered(ctx context.Context, after uint64, limit int) ([]Res
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("undelivered results: %w", err)
-	}
-	return out, nil
+	return out, err
 }
 
 // Result returns the outbox entry with sequence seq, or ErrNotFound.
@@ -155,6 +175,10 @@ func (s *Store) markDelivered(tx *bolt.Tx, d *delta, seq uint64) (bool, error) {
 	}
 	if err != nil || !r.DeliveredAt.IsZero() {
 		return false, err
+	}
+	if b := tx.Bucket(bucketHeld); b != nil && b.Get(key) != nil {
+		// Never sent, so an acknowledgement of it is not of this result.
+		return false, nil
 	}
 	r.DeliveredAt = s.opts.Now().UTC()
 	if err := tx.Bucket(bucketOutbox).Put(key, encodeResult(&r)); err != nil {

@@ -14,7 +14,8 @@ import (
 //	2: adds the replay guards (bucketGuards, bucketByGuardUntil)
 //	3: envelopes and result payloads out of their records, into
 //	   bucketEnvelopes and bucketPayloads
-const schemaVersion = 3
+//	4: results held back from the outbox (bucketHeld)
+const schemaVersion = 4
 
 // The file's layout. Index buckets hold keys only and are kept in the same
 // transaction as the record they index.
@@ -36,6 +37,9 @@ var (
 	// and deleted with the job.
 	bucketEnvelopes = []byte("envelopes") // job id → blob of the envelope (see putBlob)
 	bucketPayloads  = []byte("payloads")  // seq (8 bytes BE) → blob of the result's payload
+	// Since schema 4: results stored but not to be sent until released
+	// (HeldResults, ReleaseResult); they are in bucketPending only after.
+	bucketHeld = []byte("held") // seq (8 bytes BE) → ∅
 
 	// layouts[v] lists the buckets of schema v; each version keeps all of
 	// the buckets of the one before.
@@ -48,6 +52,9 @@ var (
 		3: {bucketMeta, bucketJobs, bucketByState, bucketBySigner,
 			bucketByExpiry, bucketOutbox, bucketPending, bucketDelivery, bucketAudit,
 			bucketGuards, bucketByGuardUntil, bucketEnvelopes, bucketPayloads},
+		4: {bucketMeta, bucketJobs, bucketByState, bucketBySigner,
+			bucketByExpiry, bucketOutbox, bucketPending, bucketDelivery, bucketAudit,
+			bucketGuards, bucketByGuardUntil, bucketEnvelopes, bucketPayloads, bucketHeld},
 	}
 	allBuckets = layouts[schemaVersion]
 
@@ -79,6 +86,8 @@ var migrations = []migration{
 		}
 		return movePayloadsOut(tx)
 	}},
+	// 3 → 4: nothing was held before.
+	{from: 3, fn: func(tx *bolt.Tx) error { return createBuckets(tx, bucketHeld) }},
 }
 
 // recordKeys lists the keys of bucket b: bbolt forbids writes to a bucket

@@ -110,6 +110,7 @@ type Store struct {
 	// each commit so metrics never need a transaction.
 	counts      [Done + 1]atomic.Int64
 	undelivered atomic.Int64
+	held        atomic.Int64
 	guards      atomic.Int64
 	commits     atomic.Uint64
 
@@ -261,6 +262,7 @@ func (s *Store) Close(ctx context.Context) error {
 type Stats struct {
 	Jobs              map[State]int // jobs by state (done jobs until pruned)
 	Undelivered       int           // results not yet acknowledged
+	Held              int           // results held back from the outbox (Change.Hold)
 	OldestUndelivered time.Duration // age of the oldest undelivered result; 0 if none
 	FileSize          int64         // bytes
 	LastAuditSeq      uint64
@@ -279,7 +281,7 @@ type Stats struct {
 // Stats returns counts kept in memory plus one short read transaction for
 // the oldest undelivered result and the file size.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
-	st := Stats{Jobs: make(map[State]int, 4), Undelivered: int(s.undelivered.Load()), Commits: s.commits.Load(),
+	st := Stats{Jobs: make(map[State]int, 4), Undelivered: int(s.undelivered.Load()), Held: int(s.held.Load()), Commits: s.commits.Load(),
 		ReplayGuards: int(s.guards.Load())}
 	for state := Received; state <= Done; state++ {
 		st.Jobs[state] = int(s.counts[state].Load())
@@ -369,6 +371,9 @@ func (s *Store) loadCounts() error {
 		s.undelivered.Store(int64(n))
 		if b := tx.Bucket(bucketGuards); b != nil { // nil: schema 1, read-only
 			s.guards.Store(int64(b.Stats().KeyN))
+		}
+		if b := tx.Bucket(bucketHeld); b != nil { // nil: before schema 4, read-only
+			s.held.Store(int64(b.Stats().KeyN))
 		}
 		return nil
 	})

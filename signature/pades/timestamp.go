@@ -201,3 +201,21 @@ func (s *signature) stamp(pdf, token []byte) error {
 	}
 	return nil
 }
+
+// SignatureTimestampToken returns the signature timestamp (RFC 3161 token,
+// DER ContentInfo) of the signature that covers the whole of pdf, as
+// Timestamp wrote it, for a caller that takes the signature further later
+// (its validation data are dated after the token's time). It is nil, with
+// no error, when that signature has none; an error (ErrMalformed) means no
+// signature of this package covers the file.
+func SignatureTimestampToken(ctx context.Context, pdf []byte) ([]byte, error) {
+	sig, err := lastSignature(ctx, pdf, [2]int{})
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := cms.SignatureTimestamps(sig.der)
+	if err != nil || len(tokens) == 0 {
+		return nil, err
+	}
+	return tokens[len(tokens)-1], nil
+}
