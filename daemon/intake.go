@@ -84,6 +84,7 @@ type intakeStore interface {
 	AckResult(ctx context.Context, id string) (bool, error)
 	ByStateHeads(ctx context.Context, st queue.State, limit int) ([]queue.Job, error)
 	Undelivered(ctx context.Context, after uint64, limit int) ([]queue.Result, error)
+	HeldResults(ctx context.Context, limit int) ([]queue.Result, error)
 }
 
 // transient records a failure the transport will retry (the disk, a full
@@ -423,6 +424,20 @@ func (in *intake) SyncState(ctx context.Context) (api.Sync, error) {
 			}
 			s.JobsWaiting = append(s.JobsWaiting, j.ID)
 		}
+	}
+	// A letter signed and held until its level (signing.require_level)
+	// is held by the terminal with no result sent: the central side must
+	// not dispatch it again.
+	held, err := in.store.HeldResults(ctx, api.MaxSyncIDs)
+	if err != nil {
+		return api.Sync{}, fmt.Errorf("sync: %w", err)
+	}
+	for _, r := range held {
+		if len(s.JobsWaiting) == api.MaxSyncIDs {
+			s.Truncated = true
+			break
+		}
+		s.JobsWaiting = append(s.JobsWaiting, r.JobID)
 	}
 	for after := uint64(0); ; {
 		results, err := in.store.Undelivered(ctx, after, 500)

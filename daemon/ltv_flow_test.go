@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,6 +207,9 @@ func TestRequiredLevelHoldsTheResult(t *testing.T) {
 		t.Fatalf("held result: %v", err)
 	} else {
 		t.Logf("held: level %s, %s", res.Documents[0].Level, res.Documents[0].LevelError)
+	}
+	if s, err := l.intake.SyncState(l.ctx); err != nil || !slices.Contains(s.JobsWaiting, id) || slices.Contains(s.ResultsUndelivered, id) {
+		t.Fatalf("sync while held: %+v %v, want the job in jobs_waiting", s, err)
 	}
 	// Still down: nothing is released.
 	if n, err := l.flow.signer.releaseHeld(l.ctx, l.store); err != nil || n != 0 {
