@@ -2,6 +2,8 @@ package device
 
 import (
 	"context"
+	"crypto"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"syscall"
@@ -80,4 +82,38 @@ func rusage(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSignThroughPCSCD signs through the real pcscd and the software
+// token behind vpcd, as tekend does: one letter (a session, the PIN, one
+// signature) and a batch of 20 (one session, the PIN before each
+// signature: PIN policy always). The software token answers at once, so
+// the time is that of pcscd, the vpcd link and this package.
+func BenchmarkSignThroughPCSCD(b *testing.B) {
+	e := newEnv(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	card, _ := newCard(b, pivsim.AlgECCP256, pivsim.PINPolicyAlways)
+	e.insert(b, card, 0)
+	reader := e.pcscd.Readers[0]
+	digest := make([]byte, 32)
+	for _, n := range []int{1, 20} {
+		b.Run(fmt.Sprintf("letters=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				err := e.tokens.Session(context.Background(), reader, func(s *Session) error {
+					for range n {
+						if err := s.VerifyPIN([]byte(pivsim.DefaultPIN), false); err != nil {
+							return err
+						}
+						if _, err := s.Sign(context.Background(), SlotSignature, digest, crypto.SHA256); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*n), "ms/letter")
+		})
+	}
 }

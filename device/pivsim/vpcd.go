@@ -162,7 +162,7 @@ func (c *Card) serve(in *insertion) {
 	defer c.wg.Done()
 	defer close(in.done)
 	defer c.drop(in)
-	r := bufio.NewReader(in.conn)
+	r := bufio.NewReader(QuickAckReader{Conn: in.conn})
 	var s session
 	for {
 		msg, err := readMessage(r)

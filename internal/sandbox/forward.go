@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // forwarder carries TCP connections from listeners on the host's 127.0.0.1
@@ -112,10 +114,11 @@ func (f *forwarder) relay(client net.Conn, target string) {
 	}
 	defer f.untrack(inner)
 	// Go sets TCP_NODELAY on every TCP connection (net.newTCPConn), so a
-	// short APDU or response is not held back on either side.
+	// short APDU or response is not held back on our side; vpcd's side
+	// has Nagle, so what it sends is acknowledged at once (QuickAckReader).
 	done := make(chan struct{}, 2)
 	go func() { _, _ = io.Copy(inner, client); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(client, inner); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(client, quickAckReader{inner}); done <- struct{}{} }()
 	<-done
 	client.Close()
 	inner.Close()
@@ -169,4 +172,21 @@ func (f *forwarder) logf(format string, args ...any) {
 	}
 	defer l.Close()
 	fmt.Fprintf(l, "sandbox forwarder: "+format+"\n", args...)
+}
+
+// quickAckReader acknowledges at once each segment vpcd sends (see
+// pivsim.QuickAckReader, whose tests import this package, hence the copy):
+// vpcd writes the length and the bytes of a message separately, without
+// TCP_NODELAY, so a delayed acknowledgement would hold every APDU back.
+type quickAckReader struct{ conn net.Conn }
+
+func (q quickAckReader) Read(p []byte) (int, error) {
+	if tc, ok := q.conn.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) {
+				_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1)
+			})
+		}
+	}
+	return q.conn.Read(p)
 }
