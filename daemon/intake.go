@@ -77,6 +77,7 @@ type intake struct {
 // intakeStore is the part of the job store intake uses.
 type intakeStore interface {
 	Insert(ctx context.Context, j queue.Job) (queue.Job, bool, error)
+	InsertReady(ctx context.Context, j queue.Job) (queue.Job, bool, error)
 	Get(ctx context.Context, id string) (queue.Job, error)
 	Head(ctx context.Context, id string) (queue.Job, error)
 	Transition(ctx context.Context, id string, c queue.Change) (queue.Job, error)
@@ -193,7 +194,12 @@ func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 		// The central side asked for something no PDF viewer would show.
 		return in.refuseJob(ctx, rc, api.ReasonBadDocument, insp.refusal)
 	}
-	stored, created, err := in.store.Insert(ctx, queueJob(job, kid, envelope, now, insp))
+	// A job with nothing wrong goes straight to ready: one transaction.
+	insert := in.store.InsertReady
+	if insp.problem != nil {
+		insert = in.store.Insert // stored first, then failed with its Result (admit)
+	}
+	stored, created, err := insert(ctx, queueJob(job, kid, envelope, now, insp))
 	var replay *queue.ReplayError
 	if errors.As(err, &replay) {
 		if !replay.SameEnvelope {
@@ -237,8 +243,10 @@ func (in *intake) handleJob(ctx context.Context, envelope []byte) (api.Receipt, 
 		return rc, nil
 	}
 	in.metrics.jobsReceived.WithLabelValues("accepted", "").Inc()
-	if err := in.admit(ctx, stored, job, insp.problem); err != nil {
-		return api.Receipt{}, err
+	if insp.problem != nil {
+		if err := in.admit(ctx, stored, job, insp.problem); err != nil {
+			return api.Receipt{}, err
+		}
 	}
 	in.log.Info("job stored", "job", job.JobID, "documents", len(job.Documents), "expires", job.ExpiresAt)
 	rc.Status = api.ReceiptStored

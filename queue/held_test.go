@@ -77,3 +77,44 @@ func TestHeldResults(t *testing.T) {
 		t.Fatalf("ack after release: %v %v", first, err)
 	}
 }
+
+// InsertReady stores and readies a job in one transaction, and the audit
+// log has both moves, as Insert and a Transition write them.
+func TestInsertReady(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "q.db"), Options{TerminalID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	before, _ := s.Stats(ctx)
+	j, created, err := s.InsertReady(ctx, Job{ID: "j1", Envelope: []byte("e"), ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil || !created || j.State != Ready {
+		t.Fatalf("InsertReady: %+v %v %v", j, created, err)
+	}
+	after, _ := s.Stats(ctx)
+	if after.Commits-before.Commits != 1 || after.Jobs[Ready] != 1 || after.Jobs[Received] != 0 {
+		t.Errorf("%d commits, jobs %v; want 1 commit and one ready job", after.Commits-before.Commits, after.Jobs)
+	}
+	if again, created, err := s.InsertReady(ctx, Job{ID: "j1", Envelope: []byte("e")}); err != nil || created || again.State != Ready {
+		t.Errorf("again: %+v %v %v", again, created, err)
+	}
+	var events []Event
+	if _, err := s.ExportAudit(ctx, writerFunc(func(p []byte) (int, error) {
+		for _, e := range []Event{EventReceived, EventReady} {
+			if bytes.Contains(p, []byte(e)) {
+				events = append(events, e)
+			}
+		}
+		return len(p), nil
+	}), 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) < 2 {
+		t.Errorf("audit events %v, want job.received and job.ready", events)
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
