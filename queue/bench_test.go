@@ -57,6 +57,43 @@ func BenchmarkInsertSerial(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "inserts/s")
 }
 
+// BenchmarkIntakeStore measures what storing one admitted job costs a
+// serial writer, as tekend's intake does it: insert then a transition to
+// ready (two durable transactions, as before), against InsertReady (one),
+// in the same run.
+func BenchmarkIntakeStore(b *testing.B) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		store func(s *Store, j Job) error
+	}{
+		{"insert then ready", func(s *Store, j Job) error {
+			if _, _, err := s.Insert(ctx, j); err != nil {
+				return err
+			}
+			_, err := s.Transition(ctx, j.ID, Change{To: Ready})
+			return err
+		}},
+		{"insert ready", func(s *Store, j Job) error {
+			_, _, err := s.InsertReady(ctx, j)
+			return err
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := benchStore(b)
+			start := time.Now()
+			i := 0
+			for b.Loop() {
+				if err := tc.store(s, benchJob(fmt.Sprintf("%016d", i))); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(i)/time.Since(start).Seconds(), "jobs/s")
+		})
+	}
+}
+
 // BenchmarkInsertParallel64 measures durable inserts per second from 64
 // concurrent writers sharing group commits.
 func BenchmarkInsertParallel64(b *testing.B) {
