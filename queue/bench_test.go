@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,4 +189,72 @@ func BenchmarkBaselineBoltUpdate(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
+}
+
+// BenchmarkOpenBacklog measures opening a store that holds n ready jobs
+// (the start-up a terminal back from a long outage does) and what the
+// open touches: the process's resident memory grown by it (VmRSS; bbolt
+// maps the file, and pages only come in when read).
+func BenchmarkOpenBacklog(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
+			path := filepath.Join(benchDir(b), "q.db")
+			s, err := Open(path, Options{Logger: quiet, TerminalID: "bench", SweepInterval: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 64 {
+				wg.Go(func() {
+					for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+						j := benchJob(fmt.Sprintf("%016d", i))
+						j.ExpiresAt = time.Now().Add(30 * 24 * time.Hour)
+						if _, _, err := s.InsertReady(ctx, j); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := s.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			var grown int64
+			for b.Loop() {
+				before := vmRSS(b)
+				s, err := Open(path, Options{Logger: quiet, TerminalID: "bench", SweepInterval: time.Hour})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if st, _ := s.Stats(ctx); st.Jobs[Ready] != n {
+					b.Fatalf("%d ready jobs, want %d", st.Jobs[Ready], n)
+				}
+				grown = vmRSS(b) - before
+				if err := s.Close(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(grown)/(1<<20), "MiB-rss-grown")
+		})
+	}
+}
+
+// vmRSS is this process's resident set in bytes (/proc/self/status).
+func vmRSS(b *testing.B) int64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
 }

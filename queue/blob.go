@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
@@ -117,4 +119,39 @@ func dropPages(v []byte) {
 	}
 	// Advice, not a requirement: an error changes nothing that was read.
 	_ = unix.Madvise(v[from:to], unix.MADV_DONTNEED)
+}
+
+// dropMapping tells the kernel that none of the file's pages mapped so far
+// are needed in this process: Open's scans of the indexes fault pages in,
+// and the kernel maps up to 64 KiB of cached neighbours with each
+// (fault-around), so that a store of 100,000 jobs left some 90 MiB of the
+// file in the daemon's resident set after Open. The page cache keeps them;
+// a later read faults them in again. The mapping is found in
+// /proc/self/maps by bbolt's data address, so that nothing else is
+// touched; where it cannot be found nothing is done.
+func dropMapping(db *bolt.DB) {
+	start := db.Info().Data
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil || start == 0 {
+		return
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		lo, rest, ok := strings.Cut(line, "-")
+		if !ok {
+			continue
+		}
+		a, err := strconv.ParseUint(lo, 16, 64)
+		if err != nil || uintptr(a) != start {
+			continue
+		}
+		hi, _, _ := strings.Cut(rest, " ")
+		b, err := strconv.ParseUint(hi, 16, 64)
+		if err != nil || b <= a {
+			return
+		}
+		// The raw call: the address is bbolt's, held as a uintptr, and
+		// madvise reads no memory through it.
+		_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, uintptr(b-a), unix.MADV_DONTNEED)
+		return
+	}
 }

@@ -166,6 +166,7 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	dropMapping(db) // what the scans above touched leaves the resident set
 	if len(deferred) > 0 {
 		s.owe(deferred...)
 		s.repairDue = true
