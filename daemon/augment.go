@@ -281,24 +281,13 @@ func containsCert(list [][]byte, c *x509.Certificate) bool {
 
 // authorityData is the validation data of a timestamp's authority alone.
 func (d *docSigner) authorityData(ctx context.Context, parts *ltvParts, token *tsa.Token) (pades.ValidationData, error) {
-	var vd pades.ValidationData
-	for _, c := range token.Chain {
-		vd.Certs = append(vd.Certs, c.Raw)
+	var b vdBuilder
+	if parts.revocation == nil {
+		b.certs(token.Chain)
+		return b.vd, nil
 	}
-	if len(token.Chain) < 2 || parts.revocation == nil {
-		return vd, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, d.revocationTimeoutOrDefault())
-	defer cancel()
-	ev, err := parts.revocation.Check(ctx, token.Chain, token.GenTime)
-	if err != nil {
-		return vd, err
-	}
-	for _, c := range ev.Certs {
-		vd.Certs = append(vd.Certs, c.Raw)
-	}
-	vd.OCSPs, vd.CRLs = ev.OCSPs, ev.CRLs
-	return vd, nil
+	err := b.chain(ctx, parts.revocation, token.Chain, token.GenTime, d.revocationTimeoutOrDefault())
+	return b.vd, err
 }
 
 // revocationTimeoutOrDefault bounds one chain's revocation fetch.
@@ -355,38 +344,51 @@ func (d *docSigner) validationData(ctx context.Context, parts *ltvParts, cert *x
 	if chain == nil {
 		return vd, errors.New("no signer CAs are configured (signing.signer_ca_files): the chain to put in the validation data is unknown")
 	}
-	seen := map[string]bool{}
-	addCert := func(c *x509.Certificate) {
-		if !seen[string(c.Raw)] {
-			seen[string(c.Raw)] = true
-			vd.Certs = append(vd.Certs, c.Raw)
+	var b vdBuilder
+	for _, c := range [][]*x509.Certificate{chain, token.Chain} {
+		if err := b.chain(ctx, parts.revocation, c, token.GenTime, d.revocationTimeoutOrDefault()); err != nil {
+			return pades.ValidationData{}, err
 		}
 	}
-	for _, chain := range [][]*x509.Certificate{chain, token.Chain} {
-		if len(chain) < 2 {
-			// The authority's chain was not verified (no tsa.ca_files):
-			// its certificate goes in, its revocation cannot be had.
-			for _, c := range chain {
-				addCert(c)
-			}
-			continue
-		}
-		rctx, cancel := context.WithTimeout(ctx, d.revocationTimeoutOrDefault())
-		ev, err := parts.revocation.Check(rctx, chain, token.GenTime)
-		cancel()
-		if err != nil {
-			return pades.ValidationData{}, fmt.Errorf("revocation data for %s: %w", chain[0].Subject.CommonName, err)
-		}
-		for _, c := range chain {
-			addCert(c)
-		}
-		for _, c := range ev.Certs {
-			addCert(c)
-		}
-		vd.OCSPs = append(vd.OCSPs, ev.OCSPs...)
-		vd.CRLs = append(vd.CRLs, ev.CRLs...)
+	return b.vd, nil
+}
+
+// vdBuilder gathers validation data, each certificate once.
+type vdBuilder struct {
+	vd   pades.ValidationData
+	seen map[string]bool
+}
+
+func (b *vdBuilder) certs(cs []*x509.Certificate) {
+	if b.seen == nil {
+		b.seen = map[string]bool{}
 	}
-	return vd, nil
+	for _, c := range cs {
+		if !b.seen[string(c.Raw)] {
+			b.seen[string(c.Raw)] = true
+			b.vd.Certs = append(b.vd.Certs, c.Raw)
+		}
+	}
+}
+
+// chain adds chain (leaf first) and revocation data for it issued after
+// at. A chain of one certificate was not verified (an authority without
+// tsa.ca_files): it goes in, its revocation cannot be had.
+func (b *vdBuilder) chain(ctx context.Context, checker revocationChecker, chain []*x509.Certificate, at time.Time, timeout time.Duration) error {
+	b.certs(chain)
+	if len(chain) < 2 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ev, err := checker.Check(ctx, chain, at)
+	if err != nil {
+		return fmt.Errorf("revocation data for %s: %w", chain[0].Subject.CommonName, err)
+	}
+	b.certs(ev.Certs)
+	b.vd.OCSPs = append(b.vd.OCSPs, ev.OCSPs...)
+	b.vd.CRLs = append(b.vd.CRLs, ev.CRLs...)
+	return nil
 }
 
 // revocationTimeoutDefault bounds one chain's revocation fetch when the

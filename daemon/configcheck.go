@@ -69,7 +69,7 @@ func CheckConfig(cfg Config) *ConfigCheck {
 	if err := loadWebConfig(cfg.Metrics.WebConfig); err != nil {
 		c.Errors = append(c.Errors, err)
 	}
-	if _, err := loadTSA(cfg, nil); err != nil {
+	if _, _, err := loadTSA(cfg, nil); err != nil {
 		c.Errors = append(c.Errors, flatten(err)...)
 	}
 	c.Warnings = configWarnings(&cfg, time.Now())

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -156,6 +157,7 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 	}
 	r := tokenRead{info: info, err: err}
 	var verdict tokenVerdict
+	var toCheck []*x509.Certificate // the chain the tap's revocation check asks about
 	if err == nil {
 		// A token IT has not set up is refused whatever its certificate:
 		// that is what IT must fix first.
@@ -164,7 +166,10 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 		if r.certProblem == nil {
 			r.certProblem = f.certs.check(info.SignCert)
 		}
-		r.checking = r.certProblem == nil && f.tapCheck != nil && f.tapCheck.needed(info.SignCert)
+		if r.certProblem == nil && f.tapCheck != nil {
+			toCheck = f.tapCheck.chainToCheck(info.SignCert)
+			r.checking = toCheck != nil
+		}
 	}
 	f.mu.Lock()
 	changed := f.p.read(gen, reader, r)
@@ -183,7 +188,7 @@ func (f *flow) arrived(ctx context.Context, reader string) {
 	f.publish(ctx)
 	f.statusChanged()
 	if r.checking {
-		f.checks.Go(func() { f.checkRevocation(ctx, gen, reader, info.SignCert) })
+		f.checks.Go(func() { f.checkRevocation(ctx, gen, reader, toCheck) })
 	}
 }
 

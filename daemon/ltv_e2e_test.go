@@ -2,14 +2,9 @@ package daemon_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -42,25 +37,10 @@ func TestLevelsEndToEnd(t *testing.T) {
 	})
 	chain.IntermediateOCSP.Add(siti.Cert)
 
-	tsaKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "Teken Test TSA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtraExtensions: []pkix.Extension{testenv.TSAExtension(t)},
-		OCSPServer: []string{chain.RootOCSP.URL},
-	}, chain.Root.Cert, &tsaKey.PublicKey, chain.Root.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsaCert, _ := x509.ParseCertificate(der)
-	chain.RootOCSP.Add(tsaCert)
-	guarded := testenv.StartTSA(t, testenv.TSAConfig{Cert: tsaCert, Key: tsaKey, Answer: func(r *http.Request) bool {
+	guarded := chain.StartTSA(t, func(r *http.Request) bool {
 		user, pass, ok := r.BasicAuth()
 		return ok && user == "pemprov-sultra" && pass == "rahasia-tsa"
-	}})
+	})
 	down := closedURL(t)
 
 	dir := t.TempDir()

@@ -2,14 +2,10 @@ package daemon
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"log/slog"
-	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -50,23 +46,7 @@ func newLTVFlow(t *testing.T, level string) *ltvFlow {
 	roots := x509.NewCertPool()
 	roots.AddCert(chain.Root.Cert)
 
-	tsaKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "Teken Test TSA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtraExtensions: []pkix.Extension{testenv.TSAExtension(t)},
-		OCSPServer: []string{chain.RootOCSP.URL},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, chain.Root.Cert, &tsaKey.PublicKey, chain.Root.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsaCert, _ := x509.ParseCertificate(der)
-	chain.RootOCSP.Add(tsaCert)
-	authority := testenv.StartTSA(t, testenv.TSAConfig{Cert: tsaCert, Key: tsaKey})
+	authority := chain.StartTSA(t, nil)
 	client, err := tsa.New(tsa.Config{Authorities: []tsa.Authority{{URL: authority.URL}}, Roots: roots, MaxSkew: 5 * time.Minute, Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)

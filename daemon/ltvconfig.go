@@ -178,11 +178,14 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 }
 
 // loadTSA reads the files of the timestamp authorities and makes their
-// client; nil without any authority. Every bad file is reported at once.
-func loadTSA(c Config, obs tsa.Observer) (*tsa.Client, error) {
+// client, and returns tsa.ca_files's pool beside it (nil when none is
+// named); the client is nil without any authority. Every bad file is
+// reported at once.
+func loadTSA(c Config, obs tsa.Observer) (*tsa.Client, *x509.CertPool, error) {
 	list := c.authorities()
 	if len(list) == 0 {
-		return nil, nil
+		roots, err := loadCAFiles("tsa.ca_files", c.TSA.CAFiles)
+		return nil, roots, err
 	}
 	var errs problems
 	cfg := tsa.Config{
@@ -234,13 +237,13 @@ func loadTSA(c Config, obs tsa.Observer) (*tsa.Client, error) {
 		cfg.Authorities = append(cfg.Authorities, auth)
 	}
 	if err := errs.err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	client, err := tsa.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("timestamp authorities: %w", err)
+		return nil, nil, fmt.Errorf("timestamp authorities: %w", err)
 	}
-	return client, nil
+	return client, cfg.Roots, nil
 }
 
 // loadRevocation makes the revocation checker; nil when revocation.check
@@ -300,14 +303,11 @@ func chainOf(cert *x509.Certificate, anchors *x509.CertPool, cas []*x509.Certifi
 // authorities' client (their files read now) with the run's revocation
 // checker.
 func (d *Daemon) ltvPartsOf(cfg Config) (*ltvParts, error) {
-	client, err := loadTSA(cfg, d.metrics)
+	client, roots, err := loadTSA(cfg, d.metrics)
 	if err != nil {
 		return nil, err
 	}
-	p := &ltvParts{level: cfg.targetLevel(), explicit: cfg.Signing.Level != "", require: cfg.Signing.RequireLevel, tsa: client}
-	if p.tsaRoots, err = loadCAFiles("tsa.ca_files", cfg.TSA.CAFiles); err != nil {
-		return nil, err
-	}
+	p := &ltvParts{level: cfg.targetLevel(), explicit: cfg.Signing.Level != "", require: cfg.Signing.RequireLevel, tsa: client, tsaRoots: roots}
 	if d.revocation != nil {
 		p.revocation = d.revocation
 	}

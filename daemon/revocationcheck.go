@@ -34,39 +34,31 @@ type tapCheck struct {
 	log       *slog.Logger
 }
 
-// needed reports whether cert's chain names anywhere to ask: a chain of
-// certificates without OCSP responders or CRL distribution points (and no
-// configured responder) has nothing to wait for, so the official is not
-// made to.
-func (c *tapCheck) needed(cert *x509.Certificate) bool {
+// chainToCheck is cert's chain when it names anywhere to ask, else nil: a
+// chain whose certificates name no OCSP responder or CRL distribution
+// point (and no responder configured), or no chain at all (no signer CAs;
+// or one certPolicy refused already), has nothing to wait for, so the
+// official is not made to.
+func (c *tapCheck) chainToCheck(cert *x509.Certificate) []*x509.Certificate {
 	anchors, cas := c.cas()
 	chain, err := chainOf(cert, anchors, cas, c.now())
 	if err != nil || chain == nil {
-		return false
+		return nil
 	}
 	for _, x := range chain[:len(chain)-1] {
 		if c.responder || len(x.OCSPServer) > 0 || len(x.CRLDistributionPoints) > 0 {
-			return true
+			return chain
 		}
 	}
-	return false
+	return nil
 }
 
-// problem is why cert cannot sign, or nil.
-func (c *tapCheck) problem(ctx context.Context, cert *x509.Certificate) *kiosk.Message {
-	anchors, cas := c.cas()
-	chain, err := chainOf(cert, anchors, cas, c.now())
-	switch {
-	case err != nil:
-		// certPolicy refused it already; nothing to add.
-		return nil
-	case chain == nil:
-		c.log.Debug("no signer CAs configured: revocation not checked")
-		return nil
-	}
+// problem is why the certificate of chain (from chainToCheck) cannot
+// sign, or nil.
+func (c *tapCheck) problem(ctx context.Context, chain []*x509.Certificate) *kiosk.Message {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	_, err = c.checker.Check(ctx, chain, time.Time{})
+	_, err := c.checker.Check(ctx, chain, time.Time{})
 	return c.message(err)
 }
 
@@ -92,8 +84,8 @@ func (c *tapCheck) message(err error) *kiosk.Message {
 
 // checkRevocation runs the tap check for the token of arrival gen and
 // shows its answer; the flow's checks wait group owns it.
-func (f *flow) checkRevocation(ctx context.Context, gen uint64, reader string, cert *x509.Certificate) {
-	msg := f.tapCheck.problem(ctx, cert)
+func (f *flow) checkRevocation(ctx context.Context, gen uint64, reader string, chain []*x509.Certificate) {
+	msg := f.tapCheck.problem(ctx, chain)
 	f.mu.Lock()
 	changed := f.p.revocationChecked(gen, reader, msg)
 	f.mu.Unlock()

@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/internal/testenv"
 	"github.com/tekenid/teken/signature/pades"
 )
 
@@ -78,32 +77,8 @@ func signerPEM(t *testing.T) string {
 	return path
 }
 
-// testLetter is a one-page A4 PDF showing text: internal/demo has a
-// nicer one, but it imports this package.
-func testLetter(text string) []byte {
-	content := fmt.Sprintf("BT /F1 12 Tf 72 770 Td (%s) Tj ET", text)
-	objects := []string{
-		"<< /Type /Catalog /Pages 2 0 R >>",
-		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content),
-	}
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.4\n")
-	offs := make([]int, len(objects))
-	for i, o := range objects {
-		offs[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objects)+1)
-	for _, o := range offs {
-		fmt.Fprintf(&b, "%010d 00000 n \n", o)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
-	return b.Bytes()
-}
+// testLetter is a one-page A4 PDF showing text.
+func testLetter(text string) []byte { return testenv.TextPDF(text) }
 
 func writeFile(t *testing.T, name string, b []byte) string {
 	t.Helper()

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -340,4 +342,22 @@ func writeFile(t testing.TB, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// StartTSA starts a timestamp authority (StartTSA) whose certificate the
+// chain's root issued, with the critical timeStamping usage and its status
+// at the root's OCSP responder, so that its chain and revocation data are
+// there for B-LT. answer is TSAConfig.Answer.
+func (c *Chain) StartTSA(t testing.TB, answer func(*http.Request) bool) *TSA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := pkiTemplate(t, "Teken Test TSA", IssueOptions{OCSP: []string{c.RootOCSP.URL}})
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtraExtensions = []pkix.Extension{TSAExtension(t)}
+	cert := makePKICert(t, tmpl, c.Root.Cert, key, c.Root.Key).Cert
+	c.RootOCSP.Add(cert)
+	return StartTSA(t, TSAConfig{Cert: cert, Key: key, Answer: answer})
 }

@@ -2,15 +2,9 @@ package pades
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tekenid/teken/internal/testenv"
 	"github.com/tekenid/teken/signature/revocation"
@@ -27,22 +21,7 @@ func BenchmarkLevels(b *testing.B) {
 	signer := chain.Leaf.Key
 	roots := x509.NewCertPool()
 	roots.AddCert(chain.Root.Cert)
-	tsaKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "Teken Bench TSA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtraExtensions: []pkix.Extension{testenv.TSAExtension(b)},
-		OCSPServer: []string{chain.RootOCSP.URL},
-	}, chain.Root.Cert, &tsaKey.PublicKey, chain.Root.Key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tsaCert, _ := x509.ParseCertificate(der)
-	chain.RootOCSP.Add(tsaCert)
-	authority := testenv.StartTSA(b, testenv.TSAConfig{Cert: tsaCert, Key: tsaKey})
+	authority := chain.StartTSA(b, nil)
 	client, err := tsa.New(tsa.Config{Authorities: []tsa.Authority{{URL: authority.URL}}, Roots: roots})
 	if err != nil {
 		b.Fatal(err)
