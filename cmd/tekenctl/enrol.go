@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/tekenid/teken/device"
@@ -267,15 +268,32 @@ func (p *ttyPrompter) AskSecret(ctx context.Context, question string) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("terminal: %w", err)
 	}
-	fmt.Fprint(p.out, question)
-	b, err := p.read(ctx, func() ([]byte, error) { return term.ReadPassword(fd) })
-	fmt.Fprintln(p.out) // the operator's Enter was not echoed
-	if errors.Is(err, context.Canceled) {
-		// ReadPassword restores the terminal only when it returns; on
-		// Ctrl-C the echo must come back now.
-		_ = term.Restore(fd, saved)
+	// Echo goes off before the question shows, not after: an answer
+	// typed (or pasted) the moment the question appears would otherwise
+	// be echoed before the read turned echo off.
+	if err := echoOff(fd); err != nil {
+		return nil, fmt.Errorf("terminal: %w", err)
 	}
+	fmt.Fprint(p.out, question)
+	b, err := p.read(ctx, func() ([]byte, error) { return ctl.ReadLine(p.f) })
+	fmt.Fprintln(p.out) // the operator's Enter was not echoed
+	// Restored however the read ended: on Ctrl-C the read is still
+	// blocked, and the echo must come back now.
+	_ = term.Restore(fd, saved)
 	return b, err
+}
+
+// echoOff turns the terminal's echo off and keeps line editing and
+// signals on, as term.ReadPassword does for the time of its read.
+func echoOff(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Lflag &^= unix.ECHO
+	t.Lflag |= unix.ICANON | unix.ISIG
+	t.Iflag |= unix.ICRNL
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
 // read runs one blocking terminal read so that Ctrl-C (ctx) can end the
