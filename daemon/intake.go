@@ -49,9 +49,8 @@ type docMeta struct {
 
 // intake is the terminal's side of the wire contract: it verifies what the
 // transport receives, stores it, and answers with receipts and Syncs. It
-// implements transport.TerminalHandler. tekend hands it one message at a
-// time (TerminalConfig.JobWorkers unset); what HandleJob shares — the
-// store, the verifier, the metrics, retrying — is safe for several at once.
+// implements transport.TerminalHandler, and runs on the transport's one
+// handler goroutine.
 type intake struct {
 	store    intakeStore
 	verifier envelopeVerifier // the keys in force (reload.go)
