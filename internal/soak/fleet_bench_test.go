@@ -307,7 +307,12 @@ func runFleet(b *testing.B, tekenctl string) {
 
 	// Half-way, (b): every terminal publishes a changed status at once,
 	// and tekenctl starts reading the fleet at that instant.
-	if err := waitCtx(ctx, fleetTrickle/2); err != nil {
+	if err := testenv.WaitFor(ctx, time.Minute, func() error {
+		if n := sent.Load(); n < fleetSize/2 {
+			return fmt.Errorf("%d of %d jobs sent", n, fleetSize)
+		}
+		return nil
+	}); err != nil {
 		b.Fatal(err)
 	}
 	change := time.Now()
@@ -561,18 +566,6 @@ func selfUsage(b *testing.B) usage {
 		b.Fatalf("getrusage: %v", err)
 	}
 	return usage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), maxRSS: ru.Maxrss << 10}
-}
-
-// waitCtx waits d, or until ctx ends.
-func waitCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func closeQuietly(closeFn func(context.Context) error) {
