@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -12,37 +13,88 @@ import (
 	"time"
 )
 
-// FreePorts finds n consecutive free TCP ports and returns the first one.
-// vpcd listens on one port per virtual reader, from its configured port on.
-// The caller must tolerate losing a race for them; the starters here retry.
+// FreePorts finds n consecutive free TCP ports on 127.0.0.1 and returns the
+// first one. vpcd listens on one port per virtual reader, from its
+// configured port on. The caller must tolerate losing a race for them; the
+// starters here retry.
+//
+// The ports come from outside the kernel's ephemeral range: a broker or
+// pcscd restarted on its port would otherwise find it taken by some
+// client's outgoing connection, which the kernel may give any free port of
+// that range in the moment the server is down (EADDRINUSE on restart).
 func FreePorts(n int) (int, error) {
+	if n < 1 {
+		return 0, fmt.Errorf("free ports: want at least one, not %d", n)
+	}
+	if lo, hi, ok := quietPortRange(n); ok {
+		for range 200 {
+			base := lo + rand.IntN(hi-lo-n+2)
+			if portsFree(base, n) {
+				return base, nil
+			}
+		}
+	}
+	// No room outside the ephemeral range: let the kernel choose.
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return 0, fmt.Errorf("listen on a free port: %w", err)
 		}
 		base := l.Addr().(*net.TCPAddr).Port
-		held := []net.Listener{l}
-		ok := base+n-1 <= 65535
-		for i := 1; ok && i < n; i++ {
-			// Loopback only, like every port the sandbox opens: vpcd,
-			// which binds every address, does so inside pcscd's own
-			// network namespace (PCSCD).
-			li, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, li)
-		}
-		for _, h := range held {
-			h.Close()
-		}
-		if ok {
+		l.Close()
+		if base+n-1 <= 65535 && portsFree(base, n) {
 			return base, nil
 		}
 	}
 	return 0, errors.New("no run of free ports found")
+}
+
+// quietPortRange is the widest stretch of ports, at or above 15000 (clear
+// of most services' registered ports), that the kernel never hands out as
+// the local port of an outgoing connection.
+func quietPortRange(n int) (lo, hi int, ok bool) {
+	ephLo, ephHi := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) == 2 {
+			a, errA := strconv.Atoi(f[0])
+			z, errZ := strconv.Atoi(f[1])
+			if errA == nil && errZ == nil && a <= z {
+				ephLo, ephHi = a, z
+			}
+		}
+	}
+	const floor = 15000
+	below := ephLo - floor // ports floor … ephLo-1
+	above := 65535 - ephHi // ports ephHi+1 … 65535
+	switch {
+	case below >= above && below >= 100+n:
+		return floor, ephLo - 1, true
+	case above >= 100+n:
+		return ephHi + 1, 65535, true
+	}
+	return 0, 0, false
+}
+
+// portsFree reports whether base … base+n-1 can all be listened on now.
+func portsFree(base, n int) bool {
+	var held []net.Listener
+	defer func() {
+		for _, h := range held {
+			h.Close()
+		}
+	}()
+	for i := range n {
+		// Loopback only, like every port the sandbox opens: vpcd, which
+		// binds every address, does so inside pcscd's own network
+		// namespace (PCSCD).
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+		if err != nil {
+			return false
+		}
+		held = append(held, l)
+	}
+	return true
 }
 
 // permanentError marks a condition that can no longer come true.
