@@ -48,6 +48,12 @@ type DispatcherConfig struct {
 	// acknowledges it to the terminal only after OnResult returned nil.
 	// An error means "not stored": the message is retried.
 	OnResult func(ctx context.Context, r *api.Result) error
+	// WatchResults makes a dispatcher that keeps no results: OnResult sees
+	// each as it passes and none is acknowledged, so the terminal goes on
+	// holding it for the central system's own session. A one-off
+	// dispatch (tekenctl dispatch) is such a dispatcher: a ResultAck from
+	// it would let the terminal delete a result nobody stored.
+	WatchResults bool
 	// OnReceipt, OnStatus and OnSync, when set, see every valid message
 	// of their kind.
 	OnReceipt func(ctx context.Context, r *api.Receipt)
@@ -272,6 +278,14 @@ func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
 // result hands a new result to the caller, forgets its job and
 // acknowledges it; a duplicate is only acknowledged again.
 func (d *Dispatcher) result(ctx context.Context, r *api.Result) error {
+	if d.cfg.WatchResults {
+		if d.cfg.OnResult != nil {
+			if err := d.cfg.OnResult(ctx, r); err != nil {
+				return fmt.Errorf("result %s: %w", r.JobID, err)
+			}
+		}
+		return nil
+	}
 	seen, err := d.cfg.Seen.Seen(ctx, r.Terminal, r.JobID)
 	if err != nil {
 		return fmt.Errorf("result %s: look up: %w", r.JobID, err)

@@ -22,8 +22,10 @@ official whose certificate is CERT.pem (the job names the certificate's
 SHA-256; name and NIP come from its subject). Waits for the terminal's
 receipt and prints "JOBID stored", or "JOBID refused REASON". With --wait
 it then waits for the official to act, prints "JOBID signed" (or
-"JOBID rejected REASON") and exits 0 only if the job was signed. Each FILE
-is one document; its media type follows the extension.
+"JOBID rejected REASON") and exits 0 only if the job was signed. The
+signed result stays on the terminal until "tekenctl results" takes it:
+dispatch acknowledges no result. Each FILE is one document; its media type
+follows the extension.
 
 With --format pades the terminal returns each PDF signed (PAdES), with a
 visible block "Ditandatangani secara elektronik oleh", the official's name,

@@ -334,8 +334,10 @@ func Dispatch(ctx context.Context, o DispatchOptions) (*Dispatched, error) {
 				}
 			}
 		},
-		// Results of other jobs are taken and acknowledged too; the
-		// central system's own session receives them all the same.
+		// A one-off dispatch keeps no result, so it acknowledges none:
+		// the terminal holds each, this job's too, until the central
+		// system's own session (tekenctl results) has stored it.
+		WatchResults: true,
 		OnResult: func(_ context.Context, r *api.Result) error {
 			if r.JobID == j.JobID {
 				select {

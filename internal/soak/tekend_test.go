@@ -28,7 +28,7 @@ import (
 
 // tekendBinary builds tekend once into dir, as make build does but without
 // the version stamp, and returns its path.
-func tekendBinary(t *testing.T, dir string) string {
+func tekendBinary(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "tekend")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/tekend").CombinedOutput(); err != nil {
@@ -42,7 +42,7 @@ func tekendBinary(t *testing.T, dir string) string {
 // listeners on free ports, no smart-card service (pcscd's socket points to
 // nowhere: a job is stored and waits, which is all the backlog tests need).
 type tekend struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	conf     string
 	logPath  string
@@ -56,7 +56,7 @@ type tekend struct {
 
 // newTekend writes the configuration of a tekend for terminal that trusts
 // the dispatcher key in pubPath and uses the broker at url.
-func newTekend(t *testing.T, bin, terminal, url, pubPath string) *tekend {
+func newTekend(t testing.TB, bin, terminal, url, pubPath string) *tekend {
 	t.Helper()
 	dir := t.TempDir()
 	metricsPort, kioskPort := testenv.FreePort(t), testenv.FreePort(t)
@@ -285,7 +285,7 @@ type central struct {
 	resent int
 }
 
-func newCentral(t *testing.T, url string) *central {
+func newCentral(t testing.TB, url string) *central {
 	t.Helper()
 	key, err := api.GenerateKey(api.AlgES256)
 	if err != nil {
