@@ -44,8 +44,9 @@
 // signing batch runs on its request's, under a context that ends with the
 // request or when the grace is over (batches). The leaves own the rest and
 // stop them in their Close: the transport its connect loop, its handler
-// worker (which calls intake, one message at a time, in arrival order)
-// and its Sync loop; the store its committer and sweeper; the device
+// pipeline (which calls intake for up to intakeWorkers job envelopes at
+// once, control messages alone, and acknowledges in arrival order) and its
+// Sync loop; the store its committer and sweeper; the device
 // layer its presence watcher.
 //
 // # Who may block on what

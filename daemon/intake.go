@@ -49,8 +49,10 @@ type docMeta struct {
 
 // intake is the terminal's side of the wire contract: it verifies what the
 // transport receives, stores it, and answers with receipts and Syncs. It
-// implements transport.TerminalHandler, and runs on the transport's one
-// handler goroutine.
+// implements transport.TerminalHandler. The transport hands it up to
+// intakeWorkers job envelopes at once, never two of one job id together;
+// what HandleJob shares — the store, the verifier, the metrics, retrying —
+// is safe for several at once.
 type intake struct {
 	store    intakeStore
 	verifier envelopeVerifier // the keys in force (reload.go)
@@ -131,6 +133,11 @@ func (r *retryState) reason() string {
 	}
 	return ""
 }
+
+// intakeWorkers is how many job envelopes are verified and stored at once:
+// enough to fill the broker's in-flight window (Mosquitto's default is 20)
+// so that their store transactions share fsyncs.
+const intakeWorkers = 32
 
 var (
 	_ intakeStore               = (*queue.Store)(nil)

@@ -226,6 +226,9 @@ func (d *Daemon) openTerminal() (*transport.Terminal, error) {
 	t, err := transport.OpenTerminal(transport.TerminalConfig{
 		Connection: conn, Root: b.TopicRoot, TerminalID: d.cfg.TerminalID,
 		Handler: d.intake, Status: d.status, OnStall: d.brokerStallChanged,
+		// Job envelopes are verified side by side and their store
+		// transactions share fsyncs; acknowledgements keep arrival order.
+		JobWorkers: intakeWorkers,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

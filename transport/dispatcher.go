@@ -109,7 +109,7 @@ func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 			api.AllTerminals(cfg.Root, api.KindStatus),
 			api.AllTerminals(cfg.Root, api.KindSync),
 		},
-		handle: d.handle,
+		handle: d.handleMessage,
 		onUp:   d.connected,
 	})
 	if err != nil {
@@ -196,6 +196,12 @@ func (d *Dispatcher) Cancel(ctx context.Context, terminal, jobID, reason string)
 		return fmt.Errorf("cancel job %s: forget pending job: %w", jobID, err)
 	}
 	return nil
+}
+
+// handleMessage is handle as the session calls it: nothing waits for the
+// acknowledgement.
+func (d *Dispatcher) handleMessage(ctx context.Context, m paho.Message) (func(), error) {
+	return nil, d.handle(ctx, m)
 }
 
 // handle takes one message from a terminal; see TerminalHandler for the

@@ -33,7 +33,7 @@ func FuzzDispatcherHandle(f *testing.F) {
 	signer, _ := newPKI(f)
 	d := &Dispatcher{cfg: DispatcherConfig{Root: api.DefaultRoot, Signer: signer, Jobs: NewMemoryJobs(), Seen: NewMemoryResults(16), AckTTL: 1e9, ResendGrace: DefaultResendGrace}}
 	d.syncs = newSyncer(d)
-	s, err := newSession(Connection{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "fuzz", Logger: slog.New(slog.DiscardHandler)}, sessionConfig{handle: d.handle})
+	s, err := newSession(Connection{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "fuzz", Logger: slog.New(slog.DiscardHandler)}, sessionConfig{handle: d.handleMessage})
 	if err != nil {
 		f.Fatal(err)
 	}

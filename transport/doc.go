@@ -7,9 +7,11 @@
 //   - Terminal is tekend's client: a persistent session (CleanSession=false)
 //     under a stable client id, QoS 1 subscriptions to the terminal's jobs
 //     and control topics renewed after every connect, messages handed to a
-//     TerminalHandler one at a time in arrival order and acknowledged to
-//     the broker only after the handler returned nil (persist, then
-//     acknowledge), an inbox bounded in messages and bytes (past the byte
+//     TerminalHandler in arrival order — job envelopes several at once,
+//     two of one job id never together, control messages after all
+//     before them (pipeline.go) — and acknowledged to the broker in
+//     arrival order, each only after its handler returned nil (persist,
+//     then acknowledge), an inbox bounded in messages and bytes (past the byte
 //     bound paho's reader waits, so the broker keeps the rest), a retained
 //     status with an offline last will, and a Sync after every connect —
 //     once the backlog the broker kept is taken in, saying whether it kept

@@ -416,6 +416,7 @@ func (r *rig) openTerminal(t testing.TB, conn Connection) {
 		Connection: conn, Root: r.root, TerminalID: testTerminal, Handler: r.term,
 		Status:       func() api.Status { return api.Status{Version: "test"} },
 		SyncInterval: time.Second,
+		JobWorkers:   16, // the transport's tests run the concurrent path
 		OnStall: func(stalled bool, _ time.Time) {
 			select {
 			case r.stalls <- stalled:

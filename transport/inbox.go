@@ -33,7 +33,7 @@ const maxInbox = 10000
 const defaultInboxBytes = 20 << 20
 
 // inbox is the FIFO between paho's router goroutine, which pushes, and the
-// session's worker, which pops and handles one message at a time.
+// session's worker, which pops them in arrival order (see pipeline.go).
 type inbox struct {
 	mu       sync.Mutex
 	items    []paho.Message
@@ -43,8 +43,9 @@ type inbox struct {
 	maxBytes int
 	bytes    int // payload bytes pushed and not yet done
 	dropped  uint64
-	// busy is true from pop until done: the worker is handling a message.
-	busy atomic.Bool
+	// taken counts the messages popped and not yet done: being handled,
+	// or handled and waiting for the ones before them to be acknowledged.
+	taken atomic.Int64
 	// last is when the last message arrived (UnixNano).
 	last atomic.Int64
 }
@@ -113,7 +114,7 @@ func (q *inbox) pop(ctx context.Context) (paho.Message, bool) {
 			if len(q.items) == 0 {
 				q.items = nil // let the backing array go
 			}
-			q.busy.Store(true)
+			q.taken.Add(1)
 			q.mu.Unlock()
 			return m, true
 		}
@@ -131,7 +132,7 @@ func (q *inbox) done(m paho.Message) {
 	q.mu.Lock()
 	q.bytes -= len(m.Payload())
 	q.mu.Unlock()
-	q.busy.Store(false)
+	q.taken.Add(-1)
 	select {
 	case q.room <- struct{}{}:
 	default:
@@ -145,5 +146,5 @@ func (q *inbox) quiet(d time.Duration) bool {
 	q.mu.Lock()
 	empty := len(q.items) == 0
 	q.mu.Unlock()
-	return empty && !q.busy.Load() && time.Since(time.Unix(0, q.last.Load())) >= d
+	return empty && q.taken.Load() == 0 && time.Since(time.Unix(0, q.last.Load())) >= d
 }

@@ -56,9 +56,9 @@ func OpenMonitor(ctx context.Context, cfg MonitorConfig) (*Monitor, error) {
 	m.s, err = newSession(cfg.Connection, sessionConfig{
 		filters: cfg.Filters,
 		clean:   true,
-		handle: func(_ context.Context, msg paho.Message) error {
+		handle: func(_ context.Context, msg paho.Message) (func(), error) {
 			cfg.Handle(Message{Topic: msg.Topic(), Payload: msg.Payload(), QoS: msg.Qos(), Retained: msg.Retained()})
-			return nil
+			return nil, nil
 		},
 		onUp: func(context.Context, bool) {
 			select {

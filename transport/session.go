@@ -19,15 +19,18 @@ type will struct {
 
 // session is one paho client with a persistent session (CleanSession=false,
 // unless sessionConfig.clean asks otherwise), QoS 1 subscriptions renewed on every connect, and manual acknowledgements
-// sent in arrival order by one goroutine after the message was handled.
+// sent in arrival order, each after its message was handled (pipeline.go).
 type session struct {
 	client  paho.Client
 	log     *slog.Logger
 	filters map[string]byte
-	handle  func(ctx context.Context, m paho.Message) error
-	onUp    func(ctx context.Context, sessionPresent bool) // after the subscriptions are renewed
-	maxWait time.Duration
-	answer  time.Duration // the broker's time to answer, see Connection.AnswerTimeout
+	handle  func(ctx context.Context, m paho.Message) (onAck func(), err error)
+	// concurrent and workers: see sessionConfig and pipeline.go.
+	concurrent func(m paho.Message) (key string, ok bool)
+	workers    int
+	onUp       func(ctx context.Context, sessionPresent bool) // after the subscriptions are renewed
+	maxWait    time.Duration
+	answer     time.Duration // the broker's time to answer, see Connection.AnswerTimeout
 
 	in    inbox
 	out   chan *outgoing // to the sender goroutine (send), bounded
@@ -58,7 +61,17 @@ type errBox struct{ err error }
 type sessionConfig struct {
 	filters []string
 	will    *will
-	handle  func(ctx context.Context, m paho.Message) error
+	// handle handles one message; onAck, when not nil, runs once the
+	// message is acknowledged, in arrival order (a terminal's receipt).
+	handle func(ctx context.Context, m paho.Message) (onAck func(), err error)
+	// concurrent says whether m may be handled beside the messages before
+	// it, and its key: messages of one key are handled one after another.
+	// Nil, or false for a message, means it is handled once every message
+	// before it is (pipeline.go). Acknowledgements keep arrival order.
+	concurrent func(m paho.Message) (key string, ok bool)
+	// workers bounds the messages handled at once; zero means
+	// defaultWorkers.
+	workers int
 	// onUp runs after the subscriptions are renewed, with the CONNACK's
 	// session-present flag (MQTT 3.1.1 §3.2.2.2).
 	onUp func(ctx context.Context, sessionPresent bool)
@@ -80,15 +93,17 @@ func newSession(c Connection, sc sessionConfig) (*session, error) {
 	}
 	filters, w := sc.filters, sc.will
 	s := &session{
-		log:       c.Logger,
-		filters:   make(map[string]byte, len(filters)),
-		handle:    sc.handle,
-		onUp:      sc.onUp,
-		maxWait:   c.MaxReconnectInterval,
-		answer:    c.answerTimeout(),
-		out:       make(chan *outgoing, maxOutgoing),
-		up:        make(chan struct{}, 1),
-		attempted: make(chan struct{}),
+		log:        c.Logger,
+		filters:    make(map[string]byte, len(filters)),
+		handle:     sc.handle,
+		concurrent: sc.concurrent,
+		workers:    sc.workers,
+		onUp:       sc.onUp,
+		maxWait:    c.MaxReconnectInterval,
+		answer:     c.answerTimeout(),
+		out:        make(chan *outgoing, maxOutgoing),
+		up:         make(chan struct{}, 1),
+		attempted:  make(chan struct{}),
 	}
 	s.link.Store(downLink())
 	if s.log == nil {
@@ -358,43 +373,6 @@ func (s *session) subscribe() error {
 		}
 	}
 	return nil
-}
-
-// work handles queued messages in arrival order and acknowledges each after
-// its handler returned nil. A handler error means "not stored": the message
-// is retried with backoff, holding back the ones behind it, so that acks
-// stay in order and nothing is acknowledged before it is on disk.
-func (s *session) work() {
-	defer s.wg.Done()
-	for {
-		m, ok := s.in.pop(s.ctx)
-		if !ok {
-			return
-		}
-		backoff := 100 * time.Millisecond
-		fails := failureLog{msg: "mqtt message not handled; retrying"}
-		for {
-			err := s.handle(s.ctx, m)
-			if err == nil {
-				fails.succeeded(s.log, "mqtt message handled after retries")
-				// After a lost connection paho drops the ack (router.go
-				// sendAck); the broker redelivers the message and the
-				// handler sees a duplicate.
-				m.Ack()
-				s.in.done(m)
-				break
-			}
-			fails.failed(s.log, err, "topic", m.Topic(), "retry_in", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
-				return
-			}
-			backoff = min(2*backoff, s.maxWait)
-		}
-	}
 }
 
 // publish sends one QoS 1 message and waits for its PUBACK, for at most

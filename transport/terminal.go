@@ -13,13 +13,21 @@ import (
 )
 
 // TerminalHandler is what the terminal daemon plugs into the transport. The
-// transport calls HandleJob and HandleControl from one goroutine, in the
-// order the broker delivered the messages, and acknowledges a message to
-// the broker only after the call returned nil. An error means "not done,
-// try again": the transport retries the same message with capped backoff,
-// holding back the ones after it. Anything final — a job stored, a job
-// refused and its refusal recorded, a forged control message answered —
-// returns nil.
+// transport acknowledges each message to the broker only after its call
+// returned nil, and in the order the broker delivered them. An error means
+// "not done, try again": the transport retries the same message with capped
+// backoff, and acknowledges none after it meanwhile. Anything final — a job
+// stored, a job refused and its refusal recorded, a forged control message
+// answered — returns nil.
+//
+// With TerminalConfig.JobWorkers above one, HandleJob may be called for
+// several job envelopes at once (at most JobWorkers, together at most about
+// a megabyte; a larger envelope is handled alone), so that their
+// verification runs in parallel and their store transactions share a
+// commit; never for two envelopes naming the same job
+// id at once, those are handled in arrival order. HandleControl is called
+// only once every message before it was handled, and none after it starts
+// before it returns: a Cancel finds its job stored.
 type TerminalHandler interface {
 	// HandleJob verifies and stores one job envelope, or records its
 	// refusal, and returns the receipt to publish.
@@ -84,6 +92,10 @@ type TerminalConfig struct {
 	// Zero means 20 MiB, which holds one of the largest job envelopes at
 	// the default content limit (a larger one is taken alone).
 	InboxBytes int
+	// JobWorkers, when above one, lets HandleJob run for that many job
+	// envelopes at once (see TerminalHandler); zero or one handles every
+	// message alone, in arrival order.
+	JobWorkers int
 	// OnStall, when set, is told when the broker stops answering within
 	// Connection.AnswerTimeout (stalled true, since when it was asked) and
 	// when it answers again (false, and since when it had not). It runs on
@@ -167,6 +179,8 @@ func OpenTerminal(cfg TerminalConfig) (*Terminal, error) {
 		filters:    []string{t.topics[api.KindJobs], t.topics[api.KindControl]},
 		will:       &will{topic: t.topics[api.KindStatus], payload: offline},
 		handle:     t.handle,
+		concurrent: t.concurrent,
+		workers:    cfg.JobWorkers,
 		onUp:       t.connected,
 		onStall:    cfg.OnStall,
 		inboxBytes: cfg.InboxBytes,
@@ -310,28 +324,33 @@ func (t *Terminal) status(state api.State) api.Status {
 	return st
 }
 
-// handle routes one message to the handler; see TerminalHandler.
-func (t *Terminal) handle(ctx context.Context, m paho.Message) error {
+// concurrent lets job envelopes be handled side by side, keyed by the job id
+// they claim (read unverified, only to order two of the same id); an
+// envelope whose id cannot be read is keyed by nothing and still runs
+// beside others, since the handler only refuses it. Control messages wait
+// for everything before them.
+func (t *Terminal) concurrent(m paho.Message) (string, bool) {
+	if t.cfg.JobWorkers <= 1 || m.Topic() != t.topics[api.KindJobs] {
+		return "", false
+	}
+	id, _ := api.UnverifiedJobID(m.Payload())
+	return id, true
+}
+
+// handle routes one message to the handler; see TerminalHandler. Receipts
+// go out once their message is acknowledged, so in arrival order too.
+func (t *Terminal) handle(ctx context.Context, m paho.Message) (onAck func(), err error) {
 	switch m.Topic() {
 	case t.topics[api.KindJobs]:
 		r, err := t.cfg.Handler.HandleJob(ctx, m.Payload())
 		if err != nil {
-			return fmt.Errorf("handle job: %w", err)
+			return nil, fmt.Errorf("handle job: %w", err)
 		}
-		r.V = api.Version
-		r.Terminal = t.cfg.TerminalID
-		t.publishReceipt(r)
-		return nil
+		return func() { t.publishReceipt(r) }, nil
 	case t.topics[api.KindControl]:
 		a, err := t.cfg.Handler.HandleControl(ctx, m.Payload())
 		if err != nil {
-			return fmt.Errorf("handle control message: %w", err)
-		}
-		if a.Receipt != nil {
-			r := *a.Receipt
-			r.V = api.Version
-			r.Terminal = t.cfg.TerminalID
-			t.publishReceipt(r)
+			return nil, fmt.Errorf("handle control message: %w", err)
 		}
 		if a.SyncRequest != "" {
 			select {
@@ -342,10 +361,13 @@ func (t *Terminal) handle(ctx context.Context, m paho.Message) error {
 				t.s.log.Warn("sync request dropped: too many waiting", "request_id", a.SyncRequest)
 			}
 		}
-		return nil
+		if a.Receipt == nil {
+			return nil, nil
+		}
+		return func() { t.publishReceipt(*a.Receipt) }, nil
 	}
 	t.s.log.Warn("mqtt message on unexpected topic dropped", "topic", m.Topic())
-	return nil
+	return nil, nil
 }
 
 // publishReceipt queues the receipt for the transport's sender without
@@ -356,6 +378,8 @@ func (t *Terminal) handle(ctx context.Context, m paho.Message) error {
 // central system what the terminal holds; one dropped because the queue is
 // full costs nothing else.
 func (t *Terminal) publishReceipt(r api.Receipt) {
+	r.V = api.Version
+	r.Terminal = t.cfg.TerminalID
 	b, err := api.Encode(&r)
 	if err != nil {
 		t.s.log.Error("receipt not published", "job_id", r.JobID, "err", err)
