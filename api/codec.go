@@ -19,6 +19,7 @@ var (
 	_ Message = (*Job)(nil)
 	_ Message = (*Cancel)(nil)
 	_ Message = (*ResultAck)(nil)
+	_ Message = (*ResultAcks)(nil)
 	_ Message = (*Receipt)(nil)
 	_ Message = (*Result)(nil)
 	_ Message = (*Status)(nil)
@@ -26,7 +27,8 @@ var (
 )
 
 // Encode validates m and returns its JSON. Receipt, Result, Status and Sync
-// travel as this JSON; Job, Cancel and ResultAck travel signed (see Signer).
+// travel as this JSON; Job, Cancel, ResultAck, ResultAcks and SyncRequest
+// travel signed (see Signer).
 func Encode(m Message) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("encode %T: %w", m, err)
@@ -243,6 +245,8 @@ func (w *walker) value(key string, depth int, s *shape, p valuePath, optional bo
 	switch v := tok.(type) {
 	case nil:
 		switch {
+		case w.strict && s != nil && p.key == "":
+			return refuse(ReasonMalformed, "%s is null: an element needs a value", p)
 		case w.strict:
 			return refuse(ReasonMalformed, "%s is null: leave a member out instead", truncate(key))
 		case s != nil && optional:

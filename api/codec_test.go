@@ -79,6 +79,8 @@ func TestValidateRules(t *testing.T) {
 		{"ulid over 128 bits", &ResultAck{V: 1, JobID: "81JGZ8Q4T5V6W7X8Y9Z0ABCDEF", Terminal: sampleTerminal, IssuedAt: t0, ExpiresAt: t0.Add(1)}, false},
 		{"ulid with I", &ResultAck{V: 1, JobID: "01JGZ8Q4T5V6W7X8Y9Z0ABCDEI", Terminal: sampleTerminal, IssuedAt: t0, ExpiresAt: t0.Add(1)}, false},
 		{"zero window", &ResultAck{V: 1, JobID: sampleJobID, Terminal: sampleTerminal, IssuedAt: t0, ExpiresAt: t0}, false},
+		{"result acks naming a job twice", &ResultAcks{V: 1, Terminal: sampleTerminal, JobIDs: []string{sampleJobID, sampleJobID}, IssuedAt: t0, ExpiresAt: t0.Add(1)}, false},
+		{"result acks without ids", &ResultAcks{V: 1, Terminal: sampleTerminal, IssuedAt: t0, ExpiresAt: t0.Add(1)}, false},
 		{"no issued_at", &Cancel{V: 1, JobID: sampleJobID, Terminal: sampleTerminal, ExpiresAt: t0}, false},
 		{"cancel reason with line feed", &Cancel{V: 1, JobID: sampleJobID, Terminal: sampleTerminal, IssuedAt: t0, ExpiresAt: t0.Add(1), Reason: "a\nb"}, true},
 		{"cancel reason with CRLF", &Cancel{V: 1, JobID: sampleJobID, Terminal: sampleTerminal, IssuedAt: t0, ExpiresAt: t0.Add(1), Reason: "a\r\nb"}, false},
@@ -230,7 +232,7 @@ func TestDecodeMembers(t *testing.T) {
 // (every field without omitempty), and this keeps the two from drifting.
 func TestShapesMatchSchemas(t *testing.T) {
 	types := map[string]any{
-		"job": new(Job), "cancel": new(Cancel), "result-ack": new(ResultAck), "sync-request": new(SyncRequest),
+		"job": new(Job), "cancel": new(Cancel), "result-ack": new(ResultAck), "result-acks": new(ResultAcks), "sync-request": new(SyncRequest),
 		"receipt": new(Receipt), "result": new(Result), "status": new(Status), "sync": new(Sync),
 	}
 	for name, m := range types {

@@ -2,12 +2,12 @@
 // letter system: messages, topics, validation and its limits, signed job
 // envelopes (JWS sign and verify) and the JSON Schemas.
 //
-// Messages to the terminal (Job, Cancel, ResultAck) travel as JWS compact
-// serializations signed by a dispatcher key; Signer makes them and Verifier
-// checks them before anything is stored, refusing with a *RefusalError whose
-// ReasonCode goes into the Receipt. Messages from the terminal (Receipt,
-// Result, Status, Sync) are plain JSON, made with Encode and read with the
-// Decode functions.
+// Messages to the terminal (Job, Cancel, ResultAck, ResultAcks,
+// SyncRequest) travel as JWS compact serializations signed by a dispatcher
+// key; Signer makes them and Verifier checks them before anything is
+// stored, refusing with a *RefusalError whose ReasonCode goes into the
+// Receipt. Messages from the terminal (Receipt, Result, Status, Sync) are
+// plain JSON, made with Encode and read with the Decode functions.
 //
 // Every message carries "v". Signed payloads refuse unknown fields, because
 // a terminal must never ignore an instruction it does not understand;

@@ -162,6 +162,7 @@ func TestReceiptForControl(t *testing.T) {
 		{For: ForResultAck, Status: ReceiptRefused, Reason: ReasonBadSignature},
 		{For: ForResultAck, JobID: "01JGZ8Q4T5V6W7X8Y9Z0ABCDEF", Status: ReceiptDuplicate},
 		{For: ForSyncRequest, RequestID: "01JGZ8Q4T5V6W7X8Y9Z0ABCDEF", Status: ReceiptRefused, Reason: ReasonExpired},
+		{For: ForResultAcks, Status: ReceiptRefused, Reason: ReasonExpired},
 		{For: ForJob, JobID: "01JGZ8Q4T5V6W7X8Y9Z0ABCDEF", Status: ReceiptRefused, Reason: ReasonConflict, StoredEnvelopeSHA256: hash},
 		{For: ForJob, JobID: "01JGZ8Q4T5V6W7X8Y9Z0ABCDEF", Status: ReceiptStored, Resent: true},
 	}
@@ -169,6 +170,8 @@ func TestReceiptForControl(t *testing.T) {
 		{For: "status", JobID: "01JGZ8Q4T5V6W7X8Y9Z0ABCDEF", Status: ReceiptStored},
 		{For: ForSyncRequest, Status: ReceiptDuplicate},
 		{For: ForCancel, Status: ReceiptDuplicate},
+		{For: ForResultAcks, JobID: "01JGZ8Q4T5V6W7X8Y9Z0ABCDEF", Status: ReceiptDuplicate},
+		{For: "result-acks", Status: ReceiptRefused, Reason: ReasonExpired},
 		{For: ForJob, JobID: "01JGZ8Q4T5V6W7X8Y9Z0ABCDEF", Status: ReceiptRefused, Reason: ReasonConflict, StoredEnvelopeSHA256: "B"},
 	}
 	fill := func(r Receipt) *Receipt {

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -117,18 +118,34 @@ func FuzzVerifyJob(f *testing.F) {
 }
 
 // FuzzVerifyControl covers the control topic: ControlType and EnvelopeKID on
-// raw input, then both verifiers on the input as envelope and as signed
-// payload.
+// raw input, then every control verifier on the input as signed payload,
+// and the Cancel's and the ResultAcks' on it as envelope.
 func FuzzVerifyControl(f *testing.F) {
-	addGoldenSeeds(f, "cancel", "result-ack", "sync-request")
+	addGoldenSeeds(f, "cancel", "result-ack", "result-acks", "sync-request")
+	v := testVerifier(f)
+	// A batch that verifies as an envelope at the verifier's time, so that
+	// mutations of it reach the checks behind the signature.
+	acks := sampleResultAcks()
+	acks.IssuedAt, acks.ExpiresAt = v.Now(), v.Now().Add(time.Hour)
+	env, err := loadSigner(f, "ed25519").SignResultAcks(acks)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(env)
 	key := loadPrivate(f, "ed25519")
 	kid := kidOf(f, "ed25519")
-	v := testVerifier(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = ControlType(data)
 		_, _ = EnvelopeKID(data)
 		if _, err := v.VerifyCancel(data); err == nil {
 			t.Fatalf("unsigned input verified as a cancel: %q", data)
+		}
+		if a, err := v.VerifyResultAcks(data); err == nil {
+			if err := a.Validate(); err != nil || a.Terminal != sampleTerminal {
+				t.Fatalf("verified invalid result acks %+v: %v", a, err)
+			}
+		} else if a != nil || Reason(err) == "" {
+			t.Fatalf("refusal %v with result acks %+v", err, a)
 		}
 		if len(data) > MaxMessageBytes {
 			return
@@ -142,6 +159,19 @@ func FuzzVerifyControl(f *testing.F) {
 			if err := a.Validate(); err != nil {
 				t.Fatalf("verified an invalid ack: %v", err)
 			}
+		}
+		if a, err := v.VerifyResultAcks(signRaw(t, key, jose.EdDSA, kid, TypeResultAcks, data)); err == nil {
+			if err := a.Validate(); err != nil {
+				t.Fatalf("verified invalid result acks: %v", err)
+			}
+			if a.Terminal != sampleTerminal {
+				t.Fatalf("verified result acks for %s", a.Terminal)
+			}
+			if _, err := Encode(a); err != nil {
+				t.Fatalf("verified result acks that do not encode: %v", err)
+			}
+		} else if a != nil || Reason(err) == "" {
+			t.Fatalf("refusal %v with result acks %+v", err, a)
 		}
 		if r, err := v.VerifySyncRequest(signRaw(t, key, jose.EdDSA, kid, TypeSyncRequest, data)); err == nil {
 			if err := r.Validate(); err != nil {

@@ -13,7 +13,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 // golden lists every golden message: name, schema it must satisfy, and the
-// message. Jobs, cancels, acks and sync requests are the JWS payloads. The
+// message. Jobs, cancels, acks, batches of acks and sync requests are the
+// JWS payloads. The
 // job, its envelope, the control payloads, the receipts and the signed
 // result are those of the test vectors (testdata/vectors, vectors_test.go),
 // so that every hash and signature in them checks out.
@@ -29,6 +30,7 @@ func golden() []struct {
 		{"job", "job", v.job},
 		{"cancel", "cancel", v.cancel},
 		{"result-ack", "result-ack", v.ack},
+		{"result-acks", "result-acks", v.acks},
 		{"sync-request", "sync-request", v.syncReq},
 		{"receipt-stored", "receipt", v.receipts["receipt-stored"]},
 		{"receipt-duplicate", "receipt", v.receipts["receipt-duplicate"]},

@@ -45,6 +45,13 @@ func sampleResultAck() *ResultAck {
 	return &ResultAck{V: Version, JobID: sampleJobID, Terminal: sampleTerminal, IssuedAt: t0.Add(2 * time.Hour), ExpiresAt: t0.Add(26 * time.Hour)}
 }
 
+// sampleResultAcks acknowledges the sample job and two others, a ULID and a
+// UUID, at the time of sampleResultAck.
+func sampleResultAcks() *ResultAcks {
+	return &ResultAcks{V: Version, Terminal: sampleTerminal, JobIDs: []string{sampleJobID, "01JGZ9A0B1C2D3E4F5G6H7J8K9", "0f8fad5b-d9cb-469f-a165-70867728950e"},
+		IssuedAt: t0.Add(2 * time.Hour), ExpiresAt: t0.Add(26 * time.Hour)}
+}
+
 func sampleSignedResult() *Result {
 	return &Result{
 		V: Version, JobID: sampleJobID, Terminal: sampleTerminal, KID: "Zk9q0u2y3Hc7rS1n5Qm8aLx4Bd6Vf0Eg2Wt9Kp3Jh1A",

@@ -27,8 +27,11 @@ func TestOpenSSLEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	ackPayload := filepath.Join(dir, "ack.json")
+	ackPayload, acksPayload := filepath.Join(dir, "ack.json"), filepath.Join(dir, "acks.json")
 	if err := os.WriteFile(ackPayload, []byte(mustEncode(sampleResultAck())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(acksPayload, []byte(mustEncode(sampleResultAcks())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []struct{ name, alg string }{
@@ -94,6 +97,10 @@ func TestOpenSSLEnvelope(t *testing.T) {
 			}
 			if _, _, err := v.VerifyJob(env); Reason(err) != ReasonWrongType {
 				t.Errorf("ack verified as job: %v", err)
+			}
+			env = run(acksPayload, TypeResultAcks)
+			if a, err := v.VerifyResultAcks(env); err != nil || len(a.JobIDs) != 3 {
+				t.Errorf("VerifyResultAcks(openssl envelope): %+v, %v", a, err)
 			}
 		})
 	}

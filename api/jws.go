@@ -26,6 +26,8 @@ const (
 	// TypeSyncRequest is edition 2's: a terminal of edition 1 logs it as a
 	// control message of unknown type and does nothing.
 	TypeSyncRequest = "teken-sync-request+jws"
+	// TypeResultAcks is edition 4's (see ResultAcks).
+	TypeResultAcks = "teken-result-acks+jws"
 )
 
 // Defaults for a Verifier's zero fields.
@@ -132,6 +134,22 @@ func (v *Verifier) VerifyCancel(raw []byte) (*Cancel, error) {
 func (v *Verifier) VerifyResultAck(raw []byte) (*ResultAck, error) {
 	var a ResultAck
 	if _, err := v.verify(raw, TypeResultAck, envelopeLimit(MaxMessageBytes), &a); err != nil {
+		return nil, err
+	}
+	if err := v.checkAddress(a.Terminal, a.IssuedAt, a.ExpiresAt); err != nil {
+		return nil, err
+	}
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// VerifyResultAcks verifies a ResultAcks envelope as received on the
+// control topic.
+func (v *Verifier) VerifyResultAcks(raw []byte) (*ResultAcks, error) {
+	var a ResultAcks
+	if _, err := v.verify(raw, TypeResultAcks, envelopeLimit(MaxMessageBytes), &a); err != nil {
 		return nil, err
 	}
 	if err := v.checkAddress(a.Terminal, a.IssuedAt, a.ExpiresAt); err != nil {
@@ -367,6 +385,9 @@ func (s *Signer) SignCancel(c *Cancel) ([]byte, error) { return s.sign(c, TypeCa
 
 // SignResultAck validates a and returns its compact JWS.
 func (s *Signer) SignResultAck(a *ResultAck) ([]byte, error) { return s.sign(a, TypeResultAck) }
+
+// SignResultAcks validates a and returns its compact JWS.
+func (s *Signer) SignResultAcks(a *ResultAcks) ([]byte, error) { return s.sign(a, TypeResultAcks) }
 
 // SignSyncRequest validates r and returns its compact JWS.
 func (s *Signer) SignSyncRequest(r *SyncRequest) ([]byte, error) {

@@ -294,6 +294,9 @@ func TestSignerRefusesInvalid(t *testing.T) {
 	if _, err := nilSigner.SignResultAck(sampleResultAck()); err == nil {
 		t.Error("nil signer signed")
 	}
+	if _, err := nilSigner.SignResultAcks(sampleResultAcks()); err == nil {
+		t.Error("nil signer signed result acks")
+	}
 }
 
 func TestUnverifiedJobID(t *testing.T) {

@@ -12,9 +12,9 @@ import (
 var schemaFiles embed.FS
 
 // SchemaNames returns the names of the JSON Schemas (draft 2020-12), one per
-// message: cancel, job, receipt, result, result-ack, status, sync,
-// sync-request. The list is the embedded schema directory's, so a new schema
-// file is a new name.
+// message: cancel, job, receipt, result, result-ack, result-acks, status,
+// sync, sync-request. The list is the embedded schema directory's, so a new
+// schema file is a new name.
 func SchemaNames() []string {
 	entries, _ := fs.ReadDir(schemaFiles, "schema")
 	names := make([]string, 0, len(entries))

@@ -23,7 +23,8 @@ import (
 //
 // TestSchemaAgreement runs a table of small wire messages through the Go
 // decoder the terminal and the central system use (decode: strict for the
-// signed payloads Job, Cancel, ResultAck and SyncRequest, tolerant for the
+// signed payloads Job, Cancel, ResultAck, ResultAcks and SyncRequest,
+// tolerant for the
 // terminal's messages) and through python3-jsonschema with the schemas of
 // api/schema, and wants the verdict of the table from both: an integrator
 // who validates with the schemas must never see a message accepted that the
@@ -207,6 +208,7 @@ func agreePades() string {
 const (
 	agreeCancel      = `{"v":1,"job_id":"` + sampleJobID + `","terminal":"` + sampleTerminal + `","issued_at":"2026-01-05T02:00:00Z","expires_at":"2026-01-06T02:00:00Z","reason":"surat ditarik oleh pengirim"}`
 	agreeResultAck   = `{"v":1,"job_id":"` + sampleJobID + `","terminal":"` + sampleTerminal + `","issued_at":"2026-01-05T03:00:00Z","expires_at":"2026-01-06T03:00:00Z"}`
+	agreeResultAcks  = `{"v":1,"terminal":"` + sampleTerminal + `","job_ids":["` + sampleJobID + `","` + agreeUUID + `"],"issued_at":"2026-01-05T03:00:00Z","expires_at":"2026-01-06T03:00:00Z"}`
 	agreeSyncRequest = `{"v":1,"terminal":"` + sampleTerminal + `","request_id":"01JGZ9A0B1C2D3E4F5G6H7J8K9","issued_at":"2026-01-05T03:00:00Z","expires_at":"2026-01-05T03:10:00Z"}`
 	agreeReceipt     = `{"v":1,"terminal":"` + sampleTerminal + `","job_id":"` + sampleJobID + `","envelope_sha256":"` + sampleCertHash + `","status":"stored","at":"2026-01-05T01:01:00.000Z"}`
 	agreeRefusal     = `{"v":1,"terminal":"` + sampleTerminal + `","envelope_sha256":"` + sampleCertHash + `","status":"refused","reason":"malformed","detail":"not a compact JWS: 0 dots, want 2","at":"2026-01-05T01:01:00.000Z"}`
@@ -415,6 +417,26 @@ func agreeCases() []agreeCase {
 		c("result-ack-expires-missing", "result-ack", with(agreeResultAck, "expires_at", del), no),
 		c("result-ack-terminal-empty", "result-ack", with(agreeResultAck, "terminal", `""`), no),
 
+		// ResultAcks (edition 4).
+		c("result-acks", "result-acks", agreeResultAcks, ok),
+		c("result-acks-one", "result-acks", with(agreeResultAcks, "job_ids", str2array(sampleJobID)), ok),
+		c("result-acks-1000", "result-acks", with(agreeResultAcks, "job_ids", uuids(MaxResultAcks)), ok),
+		c("result-acks-1001", "result-acks", with(agreeResultAcks, "job_ids", uuids(MaxResultAcks+1)), no),
+		c("result-acks-empty", "result-acks", with(agreeResultAcks, "job_ids", "[]"), no),
+		c("result-acks-missing", "result-acks", with(agreeResultAcks, "job_ids", del), no),
+		c("result-acks-null", "result-acks", with(agreeResultAcks, "job_ids", "null"), no),
+		c("result-acks-element-null", "result-acks", with(agreeResultAcks, "job_ids", `["`+sampleJobID+`",null]`), no),
+		c("result-acks-string", "result-acks", with(agreeResultAcks, "job_ids", str(sampleJobID)), no),
+		c("result-acks-twice", "result-acks", with(agreeResultAcks, "job_ids", `["`+sampleJobID+`","`+agreeUUID+`","`+sampleJobID+`"]`), no),
+		c("result-acks-id-lower", "result-acks", with(agreeResultAcks, "job_ids", str2array(strings.ToLower(sampleJobID))), no),
+		c("result-acks-id-final-lf", "result-acks", with(agreeResultAcks, "job_ids", str2array(sampleJobID+"\n")), no),
+		c("result-acks-id-empty", "result-acks", with(agreeResultAcks, "job_ids", `[""]`), no),
+		c("result-acks-unknown-member", "result-acks", with(agreeResultAcks, "job_id", str(sampleJobID)), no),
+		c("result-acks-terminal-empty", "result-acks", with(agreeResultAcks, "terminal", `""`), no),
+		c("result-acks-expires-missing", "result-acks", with(agreeResultAcks, "expires_at", del), no),
+		c("result-acks-time-offset", "result-acks", with(agreeResultAcks, "issued_at", `"2026-01-05T11:00:00+08:00"`), ok),
+		c("result-acks-v2", "result-acks", with(agreeResultAcks, "v", "2"), no),
+
 		// SyncRequest.
 		c("sync-request", "sync-request", agreeSyncRequest, ok),
 		c("sync-request-uuid", "sync-request", with(agreeSyncRequest, "request_id", str(agreeUUID)), ok),
@@ -454,6 +476,9 @@ func agreeCases() []agreeCase {
 		c("receipt-result-ack-duplicate", "receipt", with(agreeReceipt, "for", `"result_ack"`, "status", `"duplicate"`), ok),
 		c("receipt-cancel-duplicate-without-job-id", "receipt", with(agreeReceipt, "for", `"cancel"`, "status", `"duplicate"`, "job_id", del), no),
 		c("receipt-sync-request-refused", "receipt", with(agreeRefusal, "for", `"sync_request"`, "request_id", `"01JGZ9A0B1C2D3E4F5G6H7J8K9"`, "reason", `"expired"`), ok),
+		c("receipt-result-acks-refused", "receipt", with(agreeRefusal, "for", `"result_acks"`, "reason", `"expired"`), ok),
+		c("receipt-result-acks-duplicate", "receipt", with(agreeReceipt, "for", `"result_acks"`, "status", `"duplicate"`), no),
+		c("receipt-result-acks-stored", "receipt", with(agreeReceipt, "for", `"result_acks"`), no),
 		c("receipt-sync-request-stored", "receipt", with(agreeReceipt, "for", `"sync_request"`, "request_id", `"01JGZ9A0B1C2D3E4F5G6H7J8K9"`), no),
 		c("receipt-request-id-lower", "receipt", with(agreeRefusal, "for", `"sync_request"`, "request_id", `"01jgz9a0b1c2d3e4f5g6h7j8k9"`), no),
 		c("receipt-request-id-empty", "receipt", with(agreeRefusal, "request_id", `""`), ok, fixEmpty),
@@ -548,6 +573,15 @@ func agreeCases() []agreeCase {
 
 func str2array(s string) string { return "[" + str(s) + "]" }
 
+// uuids is a JSON array of n distinct lower-case UUIDs.
+func uuids(n int) string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf(`"0f8fad5b-d9cb-469f-a165-%012x"`, i)
+	}
+	return "[" + strings.Join(ids, ",") + "]"
+}
+
 // goDecodes runs doc through the decoder the terminal (signed kinds: the
 // payload after the signature, strictly) or the central system (the
 // terminal's messages) uses, with Validate.
@@ -561,6 +595,8 @@ func goDecodes(schema, doc string) error {
 		m, strict = new(Cancel), true
 	case "result-ack":
 		m, strict = new(ResultAck), true
+	case "result-acks":
+		m, strict = new(ResultAcks), true
 	case "sync-request":
 		m, strict = new(SyncRequest), true
 	case "receipt":

@@ -34,7 +34,7 @@ func loadSchema(t *testing.T, name string) schemaNode {
 // same JSON types, recursively through nested objects and arrays.
 func TestSchemaMatchesTypes(t *testing.T) {
 	types := map[string]any{
-		"job": Job{}, "cancel": Cancel{}, "result-ack": ResultAck{},
+		"job": Job{}, "cancel": Cancel{}, "result-ack": ResultAck{}, "result-acks": ResultAcks{},
 		"sync-request": SyncRequest{},
 		"receipt":      Receipt{}, "result": Result{}, "status": Status{}, "sync": Sync{},
 	}
@@ -270,6 +270,10 @@ func invalidMessages() []struct{ name, schema, json string } {
 		{"status-negative-count", "status", `{"v":1,"terminal":"kendari-setda-01","state":"online","version":"1","token_present":false,"jobs_waiting":-1,"results_undelivered":0,"since":"2026-01-05T01:00:00Z"}`},
 		{"sync-bad-time", "sync", `{"v":1,"terminal":"kendari-setda-01","at":"5 Jan 2026","jobs_waiting":[],"results_undelivered":[]}`},
 		{"sync-bad-id", "sync", `{"v":1,"terminal":"kendari-setda-01","at":"2026-01-05T01:00:00Z","jobs_waiting":["job-1"],"results_undelivered":[]}`},
+		{"result-acks-empty", "result-acks", `{"v":1,"terminal":"kendari-setda-01","job_ids":[],"issued_at":"2026-01-05T03:00:00Z","expires_at":"2026-01-06T03:00:00Z"}`},
+		{"result-acks-twice", "result-acks", `{"v":1,"terminal":"kendari-setda-01","job_ids":["` + sampleJobID + `","` + sampleJobID + `"],"issued_at":"2026-01-05T03:00:00Z","expires_at":"2026-01-06T03:00:00Z"}`},
+		{"result-acks-job-id", "result-acks", `{"v":1,"terminal":"kendari-setda-01","job_id":"` + sampleJobID + `","job_ids":["` + sampleJobID + `"],"issued_at":"2026-01-05T03:00:00Z","expires_at":"2026-01-06T03:00:00Z"}`},
+		{"receipt-result-acks-duplicate", "receipt", `{"v":1,"terminal":"kendari-setda-01","for":"result_acks","job_id":"` + sampleJobID + `","envelope_sha256":"` + sampleCertHash + `","status":"duplicate","at":"2026-01-05T01:00:00Z"}`},
 		{"cancel-unknown-field", "cancel", `{"v":1,"job_id":"` + sampleJobID + `","terminal":"kendari-setda-01","issued_at":"2026-01-05T01:00:00Z","expires_at":"2026-01-06T01:00:00Z","force":true}`},
 		{"job-pades-text", "job", strings.Replace(mustEncode(sampleJob()), `"media_type":"text/plain",`, `"media_type":"text/plain","format":"pades",`, 1)},
 		{"job-bad-base64", "job", strings.Replace(mustEncode(sampleJob()), `"content":"`, `"content":"*`, 1)},
@@ -298,6 +302,8 @@ func TestInvalidMessagesRefusedByGo(t *testing.T) {
 				m, strict = new(Job), true
 			case "cancel":
 				m, strict = new(Cancel), true
+			case "result-acks":
+				m, strict = new(ResultAcks), true
 			case "receipt":
 				m = new(Receipt)
 			case "result":

@@ -16,7 +16,7 @@ type Kind string
 // The per-terminal topics, all under {root}/t/{terminal}/.
 const (
 	KindJobs     Kind = "jobs"     // central → terminal: signed Job envelopes
-	KindControl  Kind = "control"  // central → terminal: signed Cancel and ResultAck envelopes
+	KindControl  Kind = "control"  // central → terminal: signed Cancel, ResultAck, ResultAcks and SyncRequest envelopes
 	KindReceipts Kind = "receipts" // terminal → central: job stored or refused
 	KindResults  Kind = "results"  // terminal → central: outcomes of jobs
 	KindStatus   Kind = "status"   // terminal → central: retained health; the last will says offline

@@ -20,7 +20,7 @@ const (
 	MaxSignatureLen  = 64 << 10  // bytes of one signature
 	MaxCertLen       = 16 << 10  // bytes of the signer certificate
 	MaxSyncIDs       = 10000     // job ids in each list of a Sync
-	MaxMessageBytes  = 1 << 20   // a Receipt, Status, Sync, Cancel, ResultAck or SyncRequest on the wire
+	MaxMessageBytes  = 1 << 20   // a Receipt, Status, Sync, Cancel, ResultAck, ResultAcks or SyncRequest on the wire
 	MaxResultBytes   = 48 << 20  // a Result on the wire; a pades result carries signed PDFs
 	MaxSignedPDFLen  = 32 << 20  // bytes of one signed PDF in a pades result
 	MaxVersionLen    = 64        // characters of Status.Version
@@ -274,6 +274,34 @@ func (a *ResultAck) Validate() error {
 	return checkWindow(a.IssuedAt, a.ExpiresAt)
 }
 
+// Validate checks the acknowledgement's fields: one to MaxResultAcks
+// distinct job ids.
+func (a *ResultAcks) Validate() error {
+	if err := checkVersion(a.V); err != nil {
+		return err
+	}
+	if err := ValidTerminalID(a.Terminal); err != nil {
+		return malformed("terminal", err)
+	}
+	switch n := len(a.JobIDs); {
+	case n == 0:
+		return refuse(ReasonMalformed, "job_ids: empty")
+	case n > MaxResultAcks:
+		return refuse(ReasonMalformed, "job_ids: %d ids, at most %d", n, MaxResultAcks)
+	}
+	seen := make(map[string]bool, len(a.JobIDs))
+	for i, id := range a.JobIDs {
+		if err := ValidJobID(id); err != nil {
+			return malformed(fmt.Sprintf("job_ids[%d]", i), err)
+		}
+		if seen[id] {
+			return refuse(ReasonMalformed, "job_ids[%d]: %s named twice", i, id)
+		}
+		seen[id] = true
+	}
+	return checkWindow(a.IssuedAt, a.ExpiresAt)
+}
+
 // Validate checks the request's fields.
 func (r *SyncRequest) Validate() error {
 	if err := checkVersion(r.V); err != nil {
@@ -301,9 +329,9 @@ func (r *Receipt) Validate() error {
 		return err
 	}
 	switch r.For {
-	case "", ForJob, ForCancel, ForResultAck, ForSyncRequest:
+	case "", ForJob, ForCancel, ForResultAck, ForResultAcks, ForSyncRequest:
 	default:
-		return refuse(ReasonMalformed, "for %q: want job, cancel, result_ack or sync_request", truncate(string(r.For)))
+		return refuse(ReasonMalformed, "for %q: want job, cancel, result_ack, result_acks or sync_request", truncate(string(r.For)))
 	}
 	if r.StoredEnvelopeSHA256 != "" {
 		if err := checkPattern("stored_envelope_sha256", r.StoredEnvelopeSHA256, sha256Pattern, "64 lower-case hex digits"); err != nil {
@@ -326,8 +354,8 @@ func (r *Receipt) Validate() error {
 		if r.Reason != "" {
 			return refuse(ReasonMalformed, "reason %q on an accepting receipt", truncate(string(r.Reason)))
 		}
-		if r.For == ForSyncRequest {
-			return refuse(ReasonMalformed, "status %s for a sync_request: only a refusal is a receipt", r.Status)
+		if r.For == ForSyncRequest || r.For == ForResultAcks {
+			return refuse(ReasonMalformed, "status %s for a %s: only a refusal is a receipt", r.Status, r.For)
 		}
 	case ReceiptRefused:
 		if err := checkReason(r.Reason); err != nil {

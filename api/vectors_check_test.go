@@ -138,6 +138,8 @@ func TestVectorsVerify(t *testing.T) {
 				_, err = v.VerifyCancel(env)
 			case TypeResultAck:
 				_, err = v.VerifyResultAck(env)
+			case TypeResultAcks:
+				_, err = v.VerifyResultAcks(env)
 			case TypeSyncRequest:
 				_, err = v.VerifySyncRequest(env)
 			default:
@@ -198,6 +200,8 @@ func decodeVector(b []byte, schema string) error {
 		m = &Cancel{}
 	case "result-ack":
 		m = &ResultAck{}
+	case "result-acks":
+		m = &ResultAcks{}
 	case "sync-request":
 		m = &SyncRequest{}
 	case "receipt":

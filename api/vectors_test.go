@@ -32,6 +32,7 @@ var (
 	vSyncRequestAt = t0.Add(time.Hour)
 	vSignedAt      = t0.Add(90 * time.Minute)
 	vAckAt         = t0.Add(2 * time.Hour)
+	vAcksAt        = t0.Add(150 * time.Minute)
 	vCancelAt      = t0.Add(3 * time.Hour)
 	vExpiredAt     = time.Date(2026, 1, 13, 8, 0, 0, 0, time.UTC)
 )
@@ -63,6 +64,7 @@ type vectorSet struct {
 	job      *Job
 	cancel   *Cancel
 	ack      *ResultAck
+	acks     *ResultAcks
 	syncReq  *SyncRequest
 	result   *Result
 	receipts map[string]*Receipt // by file name without .json
@@ -185,6 +187,9 @@ func (s *vectorSet) signEnvelopes() error {
 	conflict.Title = "Undangan rapat koordinasi (ralat)"
 	s.cancel = &Cancel{V: Version, JobID: sampleJobID, Terminal: sampleTerminal, IssuedAt: vCancelAt, ExpiresAt: vCancelAt.Add(24 * time.Hour), Reason: "surat ditarik oleh pengirim"}
 	s.ack = &ResultAck{V: Version, JobID: sampleJobID, Terminal: sampleTerminal, IssuedAt: vAckAt, ExpiresAt: vAckAt.Add(24 * time.Hour)}
+	// An edition 4 central system's batch: this job, already acknowledged,
+	// and two the terminal never had.
+	s.acks = &ResultAcks{V: Version, Terminal: sampleTerminal, JobIDs: []string{sampleJobID, "01JGZ9A0B1C2D3E4F5G6H7J8K9", "0f8fad5b-d9cb-469f-a165-70867728950e"}, IssuedAt: vAcksAt, ExpiresAt: vAcksAt.Add(24 * time.Hour)}
 	s.syncReq = &SyncRequest{V: Version, Terminal: sampleTerminal, RequestID: vRequestID, IssuedAt: vSyncRequestAt, ExpiresAt: vSyncRequestAt.Add(15 * time.Minute)}
 	for _, e := range []struct {
 		base     string
@@ -197,6 +202,7 @@ func (s *vectorSet) signEnvelopes() error {
 		{"job-conflict", conflict, TypeJob, map[string]time.Time{"": t0.Add(3 * time.Minute)}, []string{"ed25519"}},
 		{"sync-request", s.syncReq, TypeSyncRequest, map[string]time.Time{"": vSyncRequestAt.Add(2 * time.Second)}, []string{"ed25519", "es256"}},
 		{"result-ack", s.ack, TypeResultAck, map[string]time.Time{"": vAckAt.Add(time.Second), "es256": vAckAt.Add(2 * time.Second)}, []string{"ed25519", "es256"}},
+		{"result-acks", s.acks, TypeResultAcks, map[string]time.Time{"": vAcksAt.Add(time.Second), "es256": vAcksAt.Add(2 * time.Second)}, []string{"ed25519", "es256"}},
 		{"cancel", s.cancel, TypeCancel, map[string]time.Time{"": vCancelAt.Add(time.Second)}, []string{"ed25519", "es256"}},
 	} {
 		payload, err := Encode(e.msg)
@@ -304,8 +310,8 @@ func (s *vectorSet) signDocuments() error {
 	return nil
 }
 
-// answerControl makes the receipts of the ack's second copy and of the
-// late cancel.
+// answerControl makes the receipts of the ack's second copy, of the batch's
+// late copy and of the late cancel.
 func (s *vectorSet) answerControl() error {
 	for _, name := range []string{"result-ack.ed25519.jws", "result-ack.es256.jws"} {
 		if _, err := s.verifier(vAckAt.Add(time.Second)).VerifyResultAck(s.file(name)); err != nil {
@@ -315,6 +321,16 @@ func (s *vectorSet) answerControl() error {
 	dup := terminalReceipt(s.file("result-ack.es256.jws"), ForResultAck, vAckAt.Add(2*time.Second), nil)
 	dup.Status, dup.Detail = ReceiptDuplicate, "already acknowledged"
 	s.receipt("receipt-result-ack-duplicate", "result-ack.es256.jws", "", dup)
+	// The batch changes nothing and, being valid, gets no receipt; its
+	// other copy arrives after its window.
+	if _, err := s.verifier(vAcksAt.Add(time.Second)).VerifyResultAcks(s.file("result-acks.ed25519.jws")); err != nil {
+		return fmt.Errorf("result-acks.ed25519.jws: %w", err)
+	}
+	_, err := s.verifier(vExpiredAt).VerifyResultAcks(s.file("result-acks.es256.jws"))
+	if Reason(err) != ReasonExpired {
+		return fmt.Errorf("result-acks.es256.jws at %s: %v, want expired", at(vExpiredAt), err)
+	}
+	s.receipt("receipt-result-acks-expired", "result-acks.es256.jws", "", terminalReceipt(s.file("result-acks.es256.jws"), ForResultAcks, vExpiredAt, err))
 	if _, err := s.verifier(vCancelAt.Add(time.Second)).VerifyCancel(s.file("cancel.ed25519.jws")); err != nil {
 		return fmt.Errorf("cancel.ed25519.jws: %w", err)
 	}
@@ -374,7 +390,7 @@ func schemaOf(name string) string {
 		return ""
 	}
 	for _, p := range []struct{ prefix, schema string }{
-		{"job", "job"}, {"cancel", "cancel"}, {"result-ack", "result-ack"}, {"sync-request", "sync-request"},
+		{"job", "job"}, {"cancel", "cancel"}, {"result-acks", "result-acks"}, {"result-ack", "result-ack"}, {"sync-request", "sync-request"},
 		{"receipt-", "receipt"}, {"result-signed", "result"}, {"sync-", "sync"}, {"status-", "status"},
 	} {
 		if strings.HasPrefix(name, p.prefix) {

@@ -64,6 +64,17 @@ func (a ResultAck) MarshalJSON() ([]byte, error) {
 	}{resultAckAlias(a), wireTime(a.IssuedAt), wireTime(a.ExpiresAt)})
 }
 
+type resultAcksAlias ResultAcks
+
+// MarshalJSON writes the acknowledgements with their times in TimeLayout.
+func (a ResultAcks) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		resultAcksAlias
+		IssuedAt  wireTime `json:"issued_at"`
+		ExpiresAt wireTime `json:"expires_at"`
+	}{resultAcksAlias(a), wireTime(a.IssuedAt), wireTime(a.ExpiresAt)})
+}
+
 type syncRequestAlias SyncRequest
 
 // MarshalJSON writes the sync request with its times in TimeLayout.

@@ -11,7 +11,8 @@ import (
 	"github.com/tekenid/teken/transport"
 )
 
-// HandleControl acts on a Cancel, a ResultAck or a SyncRequest, and
+// HandleControl acts on a Cancel, a ResultAck, a ResultAcks or a
+// SyncRequest, and
 // answers one that is refused or changes nothing with a receipt.
 func (in *intake) HandleControl(ctx context.Context, envelope []byte) (transport.ControlAnswer, error) {
 	a, err := in.handleControl(ctx, envelope)
@@ -41,7 +42,7 @@ func (in *intake) controlRefused(envelope []byte, what api.ReceiptFor, err error
 		if id, err := api.UnverifiedRequestID(envelope); err == nil {
 			a.Receipt.RequestID = id
 		}
-	} else {
+	} else if what != api.ForResultAcks { // a batch names no one job
 		a.Receipt.JobID = peekJobID(envelope)
 	}
 	return a
@@ -68,6 +69,12 @@ func (in *intake) handleControl(ctx context.Context, envelope []byte) (transport
 			return in.controlRefused(envelope, api.ForResultAck, err), nil
 		}
 		return in.resultAcked(ctx, envelope, a.JobID)
+	case api.TypeResultAcks:
+		a, err := in.verifier.VerifyResultAcks(envelope)
+		if err != nil {
+			return in.controlRefused(envelope, api.ForResultAcks, err), nil
+		}
+		return in.resultsAcked(ctx, a)
 	case api.TypeSyncRequest:
 		r, err := in.verifier.VerifySyncRequest(envelope)
 		if err != nil {
@@ -130,6 +137,24 @@ func (in *intake) resultAcked(ctx context.Context, envelope []byte, jobID string
 	}
 	in.metrics.lastDelivery.SetToCurrentTime()
 	in.statusChanged()
+	return transport.ControlAnswer{}, nil
+}
+
+// resultsAcked marks the results a ResultAcks names delivered, in one
+// transaction. A valid batch gets no receipt, whatever it changed: the
+// next Sync's results_undelivered says what is still held.
+func (in *intake) resultsAcked(ctx context.Context, a *api.ResultAcks) (transport.ControlAnswer, error) {
+	marked, err := in.store.AckResults(ctx, a.JobIDs)
+	if err != nil {
+		return transport.ControlAnswer{}, fmt.Errorf("result acks: %w", err)
+	}
+	if marked < len(a.JobIDs) {
+		in.log.Debug("result acknowledgements that changed nothing", "acknowledged", len(a.JobIDs), "marked", marked)
+	}
+	if marked > 0 {
+		in.metrics.lastDelivery.SetToCurrentTime()
+		in.statusChanged()
+	}
 	return transport.ControlAnswer{}, nil
 }
 

@@ -216,3 +216,78 @@ func TestPlacementRefusedInReceipt(t *testing.T) {
 		})
 	}
 }
+
+// A ResultAcks marks every result it names delivered, in one go, and is
+// answered by no receipt whatever it changed; one that fails verification
+// gets one refused receipt for result_acks.
+func TestResultAcksMarkEveryResultNamed(t *testing.T) {
+	r := newFlowRig(t, device.PINPolicyOnce)
+	first := r.storeJob(t, r.signer, 1)
+	second := r.storeJob(t, r.signer, 1)
+	waiting := r.storeJob(t, r.signer, 1)
+	r.flow.presence(r.ctx, device.Event{Kind: device.Arrived, Reader: "Reader 0"})
+	r.read(t, first)
+	r.read(t, second)
+	if err := r.flow.Sign(r.ctx, []string{first, second}, []byte("123456"), false); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.store.Undelivered(r.ctx, 0, 0); err != nil || len(res) != 2 {
+		t.Fatalf("outbox %d results, %v; want 2", len(res), err)
+	}
+	now := r.clock.now().UTC()
+	batch := func(s *api.Signer, terminal string, ids ...string) []byte {
+		t.Helper()
+		env, err := s.SignResultAcks(&api.ResultAcks{V: 1, Terminal: terminal, JobIDs: ids, IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	other, err := api.GenerateKey(api.AlgEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := api.NewSigner(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		env    []byte
+		reason api.ReasonCode // "": no receipt
+	}{
+		{"forged", batch(forger, "kendari-setda-01", first, second), api.ReasonUnknownKID},
+		{"for another terminal", batch(r.jobs, "kendari-setda-02", first, second), api.ReasonWrongTerminal},
+		{"acks of two results, a waiting job and an unknown one", batch(r.jobs, "kendari-setda-01", first, waiting, second, api.NewJobID()), ""},
+		{"the same again", batch(r.jobs, "kendari-setda-01", first, second), ""},
+	} {
+		a, err := r.intake.HandleControl(r.ctx, c.env)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if c.reason == "" {
+			if a.Receipt != nil {
+				t.Errorf("%s: receipt %+v, want none", c.name, a.Receipt)
+			}
+			continue
+		}
+		rc := a.Receipt
+		if rc == nil || rc.For != api.ForResultAcks || rc.Status != api.ReceiptRefused || rc.Reason != c.reason || rc.JobID != "" {
+			t.Errorf("%s: receipt %+v, want a refusal for result_acks, reason %s, no job", c.name, rc, c.reason)
+			continue
+		}
+		rc.V, rc.Terminal = 1, "kendari-setda-01"
+		if _, err := api.Encode(rc); err != nil {
+			t.Errorf("%s: the receipt does not pass validation: %v", c.name, err)
+		}
+		if res, err := r.store.Undelivered(r.ctx, 0, 0); err != nil || len(res) != 2 {
+			t.Errorf("%s: outbox %d results, %v; want both still there", c.name, len(res), err)
+		}
+	}
+	if res, err := r.store.Undelivered(r.ctx, 0, 0); err != nil || len(res) != 0 {
+		t.Errorf("outbox %d results, %v; want none after the batch", len(res), err)
+	}
+	if j, err := r.store.Get(r.ctx, waiting); err != nil || j.State != queue.Ready {
+		t.Errorf("the waiting job: %+v %v, want it still ready", j, err)
+	}
+}

@@ -85,6 +85,7 @@ type intakeStore interface {
 	Transition(ctx context.Context, id string, c queue.Change) (queue.Job, error)
 	AppendAudit(ctx context.Context, e queue.AuditEntry) (queue.AuditEntry, error)
 	AckResult(ctx context.Context, id string) (bool, error)
+	AckResults(ctx context.Context, ids []string) (int, error)
 	ByStateHeads(ctx context.Context, st queue.State, limit int) ([]queue.Job, error)
 	Undelivered(ctx context.Context, after uint64, limit int) ([]queue.Result, error)
 	HeldResults(ctx context.Context, limit int) ([]queue.Result, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/tekenid/teken/queue"
@@ -169,6 +170,38 @@ func (o *outbox) run(ctx context.Context) error {
 	}
 }
 
+// publishWindow is how many results are published at once, each waiting
+// for its own PUBACK: one at a time, a drain after an outage would go at
+// one round trip per result.
+const publishWindow = 32
+
+// publish publishes rs side by side and returns each one's error. The
+// bytes go out as they were stored when the job ended: a result is
+// encoded once, and every re-send is the same. Each has its deadline: a
+// broker that stalls ends the drain here, and the results wait in the
+// store. The transport's AnswerTimeout (the same brokerAnswerTimeout)
+// normally ends the wait first, with ErrStalled; this bound is the
+// outbox's own, whatever the publisher.
+func (o *outbox) publish(ctx context.Context, term resultPublisher, rs []queue.Result) []error {
+	errs := make([]error, len(rs))
+	if len(rs) == 1 { // the common case of one letter: no goroutine
+		errs[0] = o.publishOne(ctx, term, rs[0])
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i, r := range rs {
+		wg.Go(func() { errs[i] = o.publishOne(ctx, term, r) })
+	}
+	wg.Wait()
+	return errs
+}
+
+func (o *outbox) publishOne(ctx context.Context, term resultPublisher, r queue.Result) error {
+	pctx, cancel := context.WithTimeout(ctx, brokerAnswerTimeout+time.Second)
+	defer cancel()
+	return term.PublishResult(pctx, r.JobID, r.Payload)
+}
+
 // drain publishes the results newer than sch.sent and, when one is due,
 // every result whose resend time has come, reading the whole outbox then:
 // results acknowledged meanwhile drop out of the schedule.
@@ -192,11 +225,11 @@ func (o *outbox) drain(ctx context.Context, sch *schedule, initial, most time.Du
 		if len(batch) == 0 {
 			break
 		}
+		var send []queue.Result
 		for _, r := range batch {
 			after = r.Seq
 			seen[r.Seq] = true
-			st, known := sch.state[r.Seq]
-			if known && o.now().Before(st.next) {
+			if st, known := sch.state[r.Seq]; known && o.now().Before(st.next) {
 				continue
 			}
 			if len(r.Payload) == 0 {
@@ -206,26 +239,30 @@ func (o *outbox) drain(ctx context.Context, sch *schedule, initial, most time.Du
 				sch.state[r.Seq] = resendState{next: o.now().Add(most), interval: most}
 				continue
 			}
-			// The bytes stored when the job ended, as they are: a
-			// result is encoded once, and every re-send is the same.
-			// Each has its deadline: a broker that stalls ends the
-			// drain here, and the results wait in the store. The
-			// transport's AnswerTimeout (the same brokerAnswerTimeout)
-			// normally ends the wait first, with ErrStalled; this
-			// bound is the outbox's own, whatever the publisher.
-			pctx, cancel := context.WithTimeout(ctx, brokerAnswerTimeout+time.Second)
-			err := term.PublishResult(pctx, r.JobID, r.Payload)
-			cancel()
-			if err != nil {
-				return err
+			send = append(send, r)
+		}
+		for len(send) > 0 {
+			n := min(len(send), publishWindow)
+			errs := o.publish(ctx, term, send[:n])
+			for i, r := range send[:n] {
+				if errs[i] != nil {
+					continue
+				}
+				st, known := sch.state[r.Seq]
+				next := initial
+				if known {
+					next = min(st.interval*2, most)
+					o.log.Info("result published again: no acknowledgement yet", "job", r.JobID, "next_in", next)
+				}
+				sch.state[r.Seq] = resendState{next: o.now().Add(next), interval: next}
+				sch.sent = max(sch.sent, r.Seq)
 			}
-			next := initial
-			if known {
-				next = min(st.interval*2, most)
-				o.log.Info("result published again: no acknowledgement yet", "job", r.JobID, "next_in", next)
+			for _, err := range errs {
+				if err != nil {
+					return err
+				}
 			}
-			sch.state[r.Seq] = resendState{next: o.now().Add(next), interval: next}
-			sch.sent = max(sch.sent, r.Seq)
+			send = send[n:]
 		}
 	}
 	if resendDue {

@@ -92,6 +92,7 @@ type envelopeVerifier interface {
 	VerifyJob(raw []byte) (*api.Job, string, error)
 	VerifyCancel(raw []byte) (*api.Cancel, error)
 	VerifyResultAck(raw []byte) (*api.ResultAck, error)
+	VerifyResultAcks(raw []byte) (*api.ResultAcks, error)
 	VerifySyncRequest(raw []byte) (*api.SyncRequest, error)
 }
 
@@ -113,6 +114,11 @@ func (l *liveTrust) VerifyCancel(raw []byte) (*api.Cancel, error) {
 // VerifyResultAck verifies with the dispatcher keys in force.
 func (l *liveTrust) VerifyResultAck(raw []byte) (*api.ResultAck, error) {
 	return l.load().verifier.VerifyResultAck(raw)
+}
+
+// VerifyResultAcks verifies with the dispatcher keys in force.
+func (l *liveTrust) VerifyResultAcks(raw []byte) (*api.ResultAcks, error) {
+	return l.load().verifier.VerifyResultAcks(raw)
 }
 
 // VerifySyncRequest verifies with the dispatcher keys in force.

@@ -19,6 +19,7 @@ type EnvelopeSigner interface {
 	SignCancel(c *api.Cancel) ([]byte, error)
 	SignResultAck(a *api.ResultAck) ([]byte, error)
 	SignSyncRequest(r *api.SyncRequest) ([]byte, error)
+	SignResultAcks(a *api.ResultAcks) ([]byte, error)
 }
 
 var _ EnvelopeSigner = (*api.Signer)(nil)
@@ -73,6 +74,7 @@ type Dispatcher struct {
 	s     *session
 	ready chan struct{}
 	syncs *syncer
+	acks  *acker
 }
 
 // OpenDispatcher starts the client and returns without waiting for the
@@ -101,6 +103,7 @@ func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{cfg: cfg, ready: make(chan struct{})}
 	d.syncs = newSyncer(d)
+	d.acks = newAcker(d)
 	var err error
 	d.s, err = newSession(cfg.Connection, sessionConfig{
 		filters: []string{
@@ -116,6 +119,7 @@ func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		return nil, fmt.Errorf("open dispatcher: %w", err)
 	}
 	d.s.start()
+	d.acks.start()
 	return d, nil
 }
 
@@ -264,6 +268,7 @@ func (d *Dispatcher) handle(ctx context.Context, m paho.Message) error {
 			log.Warn("invalid status dropped", "err", err)
 			return nil
 		}
+		d.acks.edition(terminal, s.Edition)
 		if d.cfg.OnStatus != nil {
 			d.cfg.OnStatus(ctx, s)
 		}
@@ -309,13 +314,13 @@ func (d *Dispatcher) result(ctx context.Context, r *api.Result) error {
 			return fmt.Errorf("result %s: forget job: %w", r.JobID, err)
 		}
 	}
-	d.ackResult(r.Terminal, r.JobID)
+	d.acks.add(r.Terminal, r.JobID)
 	return nil
 }
 
-// ackResult queues a signed ResultAck for the sender without waiting for
-// paho or the PUBACK, so a stalled broker does not hold the handler worker:
-// a lost one costs a duplicate result, which is acknowledged again.
+// ackResult signs one ResultAck and queues it for the sender without
+// waiting for paho or the PUBACK, so a stalled broker does not hold the
+// acker: a lost one costs a duplicate result, which is acknowledged again.
 func (d *Dispatcher) ackResult(terminal, jobID string) {
 	now := time.Now().UTC()
 	a := &api.ResultAck{V: api.Version, JobID: jobID, Terminal: terminal, IssuedAt: now, ExpiresAt: now.Add(d.cfg.AckTTL)}
@@ -341,7 +346,7 @@ func (d *Dispatcher) sync(ctx context.Context, s *api.Sync) error {
 			return fmt.Errorf("sync %s: %w", s.Terminal, err)
 		}
 		if seen {
-			d.ackResult(s.Terminal, id)
+			d.acks.add(s.Terminal, id)
 		}
 	}
 	d.syncs.offer(s)
@@ -352,6 +357,7 @@ func (d *Dispatcher) sync(ctx context.Context, s *api.Sync) error {
 func (d *Dispatcher) Close(ctx context.Context) error {
 	err := d.s.stop(ctx)
 	d.syncs.wg.Wait() // they end with the session's context
+	d.acks.wg.Wait()
 	return err
 }
 

@@ -33,13 +33,15 @@ func FuzzDispatcherHandle(f *testing.F) {
 	signer, _ := newPKI(f)
 	d := &Dispatcher{cfg: DispatcherConfig{Root: api.DefaultRoot, Signer: signer, Jobs: NewMemoryJobs(), Seen: NewMemoryResults(16), AckTTL: 1e9, ResendGrace: DefaultResendGrace}}
 	d.syncs = newSyncer(d)
+	d.acks = newAcker(d)
 	s, err := newSession(Connection{Brokers: []string{"tcp://127.0.0.1:1"}, ClientID: "fuzz", Logger: slog.New(slog.DiscardHandler)}, sessionConfig{handle: d.handleMessage})
 	if err != nil {
 		f.Fatal(err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	d.s = s
-	defer func() { s.cancel(); d.syncs.wg.Wait() }()
+	d.acks.start()
+	defer func() { s.cancel(); d.syncs.wg.Wait(); d.acks.wg.Wait() }()
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
 		if err := d.handle(context.Background(), fuzzMessage{topic, payload}); err != nil {
 			t.Fatalf("handle asks for a retry of %q: %v", topic, err)

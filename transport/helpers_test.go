@@ -27,7 +27,8 @@ type memTerminal struct {
 	gate chan struct{}
 	// failJobs counts HandleJob calls to fail, as a full store would.
 	failJobs atomic.Int32
-	// dropAcks counts ResultAcks to ignore, as if they were lost.
+	// dropAcks counts ResultAck and ResultAcks messages to ignore, as if
+	// they were lost.
 	dropAcks atomic.Int32
 
 	mu        sync.Mutex
@@ -41,6 +42,8 @@ type memTerminal struct {
 	cancelled map[string]bool
 	connects  int
 	resends   int
+	batches   int // ResultAcks taken
+	singles   int // ResultAck taken
 }
 
 var _ TerminalHandler = (*memTerminal)(nil)
@@ -99,8 +102,24 @@ func (m *memTerminal) HandleControl(_ context.Context, raw []byte) (ControlAnswe
 			return ControlAnswer{}, nil
 		}
 		m.mu.Lock()
+		m.singles++
 		delete(m.outbox, a.JobID)
 		m.delivered[a.JobID] = true
+		m.mu.Unlock()
+	case api.TypeResultAcks:
+		a, err := m.v.VerifyResultAcks(raw)
+		if err != nil {
+			return ControlAnswer{}, nil
+		}
+		if m.dropAcks.Add(-1) >= 0 {
+			return ControlAnswer{}, nil
+		}
+		m.mu.Lock()
+		m.batches++
+		for _, id := range a.JobIDs {
+			delete(m.outbox, id)
+			m.delivered[id] = true
+		}
 		m.mu.Unlock()
 	case api.TypeCancel:
 		c, err := m.v.VerifyCancel(raw)
