@@ -40,11 +40,17 @@ func (f *fakeOutboxStore) ack(jobID string) {
 	}
 }
 
-// countingPublisher records every publish.
-type countingPublisher struct{ sent map[string]int }
+// countingPublisher records every publish; the outbox publishes several
+// at once.
+type countingPublisher struct {
+	mu   sync.Mutex
+	sent map[string]int
+}
 
 func (p *countingPublisher) PublishResult(_ context.Context, jobID string, _ []byte) error {
+	p.mu.Lock()
 	p.sent[jobID]++
+	p.mu.Unlock()
 	return nil
 }
 

@@ -1,9 +1,11 @@
 package soak
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,11 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/internal/testenv"
@@ -160,36 +159,64 @@ func intakeEnvelopes(b *testing.B, s *api.Signer, n int) []byte {
 	return out.Bytes()
 }
 
-// rawRate publishes the n lines of file with mosquitto_pub to a paho QoS 1
-// subscriber of a persistent session and returns the messages per second
-// from the start of mosquitto_pub until the subscriber had them all.
+// rawRate publishes the n lines of file with mosquitto_pub to a
+// mosquitto_sub QoS 1 subscriber and returns the messages per second from
+// the start of mosquitto_pub until the subscriber had them all. A probe
+// message, sent until the subscriber prints it, says it is subscribed.
 func rawRate(b *testing.B, url string, port int, file string, n int) float64 {
 	b.Helper()
+	_ = url
 	topic := "intake-raw/" + strconv.Itoa(rand.IntN(1e6))
-	var got atomic.Int64
-	all := make(chan struct{})
-	o := mqtt.NewClientOptions().AddBroker(url).SetClientID("intake-raw-" + strconv.Itoa(rand.IntN(1e6))).
-		SetCleanSession(false).SetOrderMatters(false).SetAutoReconnect(false)
-	cl := mqtt.NewClient(o)
-	if tok := cl.Connect(); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
-		b.Fatalf("raw subscriber connect: %v", tok.Error())
+	sub := exec.Command("mosquitto_sub", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-q", "1", "-t", topic)
+	out, err := sub.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
 	}
-	defer cl.Disconnect(250)
-	if tok := cl.Subscribe(topic, 1, func(mqtt.Client, mqtt.Message) {
-		if got.Add(1) == int64(n) {
-			close(all)
+	if err := sub.Start(); err != nil {
+		b.Fatalf("mosquitto_sub: %v", err)
+	}
+	defer func() { _ = sub.Process.Kill(); _ = sub.Wait() }()
+	lines := make(chan struct{}, n+1024)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			lines <- struct{}{}
 		}
-	}); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
-		b.Fatalf("raw subscribe: %v", tok.Error())
+		close(lines)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	probe := func() error {
+		if out, err := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-q", "1", "-t", topic, "-m", "probe").CombinedOutput(); err != nil {
+			return fmt.Errorf("probe: %v: %s", err, out)
+		}
+		select {
+		case <-lines:
+			return nil
+		case <-time.After(100 * time.Millisecond):
+			return errors.New("the raw subscriber has not printed the probe")
+		}
+	}
+	if err := testenv.WaitFor(ctx, time.Minute, probe); err != nil {
+		b.Fatal(err)
+	}
+	for len(lines) > 0 { // later probes
+		<-lines
 	}
 	start := time.Now()
 	if out, err := mosquittoPub(b, port, topic, file).CombinedOutput(); err != nil {
 		b.Fatalf("mosquitto_pub: %v\n%s", err, out)
 	}
-	select {
-	case <-all:
-	case <-time.After(5 * time.Minute):
-		b.Fatalf("raw subscriber has %d of %d messages", got.Load(), n)
+	for got := 0; got < n; got++ {
+		select {
+		case _, ok := <-lines:
+			if !ok {
+				b.Fatalf("mosquitto_sub ended after %d of %d messages", got, n)
+			}
+		case <-ctx.Done():
+			b.Fatalf("raw subscriber has %d of %d messages", got, n)
+		}
 	}
 	return float64(n) / time.Since(start).Seconds()
 }
