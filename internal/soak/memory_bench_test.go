@@ -12,18 +12,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/daemon"
-	"github.com/tekenid/teken/internal/sandbox"
 	"github.com/tekenid/teken/internal/testenv"
 	"github.com/tekenid/teken/queue"
 )
@@ -107,7 +104,7 @@ func runBacklogMemory(b *testing.B, bin, url string, n int) memoryFigures {
 	ready := listenNotify(b, sock)
 	syncsBefore := c.syncCount()
 	start = time.Now()
-	startNotified(d, sock)
+	d.start("NOTIFY_SOCKET=" + sock)
 	select {
 	case <-ready:
 		f.ready = time.Since(start)
@@ -290,33 +287,6 @@ func listenNotify(b *testing.B, path string) <-chan struct{} {
 		}
 	}()
 	return ready
-}
-
-// startNotified is tekend.start with NOTIFY_SOCKET set to sock.
-func startNotified(d *tekend, sock string) {
-	d.t.Helper()
-	logFile, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(d.bin, "-config", d.conf)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "JOURNAL_STREAM=") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, "NOTIFY_SOCKET="+sock, sandbox.SocketEnv+"="+filepath.Join(filepath.Dir(d.conf), "no-pcscd"))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	waited, err := sandbox.StartHeld(cmd)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.mu.Lock()
-	d.cmd, d.waited = cmd, waited
-	d.mu.Unlock()
 }
 
 // mappingOf returns the size of the mappings of the file at path in

@@ -70,8 +70,9 @@ func newTekend(t testing.TB, bin, terminal, url, pubPath string) *tekend {
 	return d
 }
 
-// start runs tekend, appending to its log.
-func (d *tekend) start() {
+// start runs tekend, appending to its log, with the environment entries
+// extra added (NOTIFY_SOCKET=… to time READY=1).
+func (d *tekend) start(extra ...string) {
 	d.t.Helper()
 	logFile, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -87,7 +88,7 @@ func (d *tekend) start() {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(env, sandbox.SocketEnv+"="+filepath.Join(filepath.Dir(d.conf), "no-pcscd"))
+	cmd.Env = append(append(env, extra...), sandbox.SocketEnv+"="+filepath.Join(filepath.Dir(d.conf), "no-pcscd"))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	waited, err := sandbox.StartHeld(cmd)
