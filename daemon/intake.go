@@ -87,6 +87,7 @@ type intakeStore interface {
 	AckResult(ctx context.Context, id string) (bool, error)
 	AckResults(ctx context.Context, ids []string) (int, error)
 	ByStateHeads(ctx context.Context, st queue.State, limit int) ([]queue.Job, error)
+	WaitingIDs(ctx context.Context, limit int) ([]string, bool, error)
 	Undelivered(ctx context.Context, after uint64, limit int) ([]queue.Result, error)
 	HeldResults(ctx context.Context, limit int) ([]queue.Result, error)
 }
@@ -428,19 +429,14 @@ func peekJobID(envelope []byte) string {
 // list; a longer list is cut and the Sync says so.
 func (in *intake) SyncState(ctx context.Context) (api.Sync, error) {
 	s := api.Sync{V: 1, Terminal: in.terminal, At: in.now(), JobsWaiting: []string{}, ResultsUndelivered: []string{}}
-	for _, st := range []queue.State{queue.Received, queue.Ready, queue.Signing} {
-		jobs, err := in.store.ByStateHeads(ctx, st, 0)
-		if err != nil {
-			return api.Sync{}, fmt.Errorf("sync: %w", err)
-		}
-		for _, j := range jobs {
-			if len(s.JobsWaiting) == api.MaxSyncIDs {
-				s.Truncated = true
-				break
-			}
-			s.JobsWaiting = append(s.JobsWaiting, j.ID)
-		}
+	// Ids from the state index only: the records of ten thousand jobs
+	// would stay in the resident set after every Sync.
+	waiting, more, err := in.store.WaitingIDs(ctx, api.MaxSyncIDs)
+	if err != nil {
+		return api.Sync{}, fmt.Errorf("sync: %w", err)
 	}
+	s.JobsWaiting = append(s.JobsWaiting, waiting...)
+	s.Truncated = more
 	// A letter signed and held until its level (signing.require_level)
 	// is held by the terminal with no result sent: the central side must
 	// not dispatch it again.

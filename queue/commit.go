@@ -35,6 +35,11 @@ type delta struct {
 	created     int       // new jobs stored
 	paid        []string  // owed moves written
 	expiry      time.Time // soonest expiry of a job that became received or ready
+	// arrived is the earliest arrival of a job stored; left lists the jobs
+	// that stopped waiting (moved to done): see oldestWaiting.
+	arrived   time.Time
+	arrivedID string
+	left      []string
 }
 
 // waiting notes that a job with expiry t became received or ready, so the
@@ -42,6 +47,13 @@ type delta struct {
 func (d *delta) waiting(t time.Time) {
 	if !t.IsZero() && (d.expiry.IsZero() || t.Before(d.expiry)) {
 		d.expiry = t
+	}
+}
+
+// arrive notes that job id, received at t, was stored.
+func (d *delta) arrive(id string, t time.Time) {
+	if d.arrived.IsZero() || t.Before(d.arrived) {
+		d.arrived, d.arrivedID = t, id
 	}
 }
 
@@ -217,5 +229,6 @@ func (s *Store) run(batch []*op, limit int) error {
 	if !d.expiry.IsZero() {
 		s.noteExpiry(d.expiry)
 	}
+	s.oldest.apply(&d)
 	return nil
 }

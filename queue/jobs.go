@@ -128,6 +128,7 @@ func (s *Store) insert(ctx context.Context, j Job, ready bool) (Job, bool, error
 		d.move(0, Received)
 		d.created++
 		d.waiting(j.ExpiresAt)
+		d.arrive(j.ID, j.ReceivedAt)
 		if err := s.appendAudit(tx, &AuditEntry{Time: now, JobID: j.ID, Event: EventReceived,
 			Signer: j.Signer, Docs: j.Digests}); err != nil {
 			return err
@@ -216,6 +217,9 @@ func (s *Store) move(tx *bolt.Tx, d *delta, j *Job, c Change) error {
 		return err
 	}
 	d.move(from, c.To)
+	if c.To == Done {
+		d.left = append(d.left, j.ID)
+	}
 	if c.To == Ready {
 		d.waiting(j.ExpiresAt)
 	}

@@ -136,6 +136,9 @@ type Store struct {
 	expMu   sync.Mutex
 	armedAt time.Time
 	rearm   chan struct{}
+	// oldest is the arrival of the oldest waiting job, kept from commit
+	// to commit so a metrics scrape reads no record (waiting.go).
+	oldest oldestWaiting
 }
 
 // Open opens or creates the store at path, migrates its layout, moves jobs

@@ -2,17 +2,40 @@ package queue
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // OldestWaiting returns how long the oldest job not yet done has waited
-// since it was received, or 0 when none waits. It reads only the head of
-// each record, never an envelope, so a scrape stays cheap with many large
-// jobs waiting.
+// since it was received, or 0 when none waits. Metrics ask for it on every
+// scrape; reading every waiting record each time would keep the heads of
+// all of them in the daemon's resident set. So the store keeps the oldest
+// arrival from commit to commit and reads the records again only when the
+// job it names stops waiting; that read's pages then leave the resident
+// set (dropMapping).
 func (s *Store) OldestWaiting(ctx context.Context) (time.Duration, error) {
+	at, ok := s.oldest.get()
+	if !ok {
+		var err error
+		if at, err = s.scanOldest(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if at.IsZero() {
+		return 0, nil
+	}
+	return s.opts.Now().Sub(at), nil
+}
+
+// scanOldest reads the arrival of every waiting job, tells s.oldest which
+// job is the oldest, and returns its arrival (zero when none waits).
+func (s *Store) scanOldest(ctx context.Context) (time.Time, error) {
+	s.oldest.begin()
 	var oldest time.Time
+	var oldestID string
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		c := tx.Bucket(bucketByState).Cursor()
@@ -28,16 +51,103 @@ func (s *Store) OldestWaiting(ctx context.Context) (time.Duration, error) {
 					return err
 				}
 				if oldest.IsZero() || at.Before(oldest) {
-					oldest = at
+					oldest, oldestID = at, string(k[1:])
 				}
 			}
 		}
 		return nil
 	})
-	if err != nil || oldest.IsZero() {
-		return 0, err
+	if err != nil {
+		s.oldest.abandon()
+		return time.Time{}, err
 	}
-	return s.opts.Now().Sub(oldest), nil
+	dropMapping(s.db)
+	return s.oldest.end(oldest, oldestID), nil
+}
+
+// oldestWaiting is the arrival of the oldest waiting job, kept current by
+// each durable commit. It is unknown at first and again whenever the job
+// it names stops waiting. While a scan reads the records (in a snapshot
+// taken after begin), the commits that land meanwhile are noted, so what
+// the scan found is brought up to date before it is kept.
+type oldestWaiting struct {
+	mu    sync.Mutex
+	known bool
+	at    time.Time // zero: none waits
+	id    string
+	// During a scan: the earliest arrival committed meanwhile, and
+	// whether the job the scan may name left meanwhile.
+	scanning      int
+	seenArrived   time.Time
+	seenArrivedID string
+	seenLeft      map[string]bool
+}
+
+func (o *oldestWaiting) get() (time.Time, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.at, o.known
+}
+
+// apply brings the figure up to date with a durable commit.
+func (o *oldestWaiting) apply(d *delta) {
+	if d.arrived.IsZero() && len(d.left) == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.scanning > 0 {
+		if !d.arrived.IsZero() && (o.seenArrived.IsZero() || d.arrived.Before(o.seenArrived)) {
+			o.seenArrived, o.seenArrivedID = d.arrived, d.arrivedID
+		}
+		for _, id := range d.left {
+			o.seenLeft[id] = true
+		}
+	}
+	if !o.known {
+		return
+	}
+	for _, id := range d.left {
+		if id == o.id {
+			o.known, o.at, o.id = false, time.Time{}, ""
+			return
+		}
+	}
+	if !d.arrived.IsZero() && (o.at.IsZero() || d.arrived.Before(o.at)) {
+		o.at, o.id = d.arrived, d.arrivedID
+	}
+}
+
+func (o *oldestWaiting) begin() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.scanning == 0 {
+		o.seenArrived, o.seenArrivedID, o.seenLeft = time.Time{}, "", map[string]bool{}
+	}
+	o.scanning++
+}
+
+func (o *oldestWaiting) abandon() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.scanning--
+}
+
+// end takes what a scan found (at of job id; zero: none waited) and
+// returns the figure with the commits since its snapshot applied.
+func (o *oldestWaiting) end(at time.Time, id string) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.scanning--
+	if !o.seenArrived.IsZero() && (at.IsZero() || o.seenArrived.Before(at)) {
+		at, id = o.seenArrived, o.seenArrivedID
+	}
+	// When the job found left meanwhile the answer stands for this call
+	// only, and the next one scans again.
+	if !o.seenLeft[id] && o.scanning == 0 {
+		o.known, o.at, o.id = true, at, id
+	}
+	return at
 }
 
 // receivedAt decodes a job record only up to its arrival time.
@@ -63,4 +173,28 @@ func (d *decoder) skip() {
 		return
 	}
 	d.b = d.b[n:]
+}
+
+// WaitingIDs returns the ids of up to limit jobs not yet done — received,
+// ready, then signing, each in id order — and whether more wait. It reads
+// the state index only, never a record: a Sync lists ten thousand ids, and
+// their records would stay in the resident set.
+func (s *Store) WaitingIDs(ctx context.Context, limit int) ([]string, bool, error) {
+	var ids []string
+	more := false
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketByState).Cursor()
+		for k, _ := c.Seek([]byte{byte(Received)}); k != nil && k[0] <= byte(Signing); k, _ = c.Next() {
+			if limit > 0 && len(ids) == limit {
+				more = true
+				return nil
+			}
+			ids = append(ids, string(k[1:]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("waiting ids: %w", err)
+	}
+	return ids, more, nil
 }
