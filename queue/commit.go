@@ -37,9 +37,8 @@ type delta struct {
 	expiry      time.Time // soonest expiry of a job that became received or ready
 	// arrived is the earliest arrival of a job stored; left lists the jobs
 	// that stopped waiting (moved to done): see oldestWaiting.
-	arrived   time.Time
-	arrivedID string
-	left      []string
+	arrived arrival
+	left    []string
 }
 
 // waiting notes that a job with expiry t became received or ready, so the
@@ -51,11 +50,7 @@ func (d *delta) waiting(t time.Time) {
 }
 
 // arrive notes that job id, received at t, was stored.
-func (d *delta) arrive(id string, t time.Time) {
-	if d.arrived.IsZero() || t.Before(d.arrived) {
-		d.arrived, d.arrivedID = t, id
-	}
-}
+func (d *delta) arrive(id string, t time.Time) { d.arrived.keepEarlier(arrival{t, id}) }
 
 func (d *delta) move(from, to State) {
 	if from != 0 {

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,8 +35,7 @@ func (s *Store) OldestWaiting(ctx context.Context) (time.Duration, error) {
 // job is the oldest, and returns its arrival (zero when none waits).
 func (s *Store) scanOldest(ctx context.Context) (time.Time, error) {
 	s.oldest.begin()
-	var oldest time.Time
-	var oldestID string
+	var oldest arrival
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		jobs := tx.Bucket(bucketJobs)
 		c := tx.Bucket(bucketByState).Cursor()
@@ -50,9 +50,7 @@ func (s *Store) scanOldest(ctx context.Context) (time.Time, error) {
 				if err != nil {
 					return err
 				}
-				if oldest.IsZero() || at.Before(oldest) {
-					oldest, oldestID = at, string(k[1:])
-				}
+				oldest.keepEarlier(arrival{at, string(k[1:])})
 			}
 		}
 		return nil
@@ -62,7 +60,21 @@ func (s *Store) scanOldest(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	dropMapping(s.db)
-	return s.oldest.end(oldest, oldestID), nil
+	return s.oldest.end(oldest), nil
+}
+
+// arrival is when job id was received; the zero value is none.
+type arrival struct {
+	at time.Time
+	id string
+}
+
+// keepEarlier makes a the earlier of a and b, none counting as later than
+// any.
+func (a *arrival) keepEarlier(b arrival) {
+	if !b.at.IsZero() && (a.at.IsZero() || b.at.Before(a.at)) {
+		*a = b
+	}
 }
 
 // oldestWaiting is the arrival of the oldest waiting job, kept current by
@@ -71,35 +83,31 @@ func (s *Store) scanOldest(ctx context.Context) (time.Time, error) {
 // taken after begin), the commits that land meanwhile are noted, so what
 // the scan found is brought up to date before it is kept.
 type oldestWaiting struct {
-	mu    sync.Mutex
-	known bool
-	at    time.Time // zero: none waits
-	id    string
-	// During a scan: the earliest arrival committed meanwhile, and
-	// whether the job the scan may name left meanwhile.
-	scanning      int
-	seenArrived   time.Time
-	seenArrivedID string
-	seenLeft      map[string]bool
+	mu     sync.Mutex
+	known  bool
+	oldest arrival
+	// During a scan: the earliest arrival committed meanwhile, and the
+	// jobs that left meanwhile (the one the scan names may be among them).
+	scanning    int
+	seenArrived arrival
+	seenLeft    map[string]bool
 }
 
 func (o *oldestWaiting) get() (time.Time, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.at, o.known
+	return o.oldest.at, o.known
 }
 
 // apply brings the figure up to date with a durable commit.
 func (o *oldestWaiting) apply(d *delta) {
-	if d.arrived.IsZero() && len(d.left) == 0 {
+	if d.arrived.at.IsZero() && len(d.left) == 0 {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.scanning > 0 {
-		if !d.arrived.IsZero() && (o.seenArrived.IsZero() || d.arrived.Before(o.seenArrived)) {
-			o.seenArrived, o.seenArrivedID = d.arrived, d.arrivedID
-		}
+		o.seenArrived.keepEarlier(d.arrived)
 		for _, id := range d.left {
 			o.seenLeft[id] = true
 		}
@@ -107,22 +115,18 @@ func (o *oldestWaiting) apply(d *delta) {
 	if !o.known {
 		return
 	}
-	for _, id := range d.left {
-		if id == o.id {
-			o.known, o.at, o.id = false, time.Time{}, ""
-			return
-		}
+	if slices.Contains(d.left, o.oldest.id) {
+		o.known, o.oldest = false, arrival{}
+		return
 	}
-	if !d.arrived.IsZero() && (o.at.IsZero() || d.arrived.Before(o.at)) {
-		o.at, o.id = d.arrived, d.arrivedID
-	}
+	o.oldest.keepEarlier(d.arrived)
 }
 
 func (o *oldestWaiting) begin() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.scanning == 0 {
-		o.seenArrived, o.seenArrivedID, o.seenLeft = time.Time{}, "", map[string]bool{}
+		o.seenArrived, o.seenLeft = arrival{}, map[string]bool{}
 	}
 	o.scanning++
 }
@@ -133,21 +137,19 @@ func (o *oldestWaiting) abandon() {
 	o.scanning--
 }
 
-// end takes what a scan found (at of job id; zero: none waited) and
+// end takes the oldest arrival a scan found (zero: none waited) and
 // returns the figure with the commits since its snapshot applied.
-func (o *oldestWaiting) end(at time.Time, id string) time.Time {
+func (o *oldestWaiting) end(found arrival) time.Time {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.scanning--
-	if !o.seenArrived.IsZero() && (at.IsZero() || o.seenArrived.Before(at)) {
-		at, id = o.seenArrived, o.seenArrivedID
-	}
+	found.keepEarlier(o.seenArrived)
 	// When the job found left meanwhile the answer stands for this call
 	// only, and the next one scans again.
-	if !o.seenLeft[id] && o.scanning == 0 {
-		o.known, o.at, o.id = true, at, id
+	if !o.seenLeft[found.id] && o.scanning == 0 {
+		o.known, o.oldest = true, found
 	}
-	return at
+	return found.at
 }
 
 // receivedAt decodes a job record only up to its arrival time.
