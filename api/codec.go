@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -103,20 +103,26 @@ func decodeJSON(raw []byte, limit int, strict bool, m any) error {
 	if len(raw) > limit {
 		return refuse(ReasonTooLarge, "%d bytes, limit %d", len(raw), limit)
 	}
-	raw, memberErr, err := checkKeys(raw, strict, shapeOf(m))
+	raw, version, memberErr, err := checkKeys(raw, strict, shapeOf(m))
 	if err != nil {
 		return err
 	}
-	var probe struct {
-		V *int `json:"v"`
+	v, err := strconv.ParseInt(string(version), 10, 0)
+	if err != nil {
+		// Absent, not a number or not an integer: encoding/json says
+		// which, as it would have for any other member.
+		var probe struct {
+			V *int `json:"v"`
+		}
+		if err := json.Unmarshal(raw, &probe); err != nil {
+			return refuse(ReasonMalformed, "%v", err)
+		}
+		if probe.V == nil {
+			return refuse(ReasonMalformed, "v is required")
+		}
+		v = int64(*probe.V)
 	}
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return refuse(ReasonMalformed, "%v", err)
-	}
-	if probe.V == nil {
-		return refuse(ReasonMalformed, "v is required")
-	}
-	if err := checkVersion(*probe.V); err != nil {
+	if err := checkVersion(int(v)); err != nil {
 		return err
 	}
 	if memberErr != nil {
@@ -136,190 +142,6 @@ func decodeJSON(raw []byte, limit int, strict bool, m any) error {
 		return refuse(ReasonMalformed, "data after the JSON object")
 	}
 	return nil
-}
-
-// checkKeys refuses a JSON text whose top level is not an object, or any
-// object in which two keys are equal ignoring case, or a key with upper-case
-// letters. encoding/json matches keys case-insensitively and keeps the last
-// duplicate, while other parsers keep the first or match exactly; refusing
-// both cases means every parser reads the same message.
-//
-// On the same pass it refuses what the schemas refuse and encoding/json
-// would quietly take: a line break inside a base64 member (MIME base64,
-// which Go's decoder skips) and, in a strict (signed) message, a null
-// value (which Go reads as "absent"). It returns raw with the lower-case
-// "t" and "z" of RFC 3339 times upper-cased (RFC 3339 §5.6 allows them;
-// Go's parser does not), copying raw only when there is one.
-//
-// Guided by s, the shape of the Go type the text decodes into, it also
-// finds, in every message, a null for a member or element the type has, a
-// member without omitempty that is absent, and a time that is not RFC 3339
-// (time.Parse takes "+24:00" and "T1:00:00Z"): encoding/json would read
-// the first two as zero values. It returns the first of these as
-// memberErr rather than err, for decodeJSON to report once "v" is known
-// to be 1: a message of another version may be shaped otherwise. Members
-// the type does not have are not looked into.
-func checkKeys(raw []byte, strict bool, s *shape) (out []byte, memberErr, err error) {
-	w := walker{dec: json.NewDecoder(bytes.NewReader(raw)), raw: raw, strict: strict}
-	w.dec.UseNumber()
-	tok, err := w.dec.Token()
-	if err != nil {
-		return nil, nil, refuse(ReasonMalformed, "%v", err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, nil, refuse(ReasonMalformed, "want a JSON object")
-	}
-	if err := w.object(1, s, ""); err != nil {
-		return nil, nil, err
-	}
-	return w.raw, w.memberErr, nil
-}
-
-const maxDepth = 16
-
-type walker struct {
-	dec       *json.Decoder
-	raw       []byte
-	strict    bool
-	patched   bool  // raw is a copy of the caller's
-	memberErr error // the first refusal found against the shape
-}
-
-// later keeps the first refusal found against the shape.
-func (w *walker) later(err error) {
-	if w.memberErr == nil {
-		w.memberErr = err
-	}
-}
-
-// object walks the members of an object of shape s (nil: not known) named
-// name, its '{' read.
-func (w *walker) object(depth int, s *shape, name string) error {
-	if depth > maxDepth {
-		return refuse(ReasonMalformed, "nested deeper than %d", maxDepth)
-	}
-	seen := map[string]bool{}
-	for w.dec.More() {
-		tok, err := w.dec.Token()
-		if err != nil {
-			return refuse(ReasonMalformed, "%v", err)
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return refuse(ReasonMalformed, "want an object key")
-		}
-		if key != strings.ToLower(key) {
-			return refuse(ReasonMalformed, "key %q: keys are lower case", truncate(key))
-		}
-		if seen[key] {
-			return refuse(ReasonMalformed, "duplicate key %q", truncate(key))
-		}
-		seen[key] = true
-		m, known := s.child(key)
-		if err := w.value(key, depth, m.shape, valuePath{name, key, 0}, known && !m.required); err != nil {
-			return err
-		}
-	}
-	if _, err := w.dec.Token(); err != nil { // the closing '}'
-		return refuse(ReasonMalformed, "%v", err)
-	}
-	if s != nil {
-		for _, key := range s.required {
-			if !seen[key] {
-				w.later(refuse(ReasonMalformed, "%s is required", valuePath{name, key, 0}))
-				break
-			}
-		}
-	}
-	return nil
-}
-
-// value walks the value of member key (or of an array element of key) at
-// p, of shape s (nil: not known); optional says s is a member with
-// omitempty.
-func (w *walker) value(key string, depth int, s *shape, p valuePath, optional bool) error {
-	tok, err := w.dec.Token()
-	if err != nil {
-		return refuse(ReasonMalformed, "%v", err)
-	}
-	switch v := tok.(type) {
-	case nil:
-		switch {
-		case w.strict && s != nil && p.key == "":
-			return refuse(ReasonMalformed, "%s is null: an element needs a value", p)
-		case w.strict:
-			return refuse(ReasonMalformed, "%s is null: leave a member out instead", truncate(key))
-		case s != nil && optional:
-			w.later(refuse(ReasonMalformed, "%s is null: leave the member out instead", p))
-		case s != nil:
-			w.later(refuse(ReasonMalformed, "%s is null: it needs a value", p))
-		}
-		return nil
-	case string:
-		switch s.kindOr(shapeScalar) {
-		case shapeBytes:
-			if strings.ContainsAny(v, "\r\n") {
-				return refuse(ReasonMalformed, "%s: base64 with line breaks (MIME): want one line of standard base64 (RFC 4648 §4)", p)
-			}
-		case shapeTime:
-			if err := checkTimeSyntax(p.String(), v); err != nil {
-				w.later(err)
-				return nil
-			}
-			w.upperTime(v)
-		}
-		return nil
-	case json.Delim:
-		switch v {
-		case '{':
-			if s.kindOr(shapeScalar) != shapeObject {
-				return w.object(depth+1, nil, "") // not known, or refused by the decoder
-			}
-			return w.object(depth+1, s, p.String())
-		case '[':
-			if depth+1 > maxDepth {
-				return refuse(ReasonMalformed, "nested deeper than %d", maxDepth)
-			}
-			elem, name := s.element(), ""
-			if elem != nil {
-				name = p.String()
-			}
-			for i := 0; w.dec.More(); i++ {
-				if err := w.value(key, depth+1, elem, valuePath{name, "", i}, false); err != nil {
-					return err
-				}
-			}
-			if _, err := w.dec.Token(); err != nil { // the closing ']'
-				return refuse(ReasonMalformed, "%v", err)
-			}
-			return nil
-		}
-		return refuse(ReasonMalformed, "unexpected %v", v)
-	}
-	return nil
-}
-
-// upperTime upper-cases the "t" between date and time and a final "z" of
-// the time string s the decoder has just read, where they stand in raw. A
-// string written with escapes is left alone: its bytes are not s.
-func (w *walker) upperTime(s string) {
-	if len(s) < 20 || (s[10] != 't' && s[len(s)-1] != 'z') {
-		return
-	}
-	end := int(w.dec.InputOffset()) - 1 // the closing quote
-	start := end - len(s)
-	if start < 1 || end >= len(w.raw) || w.raw[end] != '"' || w.raw[start-1] != '"' || string(w.raw[start:end]) != s {
-		return
-	}
-	if !w.patched {
-		w.raw, w.patched = bytes.Clone(w.raw), true
-	}
-	if s[10] == 't' {
-		w.raw[start+10] = 'T'
-	}
-	if s[len(s)-1] == 'z' {
-		w.raw[end-1] = 'Z'
-	}
 }
 
 // checkUnicode refuses a JSON text that is not valid UTF-8, or that escapes

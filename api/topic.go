@@ -2,7 +2,6 @@ package api
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -23,13 +22,11 @@ const (
 	KindSync     Kind = "sync"     // terminal → central: what the terminal holds, on every connect
 )
 
-var terminalIDPattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$`)
-
 // ValidTerminalID reports whether id is a terminal slug such as
 // "kendari-setda-01": lowercase letters, digits and inner hyphens, at most 64
 // characters, so it is safe as one MQTT topic level.
 func ValidTerminalID(id string) error {
-	if !terminalIDPattern.MatchString(id) {
+	if !isTerminalID(id) {
 		return fmt.Errorf("terminal id %q: want 1-64 lowercase letters, digits and inner hyphens", id)
 	}
 	return nil

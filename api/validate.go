@@ -30,9 +30,6 @@ const (
 )
 
 var (
-	ulidPattern       = regexp.MustCompile(`^[0-7][0-9A-HJKMNP-TV-Z]{25}$`)
-	uuidPattern       = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-	sha256Pattern     = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	documentIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	mediaTypePattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$`)
 	kidPattern        = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
@@ -43,7 +40,7 @@ var (
 // (8-4-4-4-12 hex). One canonical form per id keeps duplicate detection a
 // plain string comparison.
 func ValidJobID(id string) error {
-	if ulidPattern.MatchString(id) || uuidPattern.MatchString(id) {
+	if isULID(id) || isUUID(id) {
 		return nil
 	}
 	return fmt.Errorf("job id %q: want an upper-case ULID or a lower-case UUID", id)
@@ -60,7 +57,7 @@ func checkVersion(v int) error {
 	return nil
 }
 
-func checkPattern(field, value string, re *regexp.Regexp, want string) error {
+func checkPattern(field, value string, re interface{ MatchString(string) bool }, want string) error {
 	if !re.MatchString(value) {
 		return refuse(ReasonMalformed, "%s %q: want %s", field, truncate(value), want)
 	}
@@ -127,7 +124,7 @@ func (j *Job) Validate() error {
 	if err := checkWindow(j.IssuedAt, j.ExpiresAt); err != nil {
 		return err
 	}
-	if err := checkPattern("signer.cert_sha256", j.Signer.CertSHA256, sha256Pattern, "64 lower-case hex digits"); err != nil {
+	if err := checkPattern("signer.cert_sha256", j.Signer.CertSHA256, sha256Form, "64 lower-case hex digits"); err != nil {
 		return err
 	}
 	for _, t := range []struct {
@@ -183,7 +180,7 @@ func (d *Document) validate(i int) error {
 	if err := checkPattern(field+".media_type", d.MediaType, mediaTypePattern, "a lower-case type/subtype"); err != nil {
 		return err
 	}
-	if err := checkPattern(field+".sha256", d.SHA256, sha256Pattern, "64 lower-case hex digits"); err != nil {
+	if err := checkPattern(field+".sha256", d.SHA256, sha256Form, "64 lower-case hex digits"); err != nil {
 		return err
 	}
 	switch d.Format {
@@ -325,7 +322,7 @@ func (r *Receipt) Validate() error {
 	if err := ValidTerminalID(r.Terminal); err != nil {
 		return malformed("terminal", err)
 	}
-	if err := checkPattern("envelope_sha256", r.EnvelopeSHA256, sha256Pattern, "64 lower-case hex digits"); err != nil {
+	if err := checkPattern("envelope_sha256", r.EnvelopeSHA256, sha256Form, "64 lower-case hex digits"); err != nil {
 		return err
 	}
 	switch r.For {
@@ -334,7 +331,7 @@ func (r *Receipt) Validate() error {
 		return refuse(ReasonMalformed, "for %q: want job, cancel, result_ack, result_acks or sync_request", truncate(string(r.For)))
 	}
 	if r.StoredEnvelopeSHA256 != "" {
-		if err := checkPattern("stored_envelope_sha256", r.StoredEnvelopeSHA256, sha256Pattern, "64 lower-case hex digits"); err != nil {
+		if err := checkPattern("stored_envelope_sha256", r.StoredEnvelopeSHA256, sha256Form, "64 lower-case hex digits"); err != nil {
 			return err
 		}
 	}
@@ -434,7 +431,7 @@ func (r *Result) Validate() error {
 		if err := checkPattern(field+".id", d.ID, documentIDPattern, "a document id"); err != nil {
 			return err
 		}
-		if err := checkPattern(field+".sha256", d.SHA256, sha256Pattern, "64 lower-case hex digits"); err != nil {
+		if err := checkPattern(field+".sha256", d.SHA256, sha256Form, "64 lower-case hex digits"); err != nil {
 			return err
 		}
 		limit := MaxSignatureLen
