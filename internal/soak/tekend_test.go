@@ -288,7 +288,14 @@ type central struct {
 
 func newCentral(t testing.TB, url string) *central {
 	t.Helper()
-	key, err := api.GenerateKey(api.AlgES256)
+	return newCentralSigning(t, url, api.AlgES256)
+}
+
+// newCentralSigning is newCentral with a dispatcher key of the JWS
+// algorithm alg.
+func newCentralSigning(t testing.TB, url, alg string) *central {
+	t.Helper()
+	key, err := api.GenerateKey(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
