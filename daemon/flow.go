@@ -111,6 +111,9 @@ type flow struct {
 	// one leaves. A letter is signed only once each of its documents the
 	// page can show is in it (checkViewed).
 	viewed map[docRef]bool
+
+	// refresh coalesces the list refreshes of jobsChanged.
+	refresh listRefresh
 }
 
 // docRef names one document of a job.
@@ -227,7 +230,7 @@ func (f *flow) jobsChanged(signer string) {
 	mine := signer != "" && signer == f.p.signer
 	f.mu.Unlock()
 	if mine {
-		f.publish(context.Background())
+		f.refresh.ask(func() { f.publish(context.Background()) })
 	}
 }
 
@@ -265,11 +268,19 @@ func (f *flow) view(ctx context.Context) kiosk.View {
 		v.Error = &kiosk.Message{Code: kiosk.CodeInternal}
 		return v
 	}
-	for _, j := range jobs {
+	v.JobsTotal = len(jobs)
+	for _, j := range jobs[:min(len(jobs), pageListLimit)] {
 		v.Jobs = append(v.Jobs, jobView(j, viewed))
 	}
 	return v
 }
+
+// pageListLimit bounds the letters the page lists, the most urgent first:
+// after a week offline an official may have thousands waiting, more than
+// a page can show or anyone can scroll, and every view carries the list.
+// The page names how many more there are; each signed batch brings the
+// next ones up.
+const pageListLimit = 100
 
 // metaOf reads what intake kept beside a job; an empty title is the worst
 // case.

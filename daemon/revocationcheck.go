@@ -94,6 +94,10 @@ func (f *flow) checkRevocation(ctx context.Context, gen uint64, reader string, c
 	}
 }
 
-// wait returns once every check the flow started has ended; the main loop
-// calls it on its way out, after ctx ended.
-func (f *flow) wait() { f.checks.Wait() }
+// wait stops the list refreshes and returns once every check the flow
+// started has ended; the main loop calls it on its way out, after ctx
+// ended.
+func (f *flow) wait() {
+	f.refresh.stop()
+	f.checks.Wait()
+}

@@ -21,10 +21,13 @@ const (
 
 // View is the whole state the page renders. It never holds a PIN.
 type View struct {
-	State     State     `json:"state"`
-	Lang      string    `json:"lang"`
-	Signer    *Signer   `json:"signer,omitempty"`
-	Jobs      []Job     `json:"jobs"`
+	State  State   `json:"state"`
+	Lang   string  `json:"lang"`
+	Signer *Signer `json:"signer,omitempty"`
+	Jobs   []Job   `json:"jobs"`
+	// JobsTotal counts every letter waiting for the signer; Jobs lists
+	// the most urgent of them, at most a hundred.
+	JobsTotal int       `json:"jobs_total"`
 	CanSign   bool      `json:"can_sign"`
 	MaxBatch  int       `json:"max_batch"`
 	TriesLeft *int      `json:"tries_left,omitempty"`

@@ -135,6 +135,8 @@ function letterRow(job) {
 
 function renderList() {
   const jobs = view.jobs || [];
+  // The list holds the most urgent letters only; jobs_total counts all.
+  const total = Math.max(view.jobs_total || 0, jobs.length);
   ui.selected = new Set([...ui.selected].filter((id) => { const j = jobByID(id); return j && canPick(j); }));
   const n = ui.selected.size;
   const max = view.max_batch || jobs.length;
@@ -144,8 +146,9 @@ function renderList() {
     errorBox(ui.error || view.error),
     partsBox(),
     view.notice ? el("div", { class: "warning" }, t(view.notice.code, view.notice.params)) : null,
-    el("h1", { class: "big", id: "waiting" }, jobs.length ? tn("letters_waiting", jobs.length) : t("no_letters")),
+    el("h1", { class: "big", id: "waiting" }, jobs.length ? tn("letters_waiting", total) : t("no_letters")),
     el("div", { class: "letters" }, jobs.map(letterRow)),
+    total > jobs.length ? el("p", { class: "bar-hint", id: "more-letters" }, tn("list_more_letters", total - jobs.length)) : null,
     jobs.length ? el("div", { class: "bar", id: "list-bar" },
       notReady ? el("p", { class: "bar-hint", id: "open-first" }, t("list_open_first")) : null,
       el("button", { type: "button", id: "select-all", disabled: !view.can_sign || !jobs.some(canPick),
