@@ -5,8 +5,8 @@
 // The test reads every package's imports (non-test files, in-package test
 // files and external test files) from `go list` and enforces:
 //
-//  0. Every package lives in a known room (the leaves, daemon/..., cmd/...,
-//     internal/..., packaging/..., examples/..., validation) and every package a rule
+//  0. Every package lives in a known room (the leaves, daemon/..., gateway/...,
+//     cmd/..., internal/..., packaging/..., examples/..., validation) and every package a rule
 //     names exists, so that a new or renamed package cannot slip past the
 //     rules unseen.
 //  1. Only transport imports paho (github.com/eclipse/paho.mqtt.golang),
@@ -14,7 +14,8 @@
 //     behind one API, and api stays a contract without a client.
 //  2. Only device and device/... import piv-go: PC/SC and card errors are
 //     mapped to typed errors there once, so no caller decides on piv-go's.
-//  3. Only queue imports bbolt: the store's file layout is queue's alone.
+//  3. Only queue and gateway/store/boltstore import bbolt: each file's layout
+//     (tekend.db, the gateway's store) is its one package's alone.
 //  4. A leaf (api, queue, device, device/..., transport, signature/...)
 //     imports no other package of the module in its non-test files, except
 //     transport → api (the transport speaks the contract),
@@ -31,7 +32,10 @@
 //     from internal/... and cmd/...; internal/testenv and internal/tekentest
 //     are imported only by test files and by internal/tekentest, so that no
 //     binary links the machinery that starts pcscd and Mosquitto.
-//  7. cmd/... imports only daemon/..., internal/..., validation and the
+//  5c. daemon/... (the terminal) and gateway/... (the central side as a
+//     service) never import each other, and gateway/... never imports
+//     cmd/...: they meet only on the wire.
+//  7. cmd/... imports only daemon/..., gateway/..., internal/..., validation and the
 //     leaves, never another binary nor packaging.
 //  8. Nothing outside examples/... imports it: the examples are what an
 //     integrator reads (Python, shell), checked by their own test files.

@@ -150,9 +150,9 @@ var rules = []rule{
 	},
 	{
 		id:   "3",
-		text: "only queue imports bbolt, in test files too",
+		text: "only queue and gateway/store/boltstore import bbolt, in test files too",
 		bad: func(e edge) bool {
-			return within(e.to, bbolt) && e.from != "queue"
+			return within(e.to, bbolt) && e.from != "queue" && e.from != "gateway/store/boltstore"
 		},
 	},
 	{
@@ -170,6 +170,14 @@ var rules = []rule{
 		text: "daemon/... never imports cmd/...",
 		bad: func(e edge) bool {
 			return e.kind == build && within(e.from, "daemon") && within(e.rel, "cmd")
+		},
+	},
+	{
+		id:   "5c",
+		text: "daemon/... and gateway/... never import each other, nor cmd/...",
+		bad: func(e edge) bool {
+			return e.kind == build && ((within(e.from, "daemon") && within(e.rel, "gateway")) ||
+				(within(e.from, "gateway") && withinAny(e.rel, "daemon", "cmd")))
 		},
 	},
 	{
@@ -205,10 +213,10 @@ var rules = []rule{
 	},
 	{
 		id:   "7",
-		text: "cmd/... imports only daemon/..., internal/..., validation and the leaves",
+		text: "cmd/... imports only daemon/..., gateway/..., internal/..., validation and the leaves",
 		bad: func(e edge) bool {
 			return e.kind == build && within(e.from, "cmd") && e.rel != "" &&
-				!withinAny(e.rel, "daemon", "internal", "validation") && !isLeaf(e.rel)
+				!withinAny(e.rel, "daemon", "gateway", "internal", "validation") && !isLeaf(e.rel)
 		},
 	},
 	{
@@ -313,7 +321,7 @@ const roomsText = "every package lives in a known room and every package a rule 
 var named = []string{
 	"api", "queue", "device", "transport", "signature", "signature/cms",
 	"signature/pades", "signature/tsa", "signature/revocation", "validation",
-	"daemon", "daemon/kiosk", "cmd/tekend", "cmd/tekenctl",
+	"daemon", "daemon/kiosk", "cmd/tekend", "cmd/tekenctl", "gateway/store/boltstore",
 	"internal/ctl", "internal/demo", "internal/testenv", "internal/tekentest",
 }
 
@@ -324,7 +332,7 @@ func checkRooms(pkgs []pkg) []violation {
 	have := map[string]bool{}
 	for _, p := range pkgs {
 		have[p.Path] = true
-		if !isLeaf(p.Path) && !withinAny(p.Path, "daemon", "cmd", "internal", "packaging", "examples", "validation") {
+		if !isLeaf(p.Path) && !withinAny(p.Path, "daemon", "gateway", "cmd", "internal", "packaging", "examples", "validation") {
 			out = append(out, violation{rule: "0", from: p.Path,
 				detail: "the package is in no room: place it, and teach the rules about it"})
 		}
@@ -530,6 +538,12 @@ func TestCheckImports(t *testing.T) {
 		{name: "a leaf's test imports another leaf", add: pkg{Path: "queue", TestImports: []string{m("api")}}},
 		{name: "daemon imports cmd", add: pkg{Path: "daemon", Imports: []string{m("cmd/tekenctl")}},
 			want: []want{{"5a", "daemon", m("cmd/tekenctl"), build}}},
+		{name: "the gateway imports daemon", add: pkg{Path: "gateway", Imports: []string{m("daemon")}},
+			want: []want{{"5c", "gateway", m("daemon"), build}}},
+		{name: "daemon imports the gateway's store", add: pkg{Path: "daemon", Imports: []string{m("gateway/store")}},
+			want: []want{{"5c", "daemon", m("gateway/store"), build}}},
+		{name: "the gateway imports bbolt", add: pkg{Path: "gateway", Imports: []string{bbolt}},
+			want: []want{{"3", "gateway", bbolt, build}}},
 		{name: "kiosk imports the module", add: pkg{Path: "daemon/kiosk", Imports: []string{m("api")}},
 			want: []want{{"5b", "daemon/kiosk", m("api"), build}}},
 		{name: "kiosk imports another module", add: pkg{Path: "daemon/kiosk", Imports: []string{"golang.org/x/net/html"}},
