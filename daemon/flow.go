@@ -259,7 +259,10 @@ func (f *flow) view(ctx context.Context) kiosk.View {
 	signer := f.p.signer
 	viewed := maps.Clone(f.viewed)
 	f.mu.Unlock()
-	if v.Signer == nil {
+	// The signing screen shows the batch's progress only: every step of
+	// a batch publishes a view, and reading the signer's letters for
+	// each cost a week's backlog 60 ms a letter.
+	if v.Signer == nil || v.State == kiosk.StateSigning {
 		return v
 	}
 	jobs, err := f.readyJobs(ctx, signer)

@@ -15,31 +15,49 @@ import (
 // most a quarter of a core however fast letters come.
 type listRefresh struct {
 	mu       sync.Mutex
-	timer    *time.Timer
+	due      bool // a run is scheduled and has not begun
+	running  bool
+	again    bool // asked while running: run once more after
 	lastCost time.Duration
 	stopped  bool
+	timer    *time.Timer
 }
 
 const listRefreshDelay = 100 * time.Millisecond
 
-// ask has refresh run once soon, unless a run is already due.
+// ask has refresh run once soon, after this call, unless a run that has
+// not begun is already due.
 func (r *listRefresh) ask(refresh func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopped || r.timer != nil {
-		return
+	switch {
+	case r.stopped || r.due:
+	case r.running:
+		r.again = true // the run under way may have read the list already
+	default:
+		r.scheduleLocked(refresh)
 	}
+}
+
+func (r *listRefresh) scheduleLocked(refresh func()) {
+	r.due = true
 	r.timer = time.AfterFunc(max(listRefreshDelay, 3*r.lastCost), func() {
-		start := time.Now()
 		r.mu.Lock()
-		stopped := r.stopped
-		r.mu.Unlock()
-		if !stopped {
-			refresh()
+		if r.stopped {
+			r.mu.Unlock()
+			return
 		}
-		r.mu.Lock()
-		r.timer, r.lastCost = nil, time.Since(start)
+		r.due, r.running = false, true
 		r.mu.Unlock()
+		start := time.Now()
+		refresh()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.running, r.lastCost = false, time.Since(start)
+		if r.again && !r.stopped {
+			r.again = false
+			r.scheduleLocked(refresh)
+		}
 	})
 }
 
@@ -49,7 +67,8 @@ func (r *listRefresh) stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopped = true
-	if r.timer != nil && r.timer.Stop() {
-		r.timer = nil
+	if r.timer != nil {
+		r.timer.Stop()
 	}
+	r.due, r.again = false, false
 }

@@ -51,7 +51,54 @@ func TestPageListOfManyLetters(t *testing.T) {
 	r.storeJob(t, r.signer, 1)
 	r.flow.refresh.mu.Lock()
 	defer r.flow.refresh.mu.Unlock()
-	if r.flow.refresh.timer != nil {
+	if r.flow.refresh.due {
 		t.Error("a page refresh was scheduled after the flow stopped")
+	}
+}
+
+// A change asked for while a refresh runs gets a refresh of its own: the
+// one running may have read the list before the change.
+func TestListRefreshAskedWhileRunning(t *testing.T) {
+	var r listRefresh
+	defer r.stop()
+	runs := make(chan int, 10)
+	inside, release := make(chan struct{}), make(chan struct{})
+	n := 0
+	refresh := func() {
+		n++
+		if n == 1 {
+			close(inside)
+			<-release
+		}
+		runs <- n
+	}
+	r.ask(refresh)
+	<-inside
+	r.ask(refresh) // while the first runs
+	r.ask(refresh) // coalesced with the one before
+	close(release)
+	for want := 1; want <= 2; want++ {
+		select {
+		case got := <-runs:
+			if got != want {
+				t.Fatalf("run %d, want %d", got, want)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("refresh %d never ran", want)
+		}
+	}
+	// Run 2 has sent its number; it settles a moment after.
+	if err := testenv.WaitFor(context.Background(), time.Minute, func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.due || r.running || r.again {
+			return fmt.Errorf("left due %v running %v again %v", r.due, r.running, r.again)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 0 {
+		t.Fatalf("%d runs more than asked", len(runs))
 	}
 }
