@@ -172,8 +172,9 @@ func (o *outbox) run(ctx context.Context) error {
 
 // publishWindow is how many results are published at once, each waiting
 // for its own PUBACK: one at a time, a drain after an outage would go at
-// one round trip per result.
-const publishWindow = 32
+// one round trip per result. BenchmarkResultDrain (transport): 64 at
+// once drain 0.58–0.67 of the broker's raw publish rate, 32 0.47–0.59.
+const publishWindow = 64
 
 // publish publishes rs side by side and returns each one's error. The
 // bytes go out as they were stored when the job ended: a result is

@@ -29,7 +29,7 @@ func BenchmarkResultDrain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, workers := range []int{1, 32} { // 32: the daemon outbox's publish window
+	for _, workers := range []int{1, 32, 64} { // 64: the daemon outbox's publish window
 		b.Run(fmt.Sprintf("api/publishers=%d", workers), func(b *testing.B) {
 			for b.Loop() {
 				drain(b, r, workers)
