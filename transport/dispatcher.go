@@ -167,17 +167,23 @@ func (d *Dispatcher) Publish(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return fmt.Errorf("publish job %s: %w", j.JobID, err)
 	}
-	if limit := d.maxMessageBytes(); limit > 0 && len(env) > limit {
-		return &TooLargeError{JobID: j.JobID, Size: len(env), Limit: limit}
+	return d.PublishEnvelope(ctx, PendingJob{Terminal: j.Terminal, JobID: j.JobID, ExpiresAt: j.ExpiresAt, Envelope: env})
+}
+
+// PublishEnvelope is Publish for a job signed before, whose envelope the
+// caller keeps (the gateway signs a letter's job when it is submitted):
+// every publication of one job is then the same bytes.
+func (d *Dispatcher) PublishEnvelope(ctx context.Context, p PendingJob) error {
+	if limit := d.maxMessageBytes(); limit > 0 && len(p.Envelope) > limit {
+		return &TooLargeError{JobID: p.JobID, Size: len(p.Envelope), Limit: limit}
 	}
-	p := PendingJob{Terminal: j.Terminal, JobID: j.JobID, ExpiresAt: j.ExpiresAt, Envelope: env}
 	if err := d.cfg.Jobs.Put(ctx, p); err != nil {
-		return fmt.Errorf("publish job %s: keep pending: %w", j.JobID, err)
+		return fmt.Errorf("publish job %s: keep pending: %w", p.JobID, err)
 	}
-	if err := d.s.publish(ctx, api.Topic(d.cfg.Root, j.Terminal, api.KindJobs), env, false); err != nil {
-		return fmt.Errorf("publish job %s: %w", j.JobID, err)
+	if err := d.s.publish(ctx, api.Topic(d.cfg.Root, p.Terminal, api.KindJobs), p.Envelope, false); err != nil {
+		return fmt.Errorf("publish job %s: %w", p.JobID, err)
 	}
-	d.syncs.sent(j.Terminal, j.JobID)
+	d.syncs.sent(p.Terminal, p.JobID)
 	return nil
 }
 

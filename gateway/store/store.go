@@ -71,6 +71,9 @@ type Letter struct {
 	UpdatedAt      time.Time
 	ExpiresAt      time.Time
 	Seq            uint64 // the feed position of its last change
+	// Receipts are the terminal's answers to the letter's job and
+	// cancel, the latest last.
+	Receipts []Receipt
 	// Envelope is the signed job as published; Result the terminal's
 	// result as it arrived. Get fills both; List leaves them nil.
 	Envelope []byte
@@ -78,6 +81,15 @@ type Letter struct {
 	// LeaseUntil: a gateway instance publishing a queued letter holds it
 	// until then (ClaimQueued).
 	LeaseUntil time.Time
+}
+
+// Receipt is a terminal's answer to a letter's job or cancel.
+type Receipt struct {
+	For    string // "job" or "cancel"
+	Status string // stored, duplicate, refused
+	Reason string
+	Detail string
+	At     time.Time
 }
 
 // Event is one change of a letter in the feed of its client system. Seq
