@@ -321,7 +321,7 @@ const roomsText = "every package lives in a known room and every package a rule 
 var named = []string{
 	"api", "queue", "device", "transport", "signature", "signature/cms",
 	"signature/pades", "signature/tsa", "signature/revocation", "validation",
-	"daemon", "daemon/kiosk", "cmd/tekend", "cmd/tekenctl", "gateway/store/boltstore",
+	"daemon", "daemon/kiosk", "cmd/tekend", "cmd/tekenctl", "cmd/tekengw", "gateway", "gateway/store/boltstore",
 	"internal/ctl", "internal/demo", "internal/testenv", "internal/tekentest",
 }
 

@@ -1,0 +1,592 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/gateway/store"
+)
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// LetterView is a letter as the API shows it.
+type LetterView struct {
+	ID             string         `json:"id"`
+	State          store.State    `json:"state"`
+	Reason         string         `json:"reason,omitempty"`
+	Detail         string         `json:"detail,omitempty"`
+	IdempotencyKey string         `json:"idempotency_key,omitempty"`
+	Terminal       string         `json:"terminal"`
+	Signer         SubmitSigner   `json:"signer"`
+	Title          string         `json:"title"`
+	Number         string         `json:"number"`
+	CancelAsked    bool           `json:"cancel_requested,omitempty"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+	ExpiresAt      time.Time      `json:"expires_at"`
+	Seq            uint64         `json:"seq"`
+	Receipts       []ReceiptView  `json:"receipts,omitempty"`
+	Documents      []DocumentView `json:"documents,omitempty"`
+}
+
+// ReceiptView is a terminal's answer to the letter's job or cancel.
+type ReceiptView struct {
+	For    string    `json:"for"`
+	Status string    `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// DocumentView is one document of a letter and, once signed, where its
+// signature is.
+type DocumentView struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	MediaType string     `json:"media_type"`
+	SHA256    string     `json:"sha256"`
+	Format    api.Format `json:"format"`
+	Level     string     `json:"level,omitempty"`
+	Signed    string     `json:"signed,omitempty"` // the URL path of the signed document or signature
+}
+
+func viewOf(l *store.Letter, withDocs bool) LetterView {
+	v := LetterView{ID: l.ID, State: l.State, Reason: l.Reason, Detail: l.Detail, IdempotencyKey: l.IdempotencyKey,
+		Terminal: l.Terminal, Signer: SubmitSigner{CertSHA256: l.SignerCert, NIP: l.SignerNIP}, Title: l.Title, Number: l.Number,
+		CancelAsked: l.CancelAsked, CreatedAt: l.CreatedAt, UpdatedAt: l.UpdatedAt, ExpiresAt: l.ExpiresAt, Seq: l.Seq}
+	for _, r := range l.Receipts {
+		v.Receipts = append(v.Receipts, ReceiptView(r))
+	}
+	if !withDocs || l.Envelope == nil {
+		return v
+	}
+	job, err := jobOf(l.Envelope)
+	if err != nil {
+		return v
+	}
+	v.Signer.Name = job.Signer.Name
+	var res *api.Result
+	if l.Result != nil {
+		res, _ = api.DecodeResult(l.Result)
+	}
+	for _, d := range job.Documents {
+		dv := DocumentView{ID: d.ID, Name: d.Name, MediaType: d.MediaType, SHA256: d.SHA256, Format: d.Format}
+		if dv.Format == "" {
+			dv.Format = api.FormatCMS
+		}
+		if res != nil && res.Outcome == api.OutcomeSigned {
+			for _, sd := range res.Documents {
+				if sd.ID == d.ID {
+					dv.Level, dv.Signed = sd.Level, "/v1/letters/"+l.ID+"/documents/"+d.ID+"/signed"
+				}
+			}
+		}
+		v.Documents = append(v.Documents, dv)
+	}
+	return v
+}
+
+// routes is the gateway's HTTP API. Every /v1 route but the API's own
+// description needs a client's key.
+func (g *Gateway) routes() http.Handler {
+	mux := http.NewServeMux()
+	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request, cl *client) *apiError) {
+		mux.Handle(pattern, g.instrument(pattern, g.authenticated(h)))
+	}
+	api("POST /v1/letters", g.submit)
+	api("GET /v1/letters", g.list)
+	api("GET /v1/letters/{id}", g.letter)
+	api("POST /v1/letters/{id}/cancel", g.cancel)
+	api("GET /v1/letters/{id}/result", g.result)
+	api("GET /v1/letters/{id}/documents/{doc}/signed", g.signed)
+	api("GET /v1/letters/{id}/deliveries", g.deliveries)
+	api("GET /v1/events", g.events)
+	api("GET /v1/terminals", g.terminals)
+	mux.Handle("GET /v1/openapi.yaml", g.instrument("GET /v1/openapi.yaml", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openAPI)
+	})))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", g.readyz)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// A known path with another method is 405, anything else 404.
+		if _, pattern := mux.Handler(&http.Request{Method: http.MethodGet, URL: r.URL, Host: r.Host}); pattern != "" && pattern != "/" {
+			writeError(w, fail(http.StatusMethodNotAllowed, "method_not_allowed", "method", r.Method))
+			return
+		}
+		writeError(w, fail(http.StatusNotFound, "no_route"))
+	})
+	return mux
+}
+
+// authenticated runs h for the client whose key the request bears,
+// audits the call, and writes h's error as JSON. A panic in h answers
+// 500 and is logged rather than ending the gateway.
+func (g *Gateway) authenticated(h func(http.ResponseWriter, *http.Request, *client) *apiError) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		cl := g.keys.authenticate(r)
+		defer func() {
+			if p := recover(); p != nil {
+				g.log.Error("handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(p))
+				if !rec.wrote {
+					writeError(rec, fail(http.StatusInternalServerError, "internal"))
+				}
+			}
+			id := ""
+			if cl != nil {
+				id = cl.id
+			}
+			e := store.AuditEntry{At: time.Now().UTC(), Client: id, Method: r.Method, Path: r.URL.Path, Status: rec.status,
+				LetterID: r.PathValue("id"), Remote: r.RemoteAddr}
+			if err := g.store.Audit(context.WithoutCancel(r.Context()), e); err != nil {
+				g.log.Error("audit an API call", "path", r.URL.Path, "err", err)
+			}
+		}()
+		if cl == nil {
+			writeError(rec, fail(http.StatusUnauthorized, "unauthorized"))
+			return
+		}
+		if aerr := h(rec, r, cl); aerr != nil {
+			if aerr.status >= 500 {
+				g.log.Error("API call failed", "path", r.URL.Path, "client", cl.id, "err", aerr)
+			}
+			writeError(rec, aerr)
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// storeFailure is the answer to a store error that is not the caller's.
+func (g *Gateway) storeFailure(err error) *apiError {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fail(http.StatusServiceUnavailable, "unavailable")
+	}
+	g.log.Error("store", "err", err)
+	return fail(http.StatusServiceUnavailable, "unavailable")
+}
+
+func (g *Gateway) submit(w http.ResponseWriter, r *http.Request, cl *client) *apiError {
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 200 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		return malformed("Idempotency-Key: at most 200 visible ASCII characters")
+	}
+	req, hash, aerr := readSubmit(r, g.cfg.MaxLetterBytes)
+	if aerr != nil {
+		return aerr
+	}
+	now := time.Now().UTC()
+	job, aerr := g.buildJob(cl, req, now)
+	if aerr != nil {
+		return aerr
+	}
+	env, err := g.signer.SignJob(job)
+	if err != nil {
+		return malformed("%v", err)
+	}
+	if len(env) > g.maxEnvelope {
+		return fail(http.StatusRequestEntityTooLarge, "too_large", "limit", strconv.Itoa(g.maxEnvelope))
+	}
+	l := &store.Letter{ID: job.JobID, Client: cl.id, IdempotencyKey: key, RequestSHA256: hash, Terminal: job.Terminal,
+		SignerCert: job.Signer.CertSHA256, SignerNIP: job.Signer.NIP, Title: job.Title, Number: job.Number,
+		ExpiresAt: job.ExpiresAt, Envelope: env}
+	stored, created, err := g.store.Create(r.Context(), l)
+	switch {
+	case errors.Is(err, store.ErrIdempotencyMismatch):
+		return fail(http.StatusConflict, "idempotency_mismatch", "key", key)
+	case err != nil:
+		return g.storeFailure(err)
+	}
+	status := http.StatusOK // the same request again: the letter it made
+	if created {
+		status = http.StatusCreated
+		g.metrics.submitted.Inc()
+		g.log.Info("letter submitted", "letter", stored.ID, "client", cl.id, "terminal", stored.Terminal, "documents", len(job.Documents))
+		select {
+		case g.kick <- struct{}{}:
+		default:
+		}
+	}
+	w.Header().Set("Location", "/v1/letters/"+stored.ID)
+	writeJSON(w, status, viewOf(stored, true))
+	return nil
+}
+
+// own returns the client's letter id, or not found: another client's
+// letters do not exist for it.
+func (g *Gateway) own(r *http.Request, cl *client) (*store.Letter, *apiError) {
+	id := r.PathValue("id")
+	if api.ValidJobID(id) != nil {
+		return nil, fail(http.StatusNotFound, "not_found")
+	}
+	l, err := g.store.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fail(http.StatusNotFound, "not_found")
+	case err != nil:
+		return nil, g.storeFailure(err)
+	case l.Client != cl.id:
+		return nil, fail(http.StatusNotFound, "not_found")
+	}
+	return l, nil
+}
+
+func (g *Gateway) letter(w http.ResponseWriter, r *http.Request, cl *client) *apiError {
+	l, aerr := g.own(r, cl)
+	if aerr != nil {
+		return aerr
+	}
+	writeJSON(w, http.StatusOK, viewOf(l, true))
+	return nil
+}
+
+// ListView is a page of letters.
+type ListView struct {
+	Letters    []LetterView `json:"letters"`
+	NextCursor string       `json:"next_cursor,omitempty"`
+}
+
+func (g *Gateway) list(w http.ResponseWriter, r *http.Request, cl *client) *apiError {
+	q := r.URL.Query()
+	query := store.Query{Client: cl.id, State: store.State(q.Get("state")), Signer: q.Get("signer"), Terminal: q.Get("terminal"), After: q.Get("cursor")}
+	if query.State != "" && !query.State.Known() {
+		return malformed("state %q: not a letter state", query.State)
+	}
+	if query.After != "" && api.ValidJobID(query.After) != nil {
+		return malformed("cursor %q: not a cursor this API gave", query.After)
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.MaxPage {
+			return malformed("limit %q: want 1 to %d", s, store.MaxPage)
+		}
+		query.Limit = n
+	}
+	page, err := g.store.List(r.Context(), query)
+	if err != nil {
+		return g.storeFailure(err)
+	}
+	out := ListView{Letters: []LetterView{}, NextCursor: page.Next}
+	for _, l := range page.Letters {
+		out.Letters = append(out.Letters, viewOf(l, false))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// CancelRequest is the body of POST /v1/letters/{id}/cancel, optional.
+type CancelRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (g *Gateway) cancel(w http.ResponseWriter, r *http.Request, cl *client) *apiError {
+	l, aerr := g.own(r, cl)
+	if aerr != nil {
+		return aerr
+	}
+	var req CancelRequest
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	if err != nil {
+		return readFailure(err, 4096)
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := decodeStrict(raw, &req); err != nil {
+			return malformed("%v", err)
+		}
+	}
+	if len(req.Reason) > 500 {
+		return malformed("reason: at most 500 bytes")
+	}
+	var publish bool
+	l, err = g.store.Change(r.Context(), l.ID, func(l *store.Letter) (bool, error) {
+		switch {
+		case l.State.Final():
+			return false, store.ErrFinal
+		case l.State == store.Queued:
+			// Never on the broker: withdrawn here and now.
+			l.State, l.Reason, l.Detail, l.CancelAsked = store.Cancelled, "cancelled", req.Reason, true
+			return true, nil
+		default:
+			publish = true
+			if l.CancelAsked {
+				return false, nil
+			}
+			l.CancelAsked = true
+			return true, nil
+		}
+	})
+	switch {
+	case errors.Is(err, store.ErrFinal):
+		cur, _ := g.store.Get(r.Context(), r.PathValue("id"))
+		st := ""
+		if cur != nil {
+			st = string(cur.State)
+		}
+		return fail(http.StatusConflict, "letter_final", "state", st)
+	case err != nil:
+		return g.storeFailure(err)
+	}
+	if publish {
+		// The terminal's answer (a cancelled result, or the signed one
+		// if the official was quicker) makes the letter final; a cancel
+		// lost on the way is sent again when the client asks again.
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		if err := g.disp.Cancel(ctx, l.Terminal, l.ID, req.Reason); err != nil {
+			g.log.Warn("cancel not published yet", "letter", l.ID, "err", err)
+			return fail(http.StatusServiceUnavailable, "unavailable")
+		}
+	}
+	g.feed.wake()
+	writeJSON(w, http.StatusAccepted, viewOf(l, true))
+	return nil
+}
+
+func (g *Gateway) result(w http.ResponseWriter, r *http.Request, cl *client) *apiError {
+	l, aerr := g.own(r, cl)
+	if aerr != nil {
+		return aerr
+	}
+	if l.Result == nil {
+		return fail(http.StatusNotFound, "not_signed", "state", string(l.State))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(l.Result)
+	return nil
+}
+
+// signed serves a signed document: the signed PDF (pades), the CMS
+// SignedData (cms, DER) or the bare signature (raw).
+func (g *Gateway) signed(w http.ResponseWriter, r *http.Request, cl *client) *apiError {
+	l, aerr := g.own(r, cl)
+	if aerr != nil {
+		return aerr
+	}
+	if l.State != store.Signed || l.Result == nil {
+		return fail(http.StatusNotFound, "not_signed", "state", string(l.State))
+	}
+	res, err := api.DecodeResult(l.Result)
+	if err != nil {
+		return fail(http.StatusInternalServerError, "internal")
+	}
+	doc := r.PathValue("doc")
+	for _, d := range res.Documents {
+		if d.ID != doc {
+			continue
+		}
+		switch d.Format {
+		case api.FormatPAdES:
+			w.Header().Set("Content-Type", "application/pdf")
+			w.Header().Set("Content-Disposition", `attachment; filename="`+d.ID+`.pdf"`)
+		case api.FormatCMS:
+			w.Header().Set("Content-Type", "application/pkcs7-signature")
+			w.Header().Set("Content-Disposition", `attachment; filename="`+d.ID+`.p7s"`)
+		default:
+			w.Header().Set("Content-Type", "application/octet-stream")
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = w.Write(d.Signature)
+		return nil
+	}
+	return fail(http.StatusNotFound, "no_document", "document", doc)
+}
+
+// DeliveryView is one webhook delivery of a letter's event.
+type DeliveryView struct {
+	ID         string      `json:"id"`
+	Endpoint   string      `json:"endpoint"`
+	Seq        uint64      `json:"seq"`
+	State      store.State `json:"state"`
+	Attempts   int         `json:"attempts"`
+	Delivered  bool        `json:"delivered"`
+	DoneAt     *time.Time  `json:"delivered_at,omitempty"`
+	NextAt     *time.Time  `json:"next_attempt_at,omitempty"`
+	LastStatus int         `json:"last_status,omitempty"`
+	LastError  string      `json:"last_error,omitempty"`
+}
+
+func (g *Gateway) deliveries(w http.ResponseWriter, r *http.Request, cl *client) *apiError {
+	l, aerr := g.own(r, cl)
+	if aerr != nil {
+		return aerr
+	}
+	ds, err := g.store.Deliveries(r.Context(), l.ID)
+	if err != nil {
+		return g.storeFailure(err)
+	}
+	out := []DeliveryView{}
+	for _, d := range ds {
+		v := DeliveryView{ID: fmt.Sprintf("dlv_%d", d.ID), Endpoint: d.Endpoint, Seq: d.Event.Seq, State: d.Event.State,
+			Attempts: d.Attempts, Delivered: d.Done, LastStatus: d.LastStatus, LastError: d.LastError}
+		if d.Done {
+			v.DoneAt = &d.DoneAt
+		} else {
+			v.NextAt = &d.NextAt
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": out})
+	return nil
+}
+
+// EventView is one change in a client's feed.
+type EventView struct {
+	Seq      uint64      `json:"seq"`
+	LetterID string      `json:"letter_id"`
+	State    store.State `json:"state"`
+	Reason   string      `json:"reason,omitempty"`
+	Detail   string      `json:"detail,omitempty"`
+	At       time.Time   `json:"at"`
+}
+
+// maxWait bounds a long poll of the feed.
+const maxWait = 60 * time.Second
+
+func (g *Gateway) events(w http.ResponseWriter, r *http.Request, cl *client) *apiError {
+	q := r.URL.Query()
+	var after uint64
+	if s := q.Get("after"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return malformed("after %q: want the seq of the last event read", s)
+		}
+		after = v
+	}
+	var wait time.Duration
+	if s := q.Get("wait"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 || v > int(maxWait/time.Second) {
+			return malformed("wait %q: want 0 to %d seconds", s, int(maxWait/time.Second))
+		}
+		wait = time.Duration(v) * time.Second
+	}
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > 1000 {
+			return malformed("limit %q: want 1 to 1000", s)
+		}
+		limit = v
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		changed := g.feed.changed()
+		evs, err := g.store.Events(r.Context(), cl.id, after, limit)
+		if err != nil {
+			return g.storeFailure(err)
+		}
+		left := time.Until(deadline)
+		if len(evs) > 0 || left <= 0 {
+			out := struct {
+				Events []EventView `json:"events"`
+				Next   uint64      `json:"next"`
+			}{Events: []EventView{}, Next: after}
+			for _, ev := range evs {
+				out.Events = append(out.Events, EventView{Seq: ev.Seq, LetterID: ev.LetterID, State: ev.State, Reason: ev.Reason, Detail: ev.Detail, At: ev.At})
+				out.Next = ev.Seq
+			}
+			writeJSON(w, http.StatusOK, out)
+			return nil
+		}
+		// Woken by a change here, or every second for one another
+		// instance made.
+		t := time.NewTimer(min(left, time.Second))
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return nil
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// TerminalView is a terminal's last status.
+type TerminalView struct {
+	Terminal           string    `json:"terminal"`
+	State              api.State `json:"state"`
+	Version            string    `json:"version,omitempty"`
+	Edition            int       `json:"edition,omitempty"`
+	TokenPresent       bool      `json:"token_present"`
+	JobsWaiting        int       `json:"jobs_waiting"`
+	ResultsUndelivered int       `json:"results_undelivered"`
+	LastError          string    `json:"last_error,omitempty"`
+	Since              time.Time `json:"since"`
+	SeenAt             time.Time `json:"seen_at"`
+}
+
+func (g *Gateway) terminals(w http.ResponseWriter, _ *http.Request, cl *client) *apiError {
+	out := []TerminalView{}
+	for _, s := range g.fleet.all() {
+		if !cl.allows(s.Terminal) {
+			continue
+		}
+		out = append(out, TerminalView{Terminal: s.Terminal, State: s.State, Version: s.Version, Edition: s.Edition,
+			TokenPresent: s.TokenPresent, JobsWaiting: s.JobsWaiting, ResultsUndelivered: s.ResultsUndelivered,
+			LastError: s.LastError, Since: s.Since, SeenAt: s.SeenAt})
+	}
+	slices.SortFunc(out, func(a, b TerminalView) int { return strings.Compare(a.Terminal, b.Terminal) })
+	writeJSON(w, http.StatusOK, map[string]any{"terminals": out})
+	return nil
+}
+
+// readyz is 200 when the gateway can take letters and deliver them: the
+// store answers and the broker is connected.
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	problems := map[string]string{}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := g.store.Counts(ctx); err != nil {
+		problems["store"] = err.Error()
+	}
+	if !g.disp.Connected() {
+		problems["broker"] = "not connected"
+	} else if since, stalled := g.disp.Stalled(); stalled {
+		problems["broker"] = "not answering since " + since.UTC().Format(time.RFC3339)
+	}
+	if len(problems) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "problems": problems})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
