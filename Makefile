@@ -17,11 +17,12 @@ DEB_PACKAGES := ca-certificates gcc git libpcsclite-dev pkg-config pcscd \
 	vsmartcard-vpcd mosquitto mosquitto-clients yubico-piv-tool opensc \
 	chromium openssl util-linux procps python3-jsonschema prometheus \
 	poppler-utils qpdf libnss3-tools zbar-tools lintian man-db nodejs iproute2 \
-	nats-server rabbitmq-server python3-paho-mqtt python3-cryptography yubikey-manager gnutls-bin
+	nats-server rabbitmq-server python3-paho-mqtt python3-cryptography yubikey-manager gnutls-bin postgresql \
+	php-cli php-curl npm
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test demo bench bench-intake soak lint deb clean vendor-pdfjs
+.PHONY: all deps build test demo bench bench-intake soak lint deb deb-gateway clean vendor-pdfjs
 
 all: build
 
@@ -140,3 +141,22 @@ vendor-pdfjs:
 	cp /tmp/teken-pdfjs/package/standard_fonts/* $$d/standard_fonts/ && \
 	echo "pdfjs-dist $(PDFJS_VERSION) (npm), files build/pdf.min.mjs, build/pdf.worker.min.mjs, standard_fonts/; refreshed by make vendor-pdfjs" > $$d/VERSION && \
 	(cd $$d && sha256sum pdf.min.mjs pdf.worker.min.mjs > SHA256SUMS)
+
+# The gateway's .deb, teken-gateway (docs/GATEWAY.md): the same version,
+# maintainer and reproducible time stamps as the terminal's package, its own
+# stage so both can be built into one DEB_DIST. tekengw has no cgo: a static
+# PIE.
+DEB_GATEWAY_STAGE = $(DEB_DIST)/stage-gateway
+DEB_GATEWAY_FILE  = $(DEB_DIST)/teken-gateway_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb-gateway:
+	rm -rf $(DEB_GATEWAY_STAGE) && mkdir -p $(DEB_GATEWAY_STAGE)
+	CGO_ENABLED=0 $(GO) build -buildmode=pie -trimpath -ldflags '$(LDFLAGS)' -o $(DEB_GATEWAY_STAGE)/ ./cmd/tekengw
+	set -o pipefail; sed -e 's|@VERSION@|$(DEB_VERSION)|' -e 's|@DESCRIBE@|$(VERSION)|' \
+		-e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' -e "s|@DATE@|$$(LC_ALL=C date -u -R -d @$(DEB_EPOCH))|" \
+		packaging/gateway/changelog.in | gzip -9n > $(DEB_GATEWAY_STAGE)/changelog.Debian.gz
+	sed -e 's|$${TEKEN_STAGE}|$(abspath $(DEB_GATEWAY_STAGE))|' packaging/gateway/nfpm.yaml > $(DEB_GATEWAY_STAGE)/nfpm.yaml
+	TEKEN_DEB_VERSION='$(DEB_UPSTREAM)' TEKEN_DEB_ARCH=$(DEB_ARCH) \
+	TEKEN_DEB_MAINTAINER='$(DEB_MAINTAINER)' SOURCE_DATE_EPOCH=$(DEB_EPOCH) \
+		$(GO) run $(NFPM) package --config $(DEB_GATEWAY_STAGE)/nfpm.yaml --packager deb --target $(DEB_GATEWAY_FILE)
+	@echo "deb-gateway: $(DEB_GATEWAY_FILE)"

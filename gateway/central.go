@@ -65,9 +65,6 @@ var outcomeState = map[api.Outcome]store.State{
 	api.OutcomeCancelled: store.Cancelled, api.OutcomeFailed: store.Failed,
 }
 
-// errUnknownLetter: a result for a job this gateway never sent. It is
-// not acknowledged, so the terminal keeps it for whoever sent the job.
-var errUnknownLetter = errors.New("result for a letter this gateway does not hold")
 
 // onResult stores a terminal's result with the letter; the dispatcher
 // acknowledges it to the terminal only once this returned nil.
@@ -99,8 +96,10 @@ func (g *Gateway) onResult(ctx context.Context, r *api.Result) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		g.metrics.unknownResults.Inc()
-		g.log.Warn("result for an unknown letter: not acknowledged", "job", r.JobID, "terminal", r.Terminal)
-		return errUnknownLetter
+		// Another central system's, or sent by hand (tekenctl
+		// dispatch): the terminal keeps it for them.
+		g.log.Warn("result for a letter this gateway does not hold: not acknowledged", "job", r.JobID, "terminal", r.Terminal)
+		return fmt.Errorf("letter %s: %w", r.JobID, transport.ErrNotMine)
 	case err != nil:
 		return err
 	}

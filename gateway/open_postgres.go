@@ -2,12 +2,13 @@ package gateway
 
 import (
 	"context"
-	"errors"
 
 	"github.com/tekenid/teken/gateway/store"
+	"github.com/tekenid/teken/gateway/store/pgstore"
 )
 
-// openPostgres opens the PostgreSQL store.
-func openPostgres(context.Context, Config) (store.Store, error) {
-	return nil, errors.New("store.kind postgres: not in this build")
+// openPostgres opens the PostgreSQL store that several gateway instances
+// share.
+func openPostgres(ctx context.Context, cfg Config) (store.Store, error) {
+	return pgstore.Open(ctx, cfg.Store.DSN, pgstore.Options{Hooks: cfg.Hooks()})
 }

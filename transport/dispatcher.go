@@ -47,7 +47,10 @@ type DispatcherConfig struct {
 
 	// OnResult takes a result the first time it arrives; the dispatcher
 	// acknowledges it to the terminal only after OnResult returned nil.
-	// An error means "not stored": the message is retried.
+	// An error means "not stored": the message is retried. An error
+	// wrapping ErrNotMine means the result is another central system's:
+	// it is passed over, neither retried nor acknowledged, so the
+	// terminal keeps it for the one that sent the job.
 	OnResult func(ctx context.Context, r *api.Result) error
 	// WatchResults makes a dispatcher that keeps no results: OnResult sees
 	// each as it passes and none is acknowledged, so the terminal goes on
@@ -64,6 +67,10 @@ type DispatcherConfig struct {
 	// dispatcher publish again. It runs on the Sync's own goroutine.
 	OnResend func(terminal string, count int)
 }
+
+// ErrNotMine, from OnResult, says a result is for a job this central
+// system did not send.
+var ErrNotMine = errors.New("the result of a job another central system sent")
 
 // Dispatcher is the central side of the wire contract: it signs and
 // publishes jobs, collects receipts and results, acknowledges results, drops
@@ -309,7 +316,9 @@ func (d *Dispatcher) result(ctx context.Context, r *api.Result) error {
 	}
 	if !seen {
 		if d.cfg.OnResult != nil {
-			if err := d.cfg.OnResult(ctx, r); err != nil {
+			if err := d.cfg.OnResult(ctx, r); errors.Is(err, ErrNotMine) {
+				return nil // not acknowledged: the terminal keeps it for whoever sent the job
+			} else if err != nil {
 				return fmt.Errorf("result %s: %w", r.JobID, err)
 			}
 		}

@@ -1,7 +1,8 @@
 // Package demo runs a whole signing terminal on one machine for `make demo`:
 // a private broker and pcscd, a software token for a sample official, tekend,
-// and a central side that dispatches three sample letters and collects the
-// results. Every result is checked against the document of its own job,
+// a central side that dispatches three sample letters and collects the
+// results, and the gateway with a webhook receiver, for letters submitted
+// over HTTP as a letter system does. Every result is checked against the document of its own job,
 // whoever dispatched it: the demo books each job it sees on its way to the
 // terminal (book.go) and checks each result as `tekenctl verify` does
 // (check.go).
@@ -156,6 +157,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	trust := ctl.Trust{Roots: roots}
 	saved := sub("results")
 
+	gw, err := startGateway(ctx, sub("gateway"), broker.URL, keyFile, token.CertPath, out, saved)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+
 	kioskURL := fmt.Sprintf("http://127.0.0.1:%d/", kioskPort)
 	fmt.Fprintf(out, `
 Ready. Three letters are waiting for %s
@@ -175,9 +182,17 @@ here against the document of its job, and saved in %s:
   bin/tekenctl results --follow --out ./signed
   bin/tekenctl verify --ca %s ./signed/*.pdf
 
+A letter system submits through the gateway (docs/GATEWAY.md) instead;
+its webhooks come back here, and the signed PDF is saved beside the others:
+  Gateway API:  %s   (API key below; the API is described at %s/v1/openapi.yaml)
+  curl -H "Authorization: Bearer %s" \
+      -F 'letter={"terminal":"%s","signer":{"nip":"%s"},"title":"Surat Uji","number":"000/2/DEMO","sender":"Dinas Uji","documents":[{"id":"surat","file":"surat","format":"pades","visible":{"page":1}}]}' \
+      -F surat=@FILE.pdf %s/v1/letters
+
 Ctrl-C stops everything.
 `, sampleOfficial.Name, kioskURL, kioskURL, pivsim.DefaultPIN, metricsPort, filepath.Join(dir, "tekend.log"),
-		saved, broker.URL, keyFile, terminalID, token.CertPath, terminalID, token.CertPath, token.CACertPath)
+		saved, broker.URL, keyFile, terminalID, token.CertPath, terminalID, token.CertPath, token.CACertPath,
+		gw.url, gw.url, gw.key, terminalID, sampleOfficial.NIP, gw.url)
 
 	go tapOnEnter(ctx, opts.In, out, token.Card, pcscd.VPCDAddr(0))
 	for {

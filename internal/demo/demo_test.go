@@ -1,9 +1,13 @@
 package demo_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,11 +41,18 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("build tekend: %v\n%s", err, out)
 	}
 	out := &tekentest.SyncBuffer{}
+	demoDir := t.TempDir()
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(demoDir, "gateway", "gateway.log"))
+			t.Logf("gateway log:\n%s", log)
+		}
+	})
 	keys, press := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done, stopped := make(chan error, 1), make(chan struct{})
 	go func() {
-		done <- demo.Run(ctx, demo.Options{Tekend: tekend, Out: out, In: keys})
+		done <- demo.Run(ctx, demo.Options{Tekend: tekend, Out: out, In: keys, Dir: demoDir})
 		close(stopped)
 	}()
 	t.Cleanup(func() {
@@ -150,6 +161,45 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s: %+v, want one valid signature", m[1], v)
 		}
 	}
+	// A letter submitted through the gateway as the printed curl command
+	// does: it reaches the kiosk, and its signed PDF comes back by way of
+	// the webhook.
+	gw := regexp.MustCompile(`curl -H "Authorization: Bearer (\S+)" `).FindSubmatch(out.Bytes())
+	api := regexp.MustCompile(`Gateway API:\s+(http://127\.0\.0\.1:\d+) `).FindSubmatch(out.Bytes())
+	if gw == nil || api == nil {
+		t.Fatalf("the demo prints no gateway command:\n%s", out.Bytes())
+	}
+	letterID := submitLetter(t, string(api[1]), string(gw[1]), demo.LetterPDF("Dinas Uji", "000/2/DEMO", "Surat Uji", "Lewat gateway."))
+	v = k.Await("the gateway's letter", func(v kiosk.View) bool {
+		if v.State == kiosk.StateDone {
+			k.Post("/api/dismiss", map[string]any{})
+			return false
+		}
+		return v.CanSign && len(v.Jobs) == 1 && v.Jobs[0].ID == letterID
+	})
+	if code, body := k.Sign([]string{letterID}, "123456"); code != 200 {
+		t.Fatalf("sign: %d %v", code, body)
+	}
+	var viaGateway [][]byte
+	err = testenv.WaitFor(ctx, time.Minute, func() error {
+		viaGateway = regexp.MustCompile(`signed by way of the gateway: (\S+\.pdf)\n`).FindSubmatch(out.Bytes())
+		if viaGateway == nil || !strings.Contains(string(out.Bytes()), "webhook (signature verified): letter "+letterID+" is signed") {
+			return fmt.Errorf("no signed webhook and PDF for %s yet", letterID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.Bytes())
+	}
+	saved = append(saved, viaGateway)
+
+	pdf, err := os.ReadFile(string(viaGateway[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := ctl.VerifyPDF(ctx, pdf, ctl.Trust{Roots: roots}); !v.Valid() || len(v.Signatures) != 1 {
+		t.Errorf("%s: %+v, want one valid signature", viaGateway[1], v)
+	}
 	press.Write([]byte("\n")) // remove
 	k.Await("idle", func(v kiosk.View) bool { return v.State == kiosk.StateIdle })
 	cancel()
@@ -191,4 +241,33 @@ func printedSettings(t *testing.T, out []byte) (ctl.Settings, string) {
 		t.Fatalf("the demo prints no tekenctl settings:\n%s", out)
 	}
 	return ctl.Settings{Brokers: []string{string(env[1])}, DispatcherKey: string(env[2]), Terminal: string(cmd[1])}, string(cmd[2])
+}
+
+// submitLetter posts a letter as the demo's curl command does (a
+// multipart form: the letter's fields as JSON, the PDF as a file) and
+// returns its id.
+func submitLetter(t *testing.T, base, key string, pdf []byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	_ = mw.WriteField("letter", `{"terminal":"demo-setda-01","signer":{"nip":"198703152010012003"},"title":"Surat Uji","number":"000/2/DEMO","sender":"Dinas Uji","documents":[{"id":"surat","file":"surat","format":"pades","visible":{"page":1}}]}`)
+	fw, _ := mw.CreateFormFile("surat", "uji.pdf")
+	_, _ = fw.Write(pdf)
+	_ = mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/letters", &b)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var l struct {
+		ID string `json:"id"`
+	}
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusCreated || json.Unmarshal(raw, &l) != nil || l.ID == "" {
+		t.Fatalf("submit through the gateway: %s %s", res.Status, raw)
+	}
+	return l.ID
 }
