@@ -62,6 +62,13 @@ type BrokerConfig struct {
 	ClientID     string   `toml:"client_id"`
 	Username     string   `toml:"username"`
 	PasswordFile string   `toml:"password_file"`
+	// SharedGroup: several gateway instances with the same group take
+	// each receipt, result and sync once between them, through MQTT
+	// shared subscriptions ($share/…), on brokers that have them for
+	// MQTT 3.1.1 (Mosquitto; not NATS nor RabbitMQ: docs/BROKERS.md).
+	// Empty: every instance takes every message, and the shared store
+	// keeps each result once.
+	SharedGroup string `toml:"shared_group"`
 }
 
 // ClientConfig is one letter system allowed to call the API.
@@ -160,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Broker.URLs) == 0 {
 		bad("broker.urls: at least one broker")
+	}
+	if strings.ContainsAny(c.Broker.SharedGroup, "/+# ") {
+		bad("broker.shared_group %q: a name without /, +, # or spaces", c.Broker.SharedGroup)
 	}
 	if c.DispatcherKeyFile == "" {
 		bad("dispatcher_key_file is required")

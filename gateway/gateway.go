@@ -185,7 +185,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.disp, err = transport.OpenDispatcher(transport.DispatcherConfig{
 		Connection: transport.Connection{Brokers: g.cfg.Broker.URLs, ClientID: g.cfg.Broker.ClientID,
 			Username: g.cfg.Broker.Username, Password: g.brokerPassword(), Logger: g.log},
-		Root: g.cfg.Broker.TopicRoot, Signer: g.signer,
+		Root: g.cfg.Broker.TopicRoot, Signer: g.signer, SharedGroup: g.cfg.Broker.SharedGroup,
 		Jobs: jobsOf{g.store}, Seen: resultsOf{g.store},
 		OnResult: g.onResult, OnReceipt: g.onReceipt,
 		OnStatus: func(_ context.Context, s *api.Status) { g.fleet.update(s, time.Now().UTC()) },

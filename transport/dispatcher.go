@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -66,6 +67,14 @@ type DispatcherConfig struct {
 	// OnResend, when set, is told how many jobs a Sync made the
 	// dispatcher publish again. It runs on the Sync's own goroutine.
 	OnResend func(terminal string, count int)
+	// SharedGroup, when set, takes receipts, results and syncs through
+	// the MQTT shared subscription $share/SharedGroup/…: of the
+	// dispatchers of one central system with the same group (several
+	// gateway instances), each message reaches one. Statuses reach every
+	// one. Only for brokers that have shared subscriptions for MQTT
+	// 3.1.1 clients (docs/BROKERS.md): on others the dispatcher gets
+	// nothing.
+	SharedGroup string
 }
 
 // ErrNotMine, from OnResult, says a result is for a job this central
@@ -108,16 +117,25 @@ func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.ResendGrace <= 0 {
 		cfg.ResendGrace = DefaultResendGrace
 	}
+	if strings.ContainsAny(cfg.SharedGroup, "/+#") {
+		return nil, fmt.Errorf("open dispatcher: shared group %q: a name without /, + or #", cfg.SharedGroup)
+	}
+	shared := func(filter string) string {
+		if cfg.SharedGroup == "" {
+			return filter
+		}
+		return "$share/" + cfg.SharedGroup + "/" + filter
+	}
 	d := &Dispatcher{cfg: cfg, ready: make(chan struct{})}
 	d.syncs = newSyncer(d)
 	d.acks = newAcker(d)
 	var err error
 	d.s, err = newSession(cfg.Connection, sessionConfig{
 		filters: []string{
-			api.AllTerminals(cfg.Root, api.KindReceipts),
-			api.AllTerminals(cfg.Root, api.KindResults),
+			shared(api.AllTerminals(cfg.Root, api.KindReceipts)),
+			shared(api.AllTerminals(cfg.Root, api.KindResults)),
 			api.AllTerminals(cfg.Root, api.KindStatus),
-			api.AllTerminals(cfg.Root, api.KindSync),
+			shared(api.AllTerminals(cfg.Root, api.KindSync)),
 		},
 		handle: d.handleMessage,
 		onUp:   d.connected,
