@@ -20,6 +20,11 @@ DEB_PACKAGES := ca-certificates gcc git libpcsclite-dev pkg-config pcscd \
 	nats-server rabbitmq-server python3-paho-mqtt python3-cryptography yubikey-manager gnutls-bin postgresql \
 	php-cli php-curl npm
 
+# Test-only npm tools live in the user's cache, outside the repository;
+# the tests look for them there and reach no registry themselves.
+REDOCLY_VERSION := 2.77.0
+REDOCLY_DIR      = $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/teken-npm/redocly-$(REDOCLY_VERSION)
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test demo bench bench-intake soak lint deb deb-gateway clean vendor-pdfjs
@@ -39,6 +44,9 @@ deps:
 	fi
 	@command -v $(GO) >/dev/null || { echo "deps: Go 1.26 or newer is required (https://go.dev/doc/install)"; exit 1; }
 	@$(GO) mod download
+	@[ -x $(REDOCLY_DIR)/node_modules/.bin/redocly ] || { \
+		echo "deps: installing @redocly/cli $(REDOCLY_VERSION) (test-only: lints gateway/openapi.yaml) into $(REDOCLY_DIR)"; \
+		mkdir -p $(REDOCLY_DIR) && npm install --no-audit --no-fund --prefix $(REDOCLY_DIR) @redocly/cli@$(REDOCLY_VERSION) >/dev/null; }
 
 build:
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/tekend ./cmd/tekenctl
@@ -144,8 +152,8 @@ vendor-pdfjs:
 
 # The gateway's .deb, teken-gateway (docs/GATEWAY.md): the same version,
 # maintainer and reproducible time stamps as the terminal's package, its own
-# stage so both can be built into one DEB_DIST. tekengw has no cgo: a static
-# PIE.
+# stage so both can be built into one DEB_DIST. tekengw has no cgo: Go links
+# it into a PIE that needs nothing but the dynamic loader (libc6).
 DEB_GATEWAY_STAGE = $(DEB_DIST)/stage-gateway
 DEB_GATEWAY_FILE  = $(DEB_DIST)/teken-gateway_$(DEB_VERSION)_$(DEB_ARCH).deb
 

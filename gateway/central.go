@@ -65,7 +65,6 @@ var outcomeState = map[api.Outcome]store.State{
 	api.OutcomeCancelled: store.Cancelled, api.OutcomeFailed: store.Failed,
 }
 
-
 // onResult stores a terminal's result with the letter; the dispatcher
 // acknowledges it to the terminal only once this returned nil.
 func (g *Gateway) onResult(ctx context.Context, r *api.Result) error {

@@ -32,9 +32,9 @@
 //     from internal/... and cmd/...; internal/testenv and internal/tekentest
 //     are imported only by test files and by internal/tekentest, so that no
 //     binary links the machinery that starts pcscd and Mosquitto.
-//  5c. daemon/... (the terminal) and gateway/... (the central side as a
-//     service) never import each other, and gateway/... never imports
-//     cmd/...: they meet only on the wire.
+//     Also (5c) daemon/... (the terminal) and gateway/... (the central
+//     side as a service) never import each other, and gateway/... never
+//     imports cmd/...: they meet only on the wire.
 //  7. cmd/... imports only daemon/..., gateway/..., internal/..., validation and the
 //     leaves, never another binary nor packaging.
 //  8. Nothing outside examples/... imports it: the examples are what an
