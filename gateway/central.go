@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tekenid/teken/api"
@@ -181,10 +182,16 @@ func (g *Gateway) publishSome(ctx context.Context) error {
 		if err != nil || len(ls) == 0 {
 			return err
 		}
-		for _, l := range ls {
-			if err := g.publishLetter(ctx, l); err != nil {
-				return err
-			}
+		// Side by side, each waiting for its own PUBACK: one at a time,
+		// a backlog would go at one round trip per letter.
+		errs := make([]error, len(ls))
+		var wg sync.WaitGroup
+		for i, l := range ls {
+			wg.Go(func() { errs[i] = g.publishLetter(ctx, l) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
 		}
 	}
 }

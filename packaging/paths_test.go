@@ -11,11 +11,13 @@ import (
 
 	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/admin"
+	"github.com/tekenid/teken/gateway"
 )
 
-// tekenPath is an absolute path of Teken's own on a terminal: its
-// configuration, state, runtime, shared and documentation directories.
-var tekenPath = regexp.MustCompile(`/(?:etc|var/lib|run|usr/share|usr/share/doc|usr/lib)/teken(?:/[A-Za-z0-9._/-]*)?`)
+// tekenPath is an absolute path of Teken's own on a terminal or a
+// gateway: its configuration, state, runtime, shared and documentation
+// directories.
+var tekenPath = regexp.MustCompile(`/(?:etc|var/lib|run|usr/share|usr/share/doc|usr/lib)/teken(?:-gateway)?(?:/[A-Za-z0-9._/-]*)?`)
 
 // TestPathsInDocsAreReal: every path of Teken's that the docs, the man
 // pages, the alert rules and the help texts of the commands name is one the
@@ -79,7 +81,7 @@ func knownPaths(t *testing.T) pathSet {
 	t.Helper()
 	s := pathSet{}
 	anyPath := regexp.MustCompile(`(?m)(?:dst:|^d)\s+(/\S+)`)
-	for _, f := range []string{"packaging/nfpm.yaml", "systemd/teken.tmpfiles"} {
+	for _, f := range []string{"packaging/nfpm.yaml", "systemd/teken.tmpfiles", "packaging/gateway/nfpm.yaml", "systemd/teken-gateway.tmpfiles"} {
 		raw, err := os.ReadFile(filepath.Join(repoRoot, f))
 		if err != nil {
 			t.Fatal(err)
@@ -94,12 +96,16 @@ func knownPaths(t *testing.T) pathSet {
 	for _, p := range codePaths() {
 		s.add(p)
 	}
-	sample, err := os.ReadFile(filepath.Join(repoRoot, "packaging", "tekend.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range tekenPath.FindAllString(string(sample), -1) {
-		s.add(p)
+	s.add(gateway.DefaultConfigPath)
+	s.add(gateway.DefaultConfig().Store.Path)
+	for _, f := range []string{"tekend.toml", "tekengw.toml"} {
+		sample, err := os.ReadFile(filepath.Join(repoRoot, "packaging", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range tekenPath.FindAllString(string(sample), -1) {
+			s.add(p)
+		}
 	}
 	if !s.has("/var/lib/teken/tekend.db") || !s.has("/etc/teken/dispatcher.pub") {
 		t.Fatalf("known paths lack the store or the dispatcher key: %v", slices.Sorted(maps.Keys(s)))

@@ -71,6 +71,8 @@ func Open(path string, o Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("prepare %s: %w", filepath.Base(path), err)
 	}
+	// A lone write waits this long for others to share its commit.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, hooks: o.Hooks, now: o.Now}
 	if s.hooks == nil {
 		s.hooks = func(string) []string { return nil }
@@ -101,6 +103,7 @@ func (s *Store) Create(ctx context.Context, l *store.Letter) (*store.Letter, boo
 	var out *store.Letter
 	created := false
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		out, created = nil, false
 		if l.IdempotencyKey != "" {
 			if id := tx.Bucket(bucketIdem).Get(key(l.Client, l.IdempotencyKey)); id != nil {
 				prev, err := getLetter(tx, string(id), true)
@@ -340,6 +343,7 @@ func (s *Store) List(ctx context.Context, q store.Query) (store.Page, error) {
 func (s *Store) Change(ctx context.Context, id string, fn func(*store.Letter) (bool, error)) (*store.Letter, error) {
 	var out *store.Letter
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		out = nil
 		old, err := getLetter(tx, id, true)
 		if err != nil {
 			return err
@@ -542,12 +546,15 @@ func (s *Store) Counts(ctx context.Context) (map[store.State]int, error) {
 	return out, err
 }
 
-// update runs fn in a read-write transaction, unless ctx ended.
+// update runs fn in a read-write transaction, unless ctx ended. Calls
+// from many goroutines at once (API requests, results, webhook
+// attempts) share one transaction and one fsync (bbolt's Batch): fn may
+// run more than once, so each sets its results afresh.
 func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(fn)
+	return s.db.Batch(fn)
 }
 
 func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
