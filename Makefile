@@ -18,7 +18,7 @@ DEB_PACKAGES := ca-certificates gcc git libpcsclite-dev pkg-config pcscd \
 	chromium openssl util-linux procps python3-jsonschema prometheus \
 	poppler-utils qpdf libnss3-tools zbar-tools lintian man-db nodejs iproute2 \
 	nats-server rabbitmq-server python3-paho-mqtt python3-cryptography yubikey-manager gnutls-bin postgresql \
-	php-cli php-curl npm
+	php-cli php-curl
 
 # Test-only npm tools live in the user's cache, outside the repository;
 # the tests look for them there and reach no registry themselves.
@@ -32,6 +32,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 # deps installs only what is missing, so it is a quick no-op once done.
+# npm comes as Debian's package only where Node.js came without it (a
+# NodeSource nodejs carries its own npm and conflicts with the package).
 deps:
 	@missing=""; \
 	for p in $(DEB_PACKAGES); do \
@@ -44,6 +46,7 @@ deps:
 	fi
 	@command -v $(GO) >/dev/null || { echo "deps: Go 1.26 or newer is required (https://go.dev/doc/install)"; exit 1; }
 	@$(GO) mod download
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends npm
 	@[ -x $(REDOCLY_DIR)/node_modules/.bin/redocly ] || { \
 		echo "deps: installing @redocly/cli $(REDOCLY_VERSION) (test-only: lints gateway/openapi.yaml) into $(REDOCLY_DIR)"; \
 		mkdir -p $(REDOCLY_DIR) && npm install --no-audit --no-fund --prefix $(REDOCLY_DIR) @redocly/cli@$(REDOCLY_VERSION) >/dev/null; }

@@ -36,6 +36,10 @@ type Config struct {
 	// SignerCertFiles are the officials' certificates (PEM), so that a
 	// letter may name its signer by NIP.
 	SignerCertFiles []string `toml:"signer_cert_files"`
+	// SignerCAFiles are the CAs (PEM) officials' certificates chain to,
+	// as the terminals' signing.signer_ca_files: the validation reports
+	// (GET …/report) judge the chain against them.
+	SignerCAFiles []string `toml:"signer_ca_files"`
 	// Groups name lists of terminals a letter may be addressed to.
 	Groups map[string][]string `toml:"groups"`
 	// DefaultExpiry is how long a letter stays open when its request

@@ -184,6 +184,7 @@ func newRig(t *testing.T) *rig {
 	gcfg.Broker.ClientID = "gateway-test"
 	gcfg.DispatcherKeyFile = write("dispatcher.key", priv)
 	gcfg.SignerCertFiles = []string{write("officials.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.official.Cert.Raw}))}
+	gcfg.SignerCAFiles = []string{ca.PEMPath}
 	gcfg.Webhook.MinBackoff = gateway.Duration{Duration: 100 * time.Millisecond}
 	gcfg.Webhook.MaxBackoff = gateway.Duration{Duration: time.Second}
 	gcfg.Clients = []gateway.ClientConfig{{ID: "sisumaker", KeySHA256: []string{hash}, Terminals: []string{"kendari-*"},
@@ -340,6 +341,20 @@ func TestLetterThroughTheGateway(t *testing.T) {
 	status, out := r.call("GET", signed.Documents[0].Signed, r.key, nil, "", nil, nil)
 	if status != http.StatusOK || !bytes.HasPrefix(out, []byte("%PDF-")) || !bytes.Contains(out, []byte("/ByteRange")) || len(out) <= len(pdf) {
 		t.Fatalf("signed PDF: %d, %d bytes", status, len(out))
+	}
+	// The gateway's validation report: the signature, the chain to the
+	// officials' CA, the level.
+	var report struct {
+		Status     string `json:"status"`
+		Signatures []struct {
+			Status string `json:"status"`
+			NIP    string `json:"nip"`
+			Level  string `json:"level"`
+		} `json:"signatures"`
+	}
+	if status, raw := r.call("GET", "/v1/letters/"+letter.ID+"/documents/surat/report", r.key, nil, "", nil, &report); status != http.StatusOK ||
+		report.Status != "VALID" || len(report.Signatures) != 1 || report.Signatures[0].NIP != "198703152010012003" || report.Signatures[0].Level != "B-B" {
+		t.Fatalf("validation report: %d %s", status, raw)
 	}
 	var log struct {
 		Deliveries []gateway.DeliveryView `json:"deliveries"`

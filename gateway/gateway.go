@@ -9,6 +9,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,7 @@ type Gateway struct {
 	keys        keyring
 	clients     map[string]*client
 	signers     map[string]signer
+	roots       *x509.CertPool // signer_ca_files, for validation reports
 	fleet       fleet
 	feed        notifier
 	metrics     *metrics
@@ -91,6 +93,16 @@ func New(cfg Config, o Options) (*Gateway, error) {
 	}
 	if g.signers, err = loadSigners(cfg.SignerCertFiles); err != nil {
 		return nil, err
+	}
+	g.roots = x509.NewCertPool()
+	for _, f := range cfg.SignerCAFiles {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("signer CAs: %w", err)
+		}
+		if !g.roots.AppendCertsFromPEM(raw) {
+			return nil, fmt.Errorf("signer CAs: %s holds no certificate", f)
+		}
 	}
 	for _, cc := range cfg.Clients {
 		cl := &client{id: cc.ID}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/tekenid/teken/api"
 	"github.com/tekenid/teken/gateway/store"
+	"github.com/tekenid/teken/validation"
 )
 
 //go:embed openapi.yaml
@@ -112,6 +114,7 @@ func (g *Gateway) routes() http.Handler {
 	api("POST /v1/letters/{id}/cancel", g.cancel)
 	api("GET /v1/letters/{id}/result", g.result)
 	api("GET /v1/letters/{id}/documents/{doc}/signed", g.signed)
+	api("GET /v1/letters/{id}/documents/{doc}/report", g.report)
 	api("GET /v1/letters/{id}/deliveries", g.deliveries)
 	api("GET /v1/events", g.events)
 	api("GET /v1/terminals", g.terminals)
@@ -425,6 +428,51 @@ func (g *Gateway) signed(w http.ResponseWriter, r *http.Request, cl *client) *ap
 		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		_, _ = w.Write(d.Signature)
+		return nil
+	}
+	return fail(http.StatusNotFound, "no_document", "document", doc)
+}
+
+// report checks a signed document as tekenctl verify does, against the
+// document as the letter carried it and the officials' CAs of
+// signer_ca_files, and answers the validation report (the verdict
+// tekenctl verify --json prints).
+func (g *Gateway) report(w http.ResponseWriter, r *http.Request, cl *client) *apiError {
+	l, aerr := g.own(r, cl)
+	if aerr != nil {
+		return aerr
+	}
+	if l.State != store.Signed || l.Result == nil {
+		return fail(http.StatusNotFound, "not_signed", "state", string(l.State))
+	}
+	res, err := api.DecodeResult(l.Result)
+	if err != nil {
+		return fail(http.StatusInternalServerError, "internal")
+	}
+	job, err := jobOf(l.Envelope)
+	if err != nil {
+		return fail(http.StatusInternalServerError, "internal")
+	}
+	doc := r.PathValue("doc")
+	var content []byte
+	for _, d := range job.Documents {
+		if d.ID == doc {
+			content = d.Content
+		}
+	}
+	for _, d := range res.Documents {
+		if d.ID != doc {
+			continue
+		}
+		var cert *x509.Certificate
+		if len(res.SignerCert) > 0 {
+			cert, _ = x509.ParseCertificate(res.SignerCert) // a bad one fails the chain check
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		v := validation.VerifyDocument(ctx, d, content, cert, validation.Trust{Roots: g.roots})
+		v.Document = doc
+		writeJSON(w, http.StatusOK, v)
 		return nil
 	}
 	return fail(http.StatusNotFound, "no_document", "document", doc)

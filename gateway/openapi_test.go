@@ -37,6 +37,7 @@ import (
 	"github.com/tekenid/teken/gateway"
 	"github.com/tekenid/teken/internal/tekentest"
 	"github.com/tekenid/teken/internal/testenv"
+	"github.com/tekenid/teken/validation"
 )
 
 // redoclyVersion pins the linter: a new release with new rules must not
@@ -387,6 +388,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"Document": gateway.DocumentView{}, "LetterList": gateway.ListView{}, "Result": api.Result{},
 		"SignedDocument": api.SignedDocument{}, "Delivery": gateway.DeliveryView{}, "Event": gateway.EventView{},
 		"Terminal": gateway.TerminalView{}, "WebhookEvent": gateway.WebhookEvent{}, "WebhookLetter": gateway.WebhookLetter{},
+		"Verdict": validation.Verdict{}, "SignatureVerdict": validation.SignatureVerdict{}, "Check": validation.Check{},
 	} {
 		sc := s.deref(schemas[name])
 		if sc == nil {

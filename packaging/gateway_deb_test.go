@@ -344,6 +344,9 @@ func TestGatewayConfig(t *testing.T) {
 	if len(got.SignerCertFiles) == 0 {
 		got.SignerCertFiles = nil
 	}
+	if len(got.SignerCAFiles) == 0 {
+		got.SignerCAFiles = nil
+	}
 	if !reflect.DeepEqual(got, def) {
 		t.Errorf("the commented settings are not the defaults:\n got %+v\nwant %+v", got, def)
 	}
