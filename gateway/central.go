@@ -227,3 +227,58 @@ func (g *Gateway) publishLetter(ctx context.Context, l *store.Letter) error {
 	g.feed.wake()
 	return nil
 }
+
+// requestSyncs asks every terminal with a letter on its way for a Sync
+// and what it holds, each time the gateway's broker session was lost
+// (resync): receipts and results published while no session of the
+// gateway existed are gone from the broker, and only a SyncRequest
+// brings receipts back.
+func (g *Gateway) requestSyncs(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-g.resync:
+		}
+		terminals, err := g.unfinishedTerminals(ctx)
+		if err != nil {
+			g.log.Warn("terminals to ask for a sync", "err", err)
+			continue
+		}
+		for _, t := range terminals {
+			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			if _, err := g.disp.RequestSync(rctx, t); err != nil {
+				g.log.Warn("sync request", "terminal", t, "err", err)
+			} else {
+				g.log.Info("sync requested: the broker session was new", "terminal", t)
+			}
+			cancel()
+		}
+	}
+}
+
+// unfinishedTerminals are the terminals of letters sent or stored.
+func (g *Gateway) unfinishedTerminals(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, st := range []store.State{store.Sent, store.Stored} {
+		q := store.Query{State: st, Limit: store.MaxPage}
+		for {
+			page, err := g.store.List(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			for _, l := range page.Letters {
+				if !seen[l.Terminal] {
+					seen[l.Terminal] = true
+					out = append(out, l.Terminal)
+				}
+			}
+			if page.Next == "" {
+				break
+			}
+			q.After = page.Next
+		}
+	}
+	return out, nil
+}

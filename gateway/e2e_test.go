@@ -46,6 +46,8 @@ type rig struct {
 	pcscd    *testenv.PCSCD
 	hooks    *hookSink
 	gw       *gateway.Gateway
+	cfg      gateway.Config
+	stop     func() // stops the gateway; safe to call again
 }
 
 // hookSink is the letter system's webhook endpoint: it checks each
@@ -192,7 +194,16 @@ func newRig(t *testing.T) *rig {
 	otherKey, otherHash := gateway.NewAPIKey()
 	gcfg.Clients = append(gcfg.Clients, gateway.ClientConfig{ID: "other", KeySHA256: []string{otherHash}, Terminals: []string{"bau-bau-*"}})
 	t.Setenv("TEKEN_TEST_OTHER_KEY", otherKey)
-	g, err := gateway.New(gcfg, gateway.Options{Logger: slog.New(slog.DiscardHandler)})
+	r.cfg = gcfg
+	r.start()
+	return r
+}
+
+// start runs a gateway of the rig's configuration until stop or the
+// test's end, and waits until it is ready.
+func (r *rig) start() {
+	t := r.t
+	g, err := gateway.New(r.cfg, gateway.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,12 +212,16 @@ func newRig(t *testing.T) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("gateway: %v", err)
+			}
+		})
+	}
+	t.Cleanup(r.stop)
 	if err := testenv.WaitFor(context.Background(), time.Minute, func() error {
 		res, err := http.Get(r.api + "/readyz")
 		if err != nil {
@@ -220,7 +235,6 @@ func newRig(t *testing.T) *rig {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return r
 }
 
 // call sends a request with the letter system's key and decodes the JSON
@@ -445,5 +459,31 @@ func TestErrorsAreJSONInBothLanguages(t *testing.T) {
 				t.Fatalf("%d %s; want %d %s with English and Indonesian text", status, raw, c.status, c.code)
 			}
 		})
+	}
+}
+
+// A gateway whose broker session is new (another client id, or a broker
+// that lost its state) asks the terminals with letters on their way for
+// what they hold: the terminal sends the letter's receipt again.
+func TestSyncRequestedOnANewSession(t *testing.T) {
+	r := newRig(t)
+	body := `{"terminal":"kendari-setda-01","signer":{"nip":"198703152010012003"},"title":"Surat","number":"800/1/2026","sender":"Setda","documents":[{"id":"surat","media_type":"text/plain","content":"aXNpIHN1cmF0"}]}`
+	var l gateway.LetterView
+	if status, raw := r.call("POST", "/v1/letters", r.key, strings.NewReader(body), "application/json", nil, &l); status != http.StatusCreated {
+		t.Fatalf("submit: %d %s", status, raw)
+	}
+	waitState(t, r, l.ID, "stored")
+	r.stop()
+	r.cfg.Broker.ClientID = "gateway-test-new-session"
+	r.start()
+	if err := testenv.WaitFor(context.Background(), time.Minute, func() error {
+		var got gateway.LetterView
+		r.call("GET", "/v1/letters/"+l.ID, r.key, nil, "", nil, &got)
+		if len(got.Receipts) < 2 {
+			return fmt.Errorf("%d receipts", len(got.Receipts))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -59,6 +59,7 @@ type Gateway struct {
 	metrics     *metrics
 	http        *http.Client
 	kick        chan struct{}
+	resync      chan struct{} // the broker session was new: ask the terminals
 	maxEnvelope int
 	ln          net.Listener
 	srv         *http.Server
@@ -71,7 +72,7 @@ func New(cfg Config, o Options) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: o.Logger, http: o.HTTPClient, kick: make(chan struct{}, 1), ready: o.Ready,
+	g := &Gateway{cfg: cfg, log: o.Logger, http: o.HTTPClient, kick: make(chan struct{}, 1), resync: make(chan struct{}, 1), ready: o.Ready,
 		clients: map[string]*client{}, keys: keyring{byHash: map[string]*client{}}}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -201,6 +202,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 		Jobs: jobsOf{g.store}, Seen: resultsOf{g.store},
 		OnResult: g.onResult, OnReceipt: g.onReceipt,
 		OnStatus: func(_ context.Context, s *api.Status) { g.fleet.update(s, time.Now().UTC()) },
+		OnConnect: func(_ context.Context, sessionPresent bool) {
+			if !sessionPresent {
+				select {
+				case g.resync <- struct{}{}:
+				default:
+				}
+			}
+		},
 		OnResend: func(terminal string, n int) {
 			g.log.Info("letters published again for a terminal's sync", "terminal", terminal, "letters", n)
 		},
@@ -217,6 +226,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	})
 	grp.Go(func() error { return g.publishQueued(gctx) })
 	grp.Go(func() error { return g.deliverWebhooks(gctx) })
+	grp.Go(func() error { return g.requestSyncs(gctx) })
 	grp.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

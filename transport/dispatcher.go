@@ -67,6 +67,13 @@ type DispatcherConfig struct {
 	// OnResend, when set, is told how many jobs a Sync made the
 	// dispatcher publish again. It runs on the Sync's own goroutine.
 	OnResend func(terminal string, count int)
+	// OnConnect, when set, is told of every connection, once subscribed,
+	// and whether the broker kept the session: without it, what
+	// terminals published meanwhile is gone from the broker, and a
+	// central system asks the terminals that owe it something to send
+	// it again (RequestSync). It runs on the session's goroutine and must
+	// not block.
+	OnConnect func(ctx context.Context, sessionPresent bool)
 	// SharedGroup, when set, takes receipts, results and syncs through
 	// the MQTT shared subscription $share/SharedGroup/…: of the
 	// dispatchers of one central system with the same group (several
@@ -148,11 +155,14 @@ func OpenDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	return d, nil
 }
 
-func (d *Dispatcher) connected(context.Context, bool) {
+func (d *Dispatcher) connected(ctx context.Context, sessionPresent bool) {
 	select {
 	case <-d.ready:
 	default:
 		close(d.ready)
+	}
+	if d.cfg.OnConnect != nil {
+		d.cfg.OnConnect(ctx, sessionPresent)
 	}
 }
 
