@@ -100,6 +100,12 @@ func decode(raw []byte, limit int, strict bool, m Message) error {
 // decodeJSON is decode without Validate, for callers that check some fields
 // first.
 func decodeJSON(raw []byte, limit int, strict bool, m any) error {
+	return decodeJSONVersions(raw, limit, strict, m, true)
+}
+
+// decodeJSONVersions is decodeJSON that takes a Job of v 2 only when
+// marks is set.
+func decodeJSONVersions(raw []byte, limit int, strict bool, m any, marks bool) error {
 	if len(raw) > limit {
 		return refuse(ReasonTooLarge, "%d bytes, limit %d", len(raw), limit)
 	}
@@ -122,8 +128,10 @@ func decodeJSON(raw []byte, limit int, strict bool, m any) error {
 		}
 		v = int64(*probe.V)
 	}
-	if err := checkVersion(int(v)); err != nil {
-		return err
+	if _, job := m.(*Job); !job || !marks || v != VersionMarks {
+		if err := checkVersion(int(v)); err != nil {
+			return err
+		}
 	}
 	if memberErr != nil {
 		return memberErr

@@ -28,6 +28,8 @@ func golden() []struct {
 		msg          Message
 	}{
 		{"job", "job", v.job},
+		{"job-v2", "job", goldenJobV2(v.job, false)},
+		{"job-v2-paraf", "job", goldenJobV2(v.job, true)},
 		{"cancel", "cancel", v.cancel},
 		{"result-ack", "result-ack", v.ack},
 		{"result-acks", "result-acks", v.acks},
@@ -117,4 +119,25 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs from the golden file (rerun with -update if intended):\n got %s\nwant %s", name, got, want)
 	}
+}
+
+// goldenJobV2 is the vectors' job as v 2 with one pades document: the
+// ttd of the letter's issuer, placed by anchor, certifying the letter,
+// or a paraf with initials.
+func goldenJobV2(base *Job, paraf bool) *Job {
+	j := *base
+	j.V = VersionMarks
+	j.Signer.Jabatan = "Sekretaris Daerah Provinsi Sulawesi Tenggara"
+	pdf := []byte("%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+	d := NewDocument("surat", "undangan-rapat.pdf", "application/pdf", pdf)
+	d.Format = FormatPAdES
+	if paraf {
+		d.Visible = &Visible{Mark: MarkParaf, Initials: "LOB", Anchor: &Anchor{Text: "^", Occurrence: 1, Offset: []float64{0, -4}}}
+	} else {
+		d.Visible = &Visible{Mark: MarkTTD, VerifyURL: "https://tte.example.go.id/v/" + base.JobID,
+			Anchor: &Anchor{Text: "${ttd_sekda}", Offset: []float64{-20, -60}, Size: []float64{220, 80}}}
+		d.Certify = true
+	}
+	j.Documents = []Document{d}
+	return &j
 }

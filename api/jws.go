@@ -52,6 +52,20 @@ type Verifier struct {
 	MaxContentBytes int64                       // document bytes per job; 0 means DefaultMaxContentBytes
 	MaxLifetime     time.Duration               // longest window a job may ask for; 0 means DefaultMaxLifetime
 	AllowHashOnly   bool                        // accept documents without their bytes
+	// Marks accepts jobs of v 2 (VersionMarks): a terminal sets it once
+	// it draws paraf and ttd, places by anchor, writes the jabatan and
+	// certifies. Without it a v 2 job is refused as unsupported_version
+	// before any of its fields is read, as by a terminal of v 1 only.
+	Marks bool
+}
+
+// JobVersions are the versions of the Job the verifier accepts, as a
+// terminal's Status lists them.
+func (v *Verifier) JobVersions() []int {
+	if v.Marks {
+		return []int{Version, VersionMarks}
+	}
+	return []int{Version}
 }
 
 func (v *Verifier) now() time.Time {
@@ -273,7 +287,7 @@ func (v *Verifier) verify(raw []byte, typ string, limit int, m any) (string, err
 	if err != nil {
 		return "", refuse(ReasonBadSignature, "kid %q: %v", h.KeyID, err)
 	}
-	if err := decodeJSON(payload, limit, true, m); err != nil {
+	if err := decodeJSONVersions(payload, limit, true, m, v.Marks); err != nil {
 		return "", err
 	}
 	return h.KeyID, nil

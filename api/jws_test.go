@@ -182,7 +182,7 @@ func TestVerifyJob(t *testing.T) {
 		{"unknown field", raw(bytes.Replace(payload, []byte(`{"v":1,`), []byte(`{"v":1,"auto_sign":true,`), 1)), nil, ReasonMalformed},
 		{"field in upper case", raw(bytes.Replace(payload, []byte(`"title"`), []byte(`"TITLE"`), 1)), nil, ReasonMalformed},
 		{"duplicate key", raw(bytes.Replace(payload, []byte(`{"v":1,`), []byte(`{"v":1,"terminal":"baubau-setda-02",`), 1)), nil, ReasonMalformed},
-		{"version 2", raw(bytes.Replace(payload, []byte(`{"v":1,`), []byte(`{"v":2,`), 1)), nil, ReasonUnsupportedVersion},
+		{"version 3", raw(bytes.Replace(payload, []byte(`{"v":1,`), []byte(`{"v":3,`), 1)), nil, ReasonUnsupportedVersion},
 		{"payload not JSON", raw([]byte("surat")), nil, ReasonMalformed},
 		{"trailing data", raw(append(bytes.Clone(payload), []byte(`{}`)...)), nil, ReasonMalformed},
 		{"lower-case ulid", raw(bytes.Replace(payload, []byte(sampleJobID), []byte(strings.ToLower(sampleJobID)), 1)), nil, ReasonMalformed},

@@ -7,15 +7,23 @@ import "time"
 // may change within one version.
 const Version = 1
 
+// VersionMarks is the Job's second version (v 2): a pades document's
+// mark (paraf or ttd), its placement by anchor text, the signer's
+// position (jabatan) in the block, and certification of the document by
+// its last signer. Every other message keeps v 1; a terminal that speaks
+// v 2 says so in its Status (versions).
+const VersionMarks = 2
+
 // Edition is the edition of v1 this package speaks. An edition only adds:
 // fields of terminal messages, control messages a terminal of an older
 // edition ignores, receipts and reason codes. Edition 2 adds the
 // SyncRequest, receipts for control messages, the conflict refusal and the
 // Sync's trigger and session_present. Edition 3 adds the levels B-LT and
 // B-LTA, a level for cms documents, and level_error. Edition 4 adds
-// ResultAcks, one acknowledgement for many results. A terminal names its
-// edition in its Status.
-const Edition = 4
+// ResultAcks, one acknowledgement for many results. Edition 5 adds the
+// Status's versions, the versions of the Job the terminal takes. A
+// terminal names its edition in its Status.
+const Edition = 5
 
 // Format names how a document's signature is encoded.
 type Format string
@@ -69,6 +77,9 @@ type Signatory struct {
 	CertSHA256 string `json:"cert_sha256"`    // SHA-256 of the signer certificate's DER, lowercase hex
 	NIP        string `json:"nip,omitempty"`  // subject serial number (NIP / NIK), for display only
 	Name       string `json:"name,omitempty"` // for display only
+	// Jabatan is the signer's position, written in the visible block
+	// under the name ("Kepala Dinas Komunikasi dan Informatika"); v 2.
+	Jabatan string `json:"jabatan,omitempty"`
 }
 
 // Field is one extra label and value the kiosk shows with a job.
@@ -90,15 +101,54 @@ type Document struct {
 	Format    Format `json:"format,omitempty"`  // requested signature format; empty means cms
 	// Visible asks for a visible signature block; pades only.
 	Visible *Visible `json:"visible,omitempty"`
+	// Certify makes this signature the document's certification (DocMDP,
+	// permissions 2: form filling and signatures only), so that any later
+	// change but a signature shows as tampering; pades, mark ttd, v 2.
+	Certify bool `json:"certify,omitempty"`
 }
 
 // Visible places the visible signature block of a pades document: the
 // official's name and NIP, the date and time, "Ditandatangani secara
 // elektronik oleh" and a QR code of VerifyURL.
 type Visible struct {
-	Page      int       `json:"page,omitempty"`       // 1-based; 0 or absent means the last page
+	// Page is 1-based; 0 or absent means the last page. With Anchor, it
+	// names the only page searched (0: every page).
+	Page      int       `json:"page,omitempty"`
 	Rect      []float64 `json:"rect,omitempty"`       // x1, y1, x2, y2 in PDF points; absent means bottom right
 	VerifyURL string    `json:"verify_url,omitempty"` // encoded in the QR code
+	// Mark is what the block is (v 2): MarkTTD, the full block (the
+	// default), or MarkParaf, a small initials block.
+	Mark Mark `json:"mark,omitempty"`
+	// Anchor places the block at a text in the page content instead of
+	// Rect (v 2).
+	Anchor *Anchor `json:"anchor,omitempty"`
+	// Initials are what a paraf shows instead of the signer's name, e.g.
+	// "SR" (v 2); absent: the name's initials.
+	Initials string `json:"initials,omitempty"`
+}
+
+// Mark is the kind of visible mark a signature makes.
+type Mark string
+
+// The marks of v 2.
+const (
+	MarkTTD   Mark = "ttd"   // tanda tangan: the signature that issues the letter
+	MarkParaf Mark = "paraf" // the initials of one who drafted or checked it
+)
+
+// Anchor finds where a block goes by a text in the page content, as
+// letter systems mark it ("^", "#", "${ttd_kepala}").
+type Anchor struct {
+	Text string `json:"text"`
+	// Occurrence is which one (1-based, in page order, then reading
+	// order); 0 or absent means the first.
+	Occurrence int `json:"occurrence,omitempty"`
+	// Offset moves the block's lower left corner from the anchor text's
+	// lower left corner, in points (dx, dy); absent: no offset.
+	Offset []float64 `json:"offset,omitempty"`
+	// Size is the block's width and height in points; absent: the
+	// default size of its mark.
+	Size []float64 `json:"size,omitempty"`
 }
 
 // Job asks one terminal to have one official sign one or more documents. It
@@ -262,6 +312,10 @@ type Status struct {
 	// Edition is the edition of v1 the terminal speaks (see Edition);
 	// absent from terminals before edition 2.
 	Edition int `json:"edition,omitempty"`
+	// Versions are the versions of the Job the terminal takes (edition
+	// 5): [1], or [1, 2] once it speaks the Job of v 2 (VersionMarks).
+	// Absent means [1].
+	Versions []int `json:"versions,omitempty"`
 }
 
 // Sync lists what the terminal holds. It is published on every connect so the
@@ -298,3 +352,17 @@ const (
 	SyncOnInterval SyncTrigger = "interval"
 	SyncOnRequest  SyncTrigger = "request"
 )
+
+// TakesJobVersion reports whether the terminal of this status takes jobs
+// of version v.
+func (s *Status) TakesJobVersion(v int) bool {
+	if len(s.Versions) == 0 {
+		return v == Version
+	}
+	for _, have := range s.Versions {
+		if have == v {
+			return true
+		}
+	}
+	return false
+}

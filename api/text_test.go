@@ -37,6 +37,17 @@ func textFields() []textField {
 		{"job", []string{"$defs", "field", "properties", "label"}, "fields[0].label", MaxTextLen, false, job(func(j *Job, s string) { j.Fields[0].Label = s })},
 		{"job", []string{"$defs", "field", "properties", "value"}, "fields[0].value", MaxTextLen, false, job(func(j *Job, s string) { j.Fields[0].Value = s })},
 		{"job", []string{"$defs", "document", "properties", "name"}, "documents[0].name", MaxTextLen, false, job(func(j *Job, s string) { j.Documents[0].Name = s })},
+		{"job", []string{"$defs", "signatory", "properties", "jabatan"}, "signer.jabatan", MaxTextLen, false, job(func(j *Job, s string) {
+			j.V, j.Signer.Jabatan = VersionMarks, s
+		})},
+		{"job", []string{"$defs", "visible", "properties", "initials"}, "documents[0].visible.initials", maxInitialsLen, false, job(func(j *Job, s string) {
+			j.V = VersionMarks
+			padesDocument(j).Visible = &Visible{Mark: MarkParaf, Initials: s}
+		})},
+		{"job", []string{"$defs", "anchor", "properties", "text"}, "documents[0].visible.anchor.text", maxAnchorLen, false, job(func(j *Job, s string) {
+			j.V = VersionMarks
+			padesDocument(j).Visible = &Visible{Anchor: &Anchor{Text: s}}
+		})},
 		{"status", []string{"properties", "version"}, "version", MaxVersionLen, false, func(s string) Message {
 			return &Status{V: Version, Terminal: sampleTerminal, State: StateOnline, Version: s, Since: t0}
 		}},
@@ -414,4 +425,14 @@ func TestRefusalDetailFits(t *testing.T) {
 			t.Errorf("refusal detail %q: %v", re.Detail, err)
 		}
 	}
+}
+
+// padesDocument makes the job's first document a pades one and returns
+// it, for the fields only a visible block has.
+func padesDocument(j *Job) *Document {
+	pdf := []byte("%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+	d := NewDocument(j.Documents[0].ID, "surat.pdf", "application/pdf", pdf)
+	d.Format = FormatPAdES
+	j.Documents[0] = d
+	return &j.Documents[0]
 }

@@ -118,7 +118,19 @@ func truncate(s string) string {
 // its bytes. It does not check the window against a clock, the content limit
 // of a terminal or whether hash-only documents are allowed: Verifier does.
 func (j *Job) Validate() error {
-	if err := checkHeader(j.V, j.JobID, j.Terminal); err != nil {
+	v := j.V
+	if v == VersionMarks {
+		v = Version // the same header; the fields of v 2 are checked below
+	}
+	if err := checkHeader(v, j.JobID, j.Terminal); err != nil {
+		return err
+	}
+	if j.V == Version {
+		if field := j.marksField(); field != "" {
+			return refuse(ReasonMalformed, "%s is a field of v %d: send the job as v %d", field, VersionMarks, VersionMarks)
+		}
+	}
+	if err := checkText("signer.jabatan", j.Signer.Jabatan, false, MaxTextLen); err != nil {
 		return err
 	}
 	if err := checkWindow(j.IssuedAt, j.ExpiresAt); err != nil {
@@ -188,7 +200,13 @@ func (d *Document) validate(i int) error {
 		if d.Visible != nil {
 			return refuse(ReasonMalformed, "%s.visible needs format pades", field)
 		}
+		if d.Certify {
+			return refuse(ReasonMalformed, "%s.certify needs format pades", field)
+		}
 	case FormatPAdES:
+		if d.Certify && d.Visible != nil && d.Visible.Mark == MarkParaf {
+			return refuse(ReasonMalformed, "%s.certify: a paraf never certifies; the last signer's ttd does", field)
+		}
 		if d.MediaType != "application/pdf" {
 			return refuse(ReasonUnsupportedFormat, "%s.format pades needs media_type application/pdf, not %q", field, d.MediaType)
 		}
@@ -495,6 +513,14 @@ func (s *Status) Validate() error {
 	}
 	if s.Edition < 0 {
 		return refuse(ReasonMalformed, "edition %d: want 1 or more", s.Edition)
+	}
+	if len(s.Versions) > 16 {
+		return refuse(ReasonMalformed, "versions: %d of them, at most 16", len(s.Versions))
+	}
+	for _, v := range s.Versions {
+		if v < 1 {
+			return refuse(ReasonMalformed, "versions: %d: want 1 or more", v)
+		}
 	}
 	return checkTime("since", s.Since)
 }

@@ -1,6 +1,9 @@
 package api
 
-import "regexp"
+import (
+	"fmt"
+	"regexp"
+)
 
 // Baseline levels a result reports (ETSI EN 319 142-1 for pades; the same
 // names for cms in CAdES terms, EN 319 122-1, up to B-LT).
@@ -16,7 +19,33 @@ const (
 	LevelBLTA = "B-LTA"
 )
 
-const maxVerifyURLLen = 2048
+const (
+	maxVerifyURLLen = 2048
+	maxAnchorLen    = 64 // characters of an anchor text
+	maxInitialsLen  = 64 // characters of a paraf's initials or short name
+)
+
+// marksField names the first field of v 2 the job uses, "" when none.
+func (j *Job) marksField() string {
+	if j.Signer.Jabatan != "" {
+		return "signer.jabatan"
+	}
+	for i, d := range j.Documents {
+		field := fmt.Sprintf("documents[%d]", i)
+		switch {
+		case d.Certify:
+			return field + ".certify"
+		case d.Visible == nil:
+		case d.Visible.Mark != "":
+			return field + ".visible.mark"
+		case d.Visible.Anchor != nil:
+			return field + ".visible.anchor"
+		case d.Visible.Initials != "":
+			return field + ".visible.initials"
+		}
+	}
+	return ""
+}
 
 // verifyURLPattern is the verify_url rule of job.schema.json, to the
 // character: http or https (the scheme in any case, RFC 3986 §3.1), a host
@@ -47,6 +76,44 @@ func (v *Visible) validate(field string) error {
 		}
 		if v.Rect[2] <= v.Rect[0] || v.Rect[3] <= v.Rect[1] {
 			return refuse(ReasonMalformed, "%s.rect: want x2 > x1 and y2 > y1", field)
+		}
+	}
+	switch v.Mark {
+	case "", MarkTTD, MarkParaf:
+	default:
+		return refuse(ReasonMalformed, "%s.mark %q: want ttd or paraf", field, truncate(string(v.Mark)))
+	}
+	if err := checkText(field+".initials", v.Initials, false, maxInitialsLen); err != nil {
+		return err
+	}
+	if v.Initials != "" && v.Mark != MarkParaf {
+		return refuse(ReasonMalformed, "%s.initials are for a paraf", field)
+	}
+	if a := v.Anchor; a != nil {
+		if len(v.Rect) != 0 {
+			return refuse(ReasonMalformed, "%s: give rect or anchor, not both", field)
+		}
+		if err := checkText(field+".anchor.text", a.Text, true, maxAnchorLen); err != nil {
+			return err
+		}
+		if a.Occurrence < 0 || a.Occurrence > 10000 {
+			return refuse(ReasonMalformed, "%s.anchor.occurrence %d out of range 0..10000", field, a.Occurrence)
+		}
+		if len(a.Offset) != 0 && len(a.Offset) != 2 {
+			return refuse(ReasonMalformed, "%s.anchor.offset: want 2 numbers dx, dy", field)
+		}
+		for _, x := range a.Offset {
+			if x < -14400 || x > 14400 || x != x {
+				return refuse(ReasonMalformed, "%s.anchor.offset: %v out of range -14400..14400", field, x)
+			}
+		}
+		if len(a.Size) != 0 && len(a.Size) != 2 {
+			return refuse(ReasonMalformed, "%s.anchor.size: want 2 numbers width, height", field)
+		}
+		for _, x := range a.Size {
+			if x <= 0 || x > 14400 || x != x {
+				return refuse(ReasonMalformed, "%s.anchor.size: %v out of range (0, 14400]", field, x)
+			}
 		}
 	}
 	if v.VerifyURL != "" {

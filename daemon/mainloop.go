@@ -158,6 +158,13 @@ func (l latestStatus) offer(st api.Status) {
 // status is the terminal's health for the retained status message: the
 // same facts as /readyz and the metrics. LastError names a part that is
 // down now, else the last error seen.
+// jobVersions are the versions of the Job tekend takes: v 1. The Job of
+// v 2 asks for marks, anchors and certification the signing flow does
+// not draw yet, so its verifier leaves api.Verifier.Marks unset and
+// refuses a v 2 job as unsupported_version rather than sign it otherwise
+// than asked.
+var jobVersions = []int{api.Version}
+
 func (d *Daemon) status() api.Status {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -166,7 +173,8 @@ func (d *Daemon) status() api.Status {
 
 // statusFrom is the status with the parts' problems already probed.
 func (d *Daemon) statusFrom(problems []partProblem) api.Status {
-	st := api.Status{V: api.Version, Terminal: d.cfg.TerminalID, Version: version.String(), Since: d.now()}
+	st := api.Status{V: api.Version, Terminal: d.cfg.TerminalID, Version: version.String(), Since: d.now(),
+		Versions: jobVersions}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if s, err := d.store.Stats(ctx); err == nil {

@@ -127,7 +127,17 @@ async function start() {
 function connect() {
   const offline = document.getElementById("offline");
   const es = new EventSource("/api/events");
-  es.addEventListener("view", (e) => { offline.hidden = true; onView(JSON.parse(e.data)); });
+  // A view the same as the last one is not drawn again: refreshes the
+  // terminal coalesces arrive a moment after what changed was already
+  // shown, and redrawing would only take the element under the
+  // official's finger (or a test's click) away.
+  let lastView = "";
+  es.addEventListener("view", (e) => {
+    offline.hidden = true;
+    if (e.data === lastView) return;
+    lastView = e.data;
+    onView(JSON.parse(e.data));
+  });
   es.onerror = () => {
     offline.textContent = t("connection_lost");
     offline.hidden = false;
