@@ -25,6 +25,10 @@ const (
 	maxInitialsLen  = 64 // characters of a paraf's initials or short name
 )
 
+// UsesMarks reports whether the job uses a field of v 2 and must travel
+// as v 2 (VersionMarks).
+func (j *Job) UsesMarks() bool { return j.marksField() != "" }
+
 // marksField names the first field of v 2 the job uses, "" when none.
 func (j *Job) marksField() string {
 	if j.Signer.Jabatan != "" {

@@ -98,6 +98,14 @@ func (f *fleet) update(s *api.Status, now time.Time) {
 	f.m[s.Terminal] = terminalStatus{Status: *s, SeenAt: now}
 }
 
+// status is a terminal's last status, if one came.
+func (f *fleet) status(terminal string) (api.Status, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.m[terminal]
+	return s.Status, ok
+}
+
 func (f *fleet) online(terminal string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

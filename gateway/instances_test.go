@@ -222,7 +222,7 @@ secret_file = %q
 	// A had leased when it died.
 	if err := testenv.WaitFor(context.Background(), 2*time.Minute, func() error {
 		for _, id := range ids {
-			if got := strings.Join(sink.states(id), ","); got != "queued,sent,stored,signed" {
+			if got := journey(sink.states(id)); got != "queued,stored,signed" {
 				return fmt.Errorf("letter %s: webhooks %s", id, got)
 			}
 		}

@@ -42,6 +42,9 @@ type SubmitSigner struct {
 	CertSHA256 string `json:"cert_sha256,omitempty"`
 	NIP        string `json:"nip,omitempty"`
 	Name       string `json:"name,omitempty"`
+	// Jabatan, the official's position, is written under the name in
+	// the block; a letter with it goes to its terminal as a job of v 2.
+	Jabatan string `json:"jabatan,omitempty"`
 }
 
 // SubmitDocument is one document: its bytes inline (Content, base64 in
@@ -54,6 +57,8 @@ type SubmitDocument struct {
 	Content   []byte       `json:"content,omitempty"`
 	File      string       `json:"file,omitempty"`
 	Visible   *api.Visible `json:"visible,omitempty"`
+	// Certify: this signature certifies the document (pades, ttd; v 2).
+	Certify bool `json:"certify,omitempty"`
 }
 
 // readSubmit reads the request body, JSON or multipart, into a
@@ -176,7 +181,7 @@ func (g *Gateway) buildJob(cl *client, req *SubmitRequest, now time.Time) (*api.
 	if aerr != nil {
 		return nil, aerr
 	}
-	sig := api.Signatory{CertSHA256: req.Signer.CertSHA256, NIP: req.Signer.NIP, Name: req.Signer.Name}
+	sig := api.Signatory{CertSHA256: req.Signer.CertSHA256, NIP: req.Signer.NIP, Name: req.Signer.Name, Jabatan: req.Signer.Jabatan}
 	if sig.CertSHA256 == "" {
 		if sig.NIP == "" {
 			return nil, malformed("signer: give cert_sha256 or nip")
@@ -223,8 +228,16 @@ func (g *Gateway) buildJob(cl *client, req *SubmitRequest, now time.Time) (*api.
 			name = d.ID
 		}
 		doc := api.NewDocument(d.ID, name, mt, d.Content)
-		doc.Format, doc.Visible = d.Format, d.Visible
+		doc.Format, doc.Visible, doc.Certify = d.Format, d.Visible, d.Certify
 		j.Documents = append(j.Documents, doc)
+	}
+	if j.UsesMarks() {
+		// Paraf, anchors, jabatan or certification: the Job of v 2,
+		// which a terminal takes only when its status lists it.
+		j.V = api.VersionMarks
+		if st, known := g.fleet.status(terminal); known && !st.TakesJobVersion(api.VersionMarks) {
+			return nil, fail(http.StatusUnprocessableEntity, "version_unsupported", "terminal", terminal)
+		}
 	}
 	if err := j.Validate(); err != nil {
 		return nil, malformed("%v", err)

@@ -135,7 +135,9 @@ func TestPHPClient(t *testing.T) {
 			seen[l.Event.Letter.ID][string(l.Event.Letter.State)] = true
 		}
 		for _, id := range []string{idLog, idFeed} {
-			for _, s := range []string{"queued", "sent", "stored", "signed"} {
+			// sent may be skipped: a terminal can answer before the
+			// gateway records the publication.
+			for _, s := range []string{"queued", "stored", "signed"} {
 				if !seen[id][s] {
 					return fmt.Errorf("letter %s: no %s event in webhook.php's log yet (%v)", id, s, seen[id])
 				}

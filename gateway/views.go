@@ -65,7 +65,7 @@ func viewOf(l *store.Letter, withDocs bool) LetterView {
 	if err != nil {
 		return v
 	}
-	v.Signer.Name = job.Signer.Name
+	v.Signer.Name, v.Signer.Jabatan = job.Signer.Name, job.Signer.Jabatan
 	var res *api.Result
 	if l.Result != nil {
 		res, _ = api.DecodeResult(l.Result)
