@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tekenid/teken/api"
@@ -36,6 +38,11 @@ them the block stands in the bottom right corner of the last page;
 --invisible asks for no block. A placement the PDF has no room for is
 refused here, or by the terminal in its receipt.
 
+Job version 2, for a terminal whose status lists it (tekenctl fleet):
+--mark paraf (with --initials) or ttd, --anchor TEXT (with
+--anchor-occurrence and --anchor-offset) instead of --rect, --jabatan, and
+--certify for the last signer's ttd.
+
 Examples:
   tekenctl dispatch --terminal kendari-setda-01 --signer siti.pem \
       --title "Undangan Rapat" --number "005/123/SETDA/XI/2026" --from "Diskominfo" surat.pdf
@@ -59,6 +66,13 @@ func runDispatch(ctx context.Context, e env, args []string) int {
 	rect := fs.String("rect", "", "pades: the visible block at `x,y,w,h` in PDF points, origin at the page's lower left corner (default bottom right)")
 	verifyURL := fs.String("verify-url", "", "pades: the `URL` the visible block's QR code opens")
 	invisible := fs.Bool("invisible", false, "pades: no visible block")
+	mark := fs.String("mark", "", "pades, job version 2: `MARK` ttd (the full block) or paraf (initials and date)")
+	initials := fs.String("initials", "", "pades, --mark paraf: the `INITIALS` the paraf shows (default: the name's initials)")
+	anchor := fs.String("anchor", "", "pades, job version 2: place the block at the `TEXT` in the letter (e.g. ^) instead of --rect")
+	occurrence := fs.Int("anchor-occurrence", 0, "pades: the `N`th occurrence of --anchor (default the first)")
+	offset := fs.String("anchor-offset", "", "pades: move the block `dx,dy` points from the anchor text's lower left corner")
+	jabatan := fs.String("jabatan", "", "job version 2: the official's `POSITION`, written under the name")
+	certify := fs.Bool("certify", false, "pades, job version 2: this signature certifies the letter (the last signer's)")
 	wait := fs.Bool("wait", false, "wait for the result; exit 0 only if signed")
 	timeout := fs.Duration("timeout", 30*time.Second, "wait at most `DURATION` for the receipt")
 	if code, ok := parse(e, fs, args); !ok {
@@ -84,10 +98,13 @@ func runDispatch(ctx context.Context, e env, args []string) int {
 	if err != nil {
 		return usageErr(e, "dispatch", "%v", err)
 	}
+	if err := marks(visible, *mark, *initials, *anchor, *occurrence, *offset); err != nil {
+		return usageErr(e, "dispatch", "%v", err)
+	}
 	p := ctl.StartProgress(e.stderr, isTerminal(e.stderr), "waiting for the terminal's receipt")
 	out, err := ctl.Dispatch(ctx, ctl.DispatchOptions{Settings: st, SignerCert: *signer,
 		Title: *title, Number: *number, From: *from, Expires: *expires, Format: api.Format(*format),
-		Visible: visible, Files: fs.Args(), Wait: *wait, ReceiptTimeout: *timeout,
+		Visible: visible, Jabatan: *jabatan, Certify: *certify, Files: fs.Args(), Wait: *wait, ReceiptTimeout: *timeout,
 		// The receipt is printed as it comes: with --wait the official
 		// may take hours, and the job is safe on the terminal already.
 		OnReceipt: func(r *api.Receipt) {
@@ -134,6 +151,38 @@ func placement(fs *flag.FlagSet, format api.Format, page int, rect, verifyURL st
 		return nil, fmt.Errorf("--page, --rect, --verify-url, --invisible: %w", err)
 	}
 	return v, nil
+}
+
+// marks adds the fields of v 2 the flags ask for to the visible block.
+func marks(v *api.Visible, mark, initials, anchor string, occurrence int, offset string) error {
+	if v == nil {
+		if mark != "" || initials != "" || anchor != "" || occurrence != 0 || offset != "" {
+			return errors.New("--mark, --initials and --anchor are for a visible block of --format pades")
+		}
+		return nil
+	}
+	v.Mark, v.Initials = api.Mark(mark), initials
+	if anchor == "" {
+		if occurrence != 0 || offset != "" {
+			return errors.New("--anchor-occurrence and --anchor-offset need --anchor")
+		}
+		return nil
+	}
+	if len(v.Rect) != 0 {
+		return errors.New("--rect or --anchor, not both")
+	}
+	a := &api.Anchor{Text: anchor, Occurrence: occurrence}
+	if offset != "" {
+		dx, dy, ok := strings.Cut(offset, ",")
+		x, errX := strconv.ParseFloat(strings.TrimSpace(dx), 64)
+		y, errY := strconv.ParseFloat(strings.TrimSpace(dy), 64)
+		if !ok || errX != nil || errY != nil {
+			return fmt.Errorf("--anchor-offset %q: want dx,dy in points", offset)
+		}
+		a.Offset = []float64{x, y}
+	}
+	v.Anchor = a
+	return nil
 }
 
 // isSet reports whether the flag was given on the command line.

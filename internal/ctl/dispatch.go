@@ -37,6 +37,12 @@ type DispatchOptions struct {
 	// Visible places the visible signature block of every document, for
 	// pades only (see Placement); nil asks for an invisible signature.
 	Visible *api.Visible
+	// Jabatan, the official's position in the block, and Certify, the
+	// signature certifying each pades document, make the job one of v 2
+	// (as do a mark, an anchor or initials in Visible): only a terminal
+	// whose status lists version 2 takes it.
+	Jabatan string
+	Certify bool
 	Files   []string
 	// Wait also waits for the result.
 	Wait bool
@@ -258,6 +264,10 @@ func BuildJob(o DispatchOptions, now time.Time) (*api.Job, error) {
 	if o.From == "" {
 		o.From = "tekenctl"
 	}
+	if o.Certify && o.Format != api.FormatPAdES {
+		return nil, errors.New("certify needs format pades")
+	}
+	who.Jabatan = o.Jabatan
 	now = now.UTC().Truncate(time.Second)
 	j := &api.Job{V: api.Version, JobID: api.NewJobID(), Terminal: o.Terminal,
 		IssuedAt: now, ExpiresAt: now.Add(o.Expires), Signer: who,
@@ -276,8 +286,12 @@ func BuildJob(o DispatchOptions, now time.Time) (*api.Job, error) {
 			if err := checkPDF(f, &d, o.Visible); err != nil {
 				return nil, err
 			}
+			d.Certify = o.Certify
 		}
 		j.Documents = append(j.Documents, d)
+	}
+	if j.UsesMarks() {
+		j.V = api.VersionMarks
 	}
 	if err := j.Validate(); err != nil {
 		return nil, fmt.Errorf("job: %w", err)

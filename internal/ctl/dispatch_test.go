@@ -147,3 +147,28 @@ func TestBuildPAdESJob(t *testing.T) {
 		t.Fatalf("invisible: %v", err)
 	}
 }
+
+// A paraf placed by anchor, a jabatan, a certifying ttd: the job goes as
+// v 2; without any of them it stays v 1.
+func TestBuildJobOfVersion2(t *testing.T) {
+	signer := signerPEM(t)
+	a := writeFile(t, "a.pdf", testLetter("Nota Dinas"))
+	o := DispatchOptions{Settings: Settings{Terminal: "kendari-setda-01"}, SignerCert: signer, Format: api.FormatPAdES,
+		Visible: &api.Visible{Mark: api.MarkParaf, Initials: "SR", Anchor: &api.Anchor{Text: "^", Offset: []float64{0, -6}}}, Files: []string{a}}
+	j, err := BuildJob(o, time.Now())
+	if err != nil || j.V != api.VersionMarks || j.Documents[0].Visible.Anchor.Text != "^" {
+		t.Fatalf("paraf: %+v, %v", j, err)
+	}
+	o.Visible, o.Jabatan, o.Certify = &api.Visible{Mark: api.MarkTTD}, "Kepala Dinas", true
+	if j, err = BuildJob(o, time.Now()); err != nil || j.V != api.VersionMarks || j.Signer.Jabatan != "Kepala Dinas" || !j.Documents[0].Certify {
+		t.Fatalf("certifying ttd: %+v, %v", j, err)
+	}
+	o.Visible, o.Jabatan, o.Certify = nil, "", false
+	if j, err = BuildJob(o, time.Now()); err != nil || j.V != api.Version {
+		t.Fatalf("plain: %+v, %v", j, err)
+	}
+	o.Format, o.Certify = api.FormatCMS, true
+	if _, err := BuildJob(o, time.Now()); err == nil || !strings.Contains(err.Error(), "certify needs format pades") {
+		t.Fatalf("certify a cms: %v", err)
+	}
+}

@@ -45,7 +45,7 @@ _tekenctl() {
     local flags=""
     case $command in
         keygen)   flags="--alg --out" ;;
-        dispatch) flags="$settings $dispatcher --terminal --signer --title --number --from --expires --format --page --rect --verify-url --invisible --wait --timeout" ;;
+        dispatch) flags="$settings $dispatcher --terminal --signer --title --number --from --expires --format --page --rect --verify-url --invisible --mark --initials --anchor --anchor-occurrence --anchor-offset --jabatan --certify --wait --timeout" ;;
         results)  flags="$settings $dispatcher --follow --json --out --overwrite --timeout --client-id --resync" ;;
         verify)   flags="--config --ca --tsa-ca --crl --sig --json --online" ;;
         fleet)    flags="$settings --json --watch --quiet --terminals --listen" ;;
