@@ -7,6 +7,7 @@ import (
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Appearance asks for a visible signature block.
@@ -19,7 +20,9 @@ type Appearance struct {
 	// MediaBox), Margin points from its edges.
 	Rect [4]float64
 	// Name and NIP are shown under the caption; empty means the
-	// certificate's Subject CN and serialNumber.
+	// certificate's Subject CN and serialNumber. A line with letters
+	// outside Latin-1 ("Nguyễn", "Muḥammad", a name in Jawi) is drawn in
+	// DejaVu Sans, embedded.
 	Name, NIP string
 	// VerifyURL, when set, is drawn as a QR code on the left of the block.
 	VerifyURL string
@@ -108,11 +111,52 @@ func FormatTime(t time.Time, loc *time.Location) string {
 	return fmt.Sprintf("%d %s %d %02d:%02d %s", t.Day(), bulan[t.Month()-1], t.Year(), t.Hour(), t.Minute(), zone)
 }
 
-// appearanceStream draws the block in a form XObject of size w × h.
+// block is a drawn signature block: its content stream and the
+// embedded fonts it needs beside the standard ones.
+type block struct {
+	content []byte
+	fonts   []*embeddedFont
+}
+
+// drawBlock draws the block in a form XObject of size w × h. A line with
+// characters outside Latin-1 that DejaVu Sans has is drawn in that font,
+// embedded as a subset; other lines keep Helvetica, which needs no
+// embedding and keeps the common block as small as it was.
+func drawBlock(w, h float64, a Appearance, cert *x509.Certificate, when string) (*block, error) {
+	return draw(w, h, a, cert, when, true)
+}
+
+// appearanceStream draws the block with the standard 14 fonts only, the
+// ones appearanceResources names: characters outside Latin-1 become '?'.
 func appearanceStream(w, h float64, a Appearance, cert *x509.Certificate, when string) ([]byte, error) {
-	name, nip := a.Name, a.NIP
-	if name == "" {
-		name = cert.Subject.CommonName
+	b, err := draw(w, h, a, cert, when, false)
+	if err != nil {
+		return nil, err
+	}
+	return b.content, nil
+}
+
+// put writes the block as a form XObject of size w × h with the fonts it
+// uses and returns a reference to it, for the widget's /AP /N.
+func (bl *block) put(u *update, w, h float64) ref {
+	num := u.alloc()
+	res := appearanceResources()
+	fonts := res["Font"].(dict)
+	for _, f := range bl.fonts {
+		fonts[f.res] = f.put(u)
+	}
+	u.putStream(num, dict{
+		"Type": name("XObject"), "Subtype": name("Form"),
+		"BBox":      array{0.0, 0.0, w, h},
+		"Resources": res,
+	}, bl.content)
+	return ref{num, 0}
+}
+
+func draw(w, h float64, a Appearance, cert *x509.Certificate, when string, embed bool) (*block, error) {
+	who, nip := a.Name, a.NIP
+	if who == "" {
+		who = cert.Subject.CommonName
 	}
 	if nip == "" {
 		nip = cert.Subject.SerialNumber
@@ -139,7 +183,7 @@ func appearanceStream(w, h float64, a Appearance, cert *x509.Certificate, when s
 		text string
 	}{
 		{"F1", 7, Caption},
-		{"F2", 9, name},
+		{"F2", 9, who},
 		{"F1", 8, "NIP. " + nip},
 		{"F1", 7, when},
 	}
@@ -148,19 +192,74 @@ func appearanceStream(w, h float64, a Appearance, cert *x509.Certificate, when s
 	}
 	avail := w - textX - pad
 	step := (h - 2*pad) / float64(len(lines))
+	bl := &block{}
+	embedded := map[bool]*embeddedFont{}
 	b.WriteString("BT 0 g\n")
 	for i, l := range lines {
-		text := winAnsi(l.text)
+		// Composed, "Nguyễn" is the letters the font has; decomposed it
+		// would be base letters and marks.
+		text := norm.NFC.String(l.text)
+		bold := l.font == "F2"
+		font, show, tw := name(l.font), "", 0.0
+		if ef, gs, err := embeddedFor(embed, bold, text, embedded); err != nil {
+			return nil, err
+		} else if ef != nil {
+			if embedded[bold] == nil {
+				embedded[bold] = ef
+				bl.fonts = append(bl.fonts, ef)
+			}
+			font, show, tw = ef.res, ef.show(gs), ef.width(gs)/1000
+		} else {
+			enc := winAnsi(text)
+			show, tw = "("+escapeLiteral(enc)+")", textWidth(enc, bold)/1000
+		}
 		size := l.size
-		if tw := textWidth(text, l.font == "F2") / 1000; tw*size > avail && tw > 0 {
+		if tw*size > avail && tw > 0 {
 			size = max(3, avail/tw)
 		}
 		size = min(size, step*0.9)
 		y := h - pad - step*float64(i) - step*0.75
-		fmt.Fprintf(&b, "/%s %s Tf 1 0 0 1 %s %s Tm (%s) Tj\n", l.font, formatReal(size), formatReal(textX), formatReal(y), escapeLiteral(text))
+		fmt.Fprintf(&b, "/%s %s Tf 1 0 0 1 %s %s Tm %s Tj\n", font, formatReal(size), formatReal(textX), formatReal(y), show)
 	}
 	b.WriteString("ET\n")
-	return b.Bytes(), nil
+	bl.content = b.Bytes()
+	return bl, nil
+}
+
+// embeddedFor returns the embedded font, the one of the block already in
+// use if any, and the glyphs for a line that needs it: one with
+// characters outside Latin-1 the font has. It returns nil for a line the
+// standard fonts draw as well.
+func embeddedFor(embed, bold bool, text string, in map[bool]*embeddedFont) (*embeddedFont, []shapedGlyph, error) {
+	if !embed || !beyondLatin1(text) {
+		return nil, nil, nil
+	}
+	ef := in[bold]
+	if ef == nil {
+		load, res := sansFont, name("F3")
+		if bold {
+			load, res = boldFont, "F4"
+		}
+		f, err := load()
+		if err != nil {
+			return nil, nil, err
+		}
+		ef = newEmbeddedFont(f, res)
+	}
+	gs, covered := shape(ef.f, text)
+	if covered == 0 {
+		return nil, nil, nil
+	}
+	return ef, gs, nil
+}
+
+func beyondLatin1(s string) bool {
+	for _, r := range s {
+		if r > 0xff {
+			return true
+		}
+	}
+	return false
 }
 
 // drawQR fills the dark modules as rectangles, one per horizontal run, in
@@ -198,7 +297,8 @@ func appearanceResources() dict {
 }
 
 // winAnsi maps text to WinAnsiEncoding bytes; Latin-1 letters keep their
-// code, anything else becomes '?'.
+// code, anything else becomes '?' (drawBlock draws such lines with an
+// embedded font instead, where it has the characters).
 func winAnsi(s string) []byte {
 	var out []byte
 	for _, r := range s {

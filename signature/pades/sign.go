@@ -220,12 +220,12 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 
 	pg := pages[0]
 	rect := [4]float64{}
-	var ap []byte
+	var blk *block
 	if a := opts.Visible; a != nil {
 		if _, pg, rect, err = place(pages, *a); err != nil {
 			return nil, err
 		}
-		if ap, err = appearanceStream(rect[2]-rect[0], rect[3]-rect[1], *a, cert, FormatTime(when, loc)); err != nil {
+		if blk, err = drawBlock(rect[2]-rect[0], rect[3]-rect[1], *a, cert, FormatTime(when, loc)); err != nil {
 			return nil, err
 		}
 	}
@@ -252,14 +252,8 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 		"F":    int64(132),
 		"Rect": array{rect[0], rect[1], rect[2], rect[3]},
 	}
-	if ap != nil {
-		apNum := u.alloc()
-		u.putStream(apNum, dict{
-			"Type": name("XObject"), "Subtype": name("Form"),
-			"BBox":      array{0.0, 0.0, rect[2] - rect[0], rect[3] - rect[1]},
-			"Resources": appearanceResources(),
-		}, ap)
-		widget["AP"] = dict{"N": ref{apNum, 0}}
+	if blk != nil {
+		widget["AP"] = dict{"N": blk.put(u, rect[2]-rect[0], rect[3]-rect[1])}
 	}
 	if err := u.addField(rootRef, cat, pg, widgetNum, widget); err != nil {
 		return nil, err
