@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"crypto/x509"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	qrcode "github.com/skip2/go-qrcode"
 	"golang.org/x/text/unicode/norm"
@@ -26,6 +29,13 @@ type Appearance struct {
 	Name, NIP string
 	// VerifyURL, when set, is drawn as a QR code on the left of the block.
 	VerifyURL string
+	// Jabatan, the signer's position, is written under the name.
+	Jabatan string
+	// Paraf draws the small block of one who drafted or checked the
+	// letter: Initials (or the name's initials) and the date, instead of
+	// the full block.
+	Paraf    bool
+	Initials string
 }
 
 // Size of the default block and its distance from the page edges, in
@@ -34,6 +44,9 @@ const (
 	DefaultWidth  = 240.0
 	DefaultHeight = 80.0
 	Margin        = 36.0
+	// A paraf's default block: initials and a date.
+	ParafWidth  = 110.0
+	ParafHeight = 36.0
 )
 
 // Caption is the first line of the visible block.
@@ -83,9 +96,13 @@ func blockRect(pg page, a Appearance) [4]float64 {
 		return r
 	}
 	mb := pg.box
+	dw, dh := DefaultWidth, DefaultHeight
+	if a.Paraf {
+		dw, dh = ParafWidth, ParafHeight
+	}
 	// A page smaller than the block plus margins gets a smaller block.
-	w := min(DefaultWidth, mb[2]-mb[0]-2*Margin)
-	h := min(DefaultHeight, mb[3]-mb[1]-2*Margin)
+	w := min(dw, mb[2]-mb[0]-2*Margin)
+	h := min(dh, mb[3]-mb[1]-2*Margin)
 	m := Margin
 	if w < 20 || h < 10 {
 		w, h, m = mb[2]-mb[0], mb[3]-mb[1], 0
@@ -177,18 +194,25 @@ func draw(w, h float64, a Appearance, cert *x509.Certificate, when string, embed
 		drawQR(&b, bm, 0.5, (h-side)/2, side)
 		textX = side
 	}
-	lines := []struct {
+	type line struct {
 		font string
 		size float64
 		text string
-	}{
-		{"F1", 7, Caption},
-		{"F2", 9, who},
-		{"F1", 8, "NIP. " + nip},
-		{"F1", 7, when},
 	}
-	if nip == "" {
-		lines[2].text = ""
+	lines := []line{{"F1", 7, Caption}, {"F2", 9, who}}
+	if a.Jabatan != "" {
+		lines = append(lines, line{"F1", 7, a.Jabatan})
+	}
+	if nip != "" {
+		lines = append(lines, line{"F1", 8, "NIP. " + nip})
+	}
+	lines = append(lines, line{"F1", 7, when})
+	if a.Paraf {
+		mark := a.Initials
+		if mark == "" {
+			mark = initialsOf(who)
+		}
+		lines = []line{{"F1", 6, "Paraf"}, {"F2", 11, mark}, {"F1", 6, when}}
 	}
 	avail := w - textX - pad
 	step := (h - 2*pad) / float64(len(lines))
@@ -321,4 +345,25 @@ func escapeLiteral(b []byte) string {
 		out.WriteByte(c)
 	}
 	return out.String()
+}
+
+// initialsOf is the initials of a name as a paraf shows them: the first
+// letter of each word that starts with a letter, titles and degrees
+// ("Dr.", "M.Si.", "S.H.") left out.
+func initialsOf(name string) string {
+	var out []rune
+	for _, w := range strings.Fields(name) {
+		if strings.HasSuffix(w, ".") || strings.HasSuffix(w, ",") && strings.Contains(w, ".") {
+			continue // a title or degree
+		}
+		w = strings.TrimSuffix(w, ",")
+		r, _ := utf8.DecodeRuneInString(w)
+		if unicode.IsLetter(r) {
+			out = append(out, unicode.ToUpper(r))
+		}
+	}
+	if len(out) == 0 {
+		return name
+	}
+	return string(out)
 }
