@@ -11,7 +11,7 @@ _tekenctl() {
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     fi
 
-    local commands="audit completion demo dispatch doctor fleet help keygen results token verify version"
+    local commands="audit completion demo dispatch doctor fleet help keygen results route token verify version"
     local common="--help --verbose -v"
     local settings="--config --broker --ca --cert --key --root --username"
     local dispatcher="--dispatcher-key --max-message-bytes"
@@ -28,7 +28,7 @@ _tekenctl() {
     local command=${words[at]}
 
     case $prev in
-        --out|--db|--signer|--config|--ca|--cert|--key|--dispatcher-key|--sig|--tekend|--tsa-ca|--crl|--profile|--pin-file|--new-pin-file|--new-puk-file)
+        --out|--db|--ledger|--pdf|--signer|--config|--ca|--cert|--key|--dispatcher-key|--sig|--tekend|--tsa-ca|--crl|--profile|--pin-file|--new-pin-file|--new-puk-file)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --state|--dir|--out-dir)
             COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -49,6 +49,7 @@ _tekenctl() {
         results)  flags="$settings $dispatcher --follow --json --out --overwrite --timeout --client-id --resync" ;;
         verify)   flags="--config --ca --tsa-ca --crl --sig --json --online" ;;
         fleet)    flags="$settings --json --watch --quiet --terminals --listen" ;;
+        route)    flags="--ledger --json --pdf" ;;
         audit)
             if [[ $cword -eq $((at + 1)) && $cur != -* ]]; then
                 COMPREPLY=($(compgen -W "export verify" -- "$cur")); return

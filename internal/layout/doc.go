@@ -35,13 +35,16 @@
 //     Also (5c) daemon/... (the terminal) and gateway/... (the central
 //     side as a service) never import each other, and gateway/... never
 //     imports cmd/...: they meet only on the wire.
-//  7. cmd/... imports only daemon/..., gateway/..., internal/..., validation and the
+//  7. cmd/... imports only daemon/..., gateway/..., internal/..., validation, route and the
 //     leaves, never another binary nor packaging.
 //  8. Nothing outside examples/... imports it: the examples are what an
 //     integrator reads (Python, shell), checked by their own test files.
 //  9. validation, the report of a signature that tekenctl verify prints and
 //     a Go central system imports, imports only api and signature/...: a
 //     central system gets no terminal code with it.
+//  10. route, the central side's library that carries a letter through its
+//     paraf and ttd, imports only api and transport: a central system gets
+//     no terminal code with it.
 //
 // Rules 1 to 3 hold for test files too unless stated otherwise; the few
 // exceptions the tree needs today are listed, each with its reason, in the
