@@ -115,7 +115,7 @@ func docTimestampUpdate(d *document) (out []byte, br int, contents [2]int, err e
 		"F":    int64(132),
 		"Rect": array{0.0, 0.0, 0.0, 0.0},
 	}
-	if err := u.addField(rootRef, cat, pg, widgetNum, widget); err != nil {
+	if err := u.addField(rootRef, cat, pg, widgetNum, widget, ref{}); err != nil {
 		return nil, 0, [2]int{}, err
 	}
 	if d.bud.err != nil {

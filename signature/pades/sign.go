@@ -33,6 +33,13 @@ type Options struct {
 	Reason, ContactInfo string
 	// Visible, when set, draws a signature block on a page.
 	Visible *Appearance
+	// Certify makes the signature lock the document against every change
+	// but form filling and further signatures (permission 2): the
+	// document's certification (DocMDP, ISO 32000-1 §12.8.2.2) when it is
+	// the first signature, else, as a certification may only be the
+	// first, a signature whose field locks the document (/Lock with /P,
+	// ISO 32000-2 §12.7.5.5, and a FieldMDP reference).
+	Certify bool
 	// TSA, when set, asks for an RFC 3161 timestamp (PAdES B-T): Sign
 	// reserves room for the token in /Contents but does not call the
 	// authority; Timestamp does, later, without the signer. Sign reads
@@ -140,6 +147,9 @@ func open(pdf []byte, bud *budget) (d *document, pages []page, rootRef ref, cat 
 	if rootRef, cat, err = d.catalog(); err != nil {
 		return nil, nil, ref{}, nil, err
 	}
+	if err := d.checkFieldLocks(cat); err != nil {
+		return nil, nil, ref{}, nil, err
+	}
 	if err := d.checkLocked(cat); err != nil {
 		return nil, nil, ref{}, nil, err
 	}
@@ -181,6 +191,36 @@ func (d *document) checkLocked(cat dict) error {
 			return err
 		}
 		if p, ok := params["P"].(int64); ok && p == 1 {
+			return ErrLocked
+		}
+	}
+	return nil
+}
+
+// checkFieldLocks refuses a document one of whose signed fields locks it
+// against any change (/Lock with /P 1, ISO 32000-2 §12.7.5.5).
+func (d *document) checkFieldLocks(cat dict) error {
+	if cat["AcroForm"] == nil {
+		return nil
+	}
+	acro, err := d.dictOf(cat["AcroForm"], "AcroForm")
+	if err != nil {
+		return err
+	}
+	fields, err := d.arrayOf(acro["Fields"], "AcroForm /Fields")
+	if err != nil {
+		return err
+	}
+	for _, f := range fields {
+		fd, err := d.dictOf(f, "field")
+		if err != nil || fd["FT"] != name("Sig") || fd["V"] == nil || fd["Lock"] == nil {
+			continue
+		}
+		lock, err := d.dictOf(fd["Lock"], "signature field /Lock")
+		if err != nil {
+			return err
+		}
+		if p, ok := lock["P"].(int64); ok && p == 1 {
 			return ErrLocked
 		}
 	}
@@ -243,7 +283,18 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 		// it, and the signature covers those (ISO 32000-1 §12.8.1).
 		reserve += reserveTSA
 	}
-	br, contents := u.putSignature(sigNum, when.In(loc), opts, reserve)
+	lock := lockNone
+	if opts.Certify {
+		signed, err := d.signedFields(cat)
+		if err != nil {
+			return nil, err
+		}
+		lock = lockByCertification
+		if signed > 0 {
+			lock = lockByField
+		}
+	}
+	br, contents := u.putSignature(sigNum, when.In(loc), opts, reserve, lock)
 
 	widget := dict{
 		"Type": name("Annot"), "Subtype": name("Widget"), "FT": name("Sig"),
@@ -255,7 +306,14 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 	if blk != nil {
 		widget["AP"] = dict{"N": blk.put(u, rect[2]-rect[0], rect[3]-rect[1])}
 	}
-	if err := u.addField(rootRef, cat, pg, widgetNum, widget); err != nil {
+	var certification ref
+	switch lock {
+	case lockByCertification:
+		certification = ref{sigNum, 0}
+	case lockByField:
+		widget["Lock"] = dict{"Type": name("SigFieldLock"), "Action": name("All"), "P": int64(lockPermission)}
+	}
+	if err := u.addField(rootRef, cat, pg, widgetNum, widget, certification); err != nil {
 		return nil, err
 	}
 	if d.bud.err != nil {
@@ -286,7 +344,7 @@ func Sign(ctx context.Context, pdf []byte, signer crypto.Signer, cert *x509.Cert
 // putSignature writes the signature dictionary (§12.8.1, EN 319 142-1
 // §5.3) with placeholders; it returns the offset of the /ByteRange array
 // and the offsets of the /Contents hex string's '<' and just past its '>'.
-func (u *update) putSignature(num int, when time.Time, opts Options, reserve int) (int, [2]int) {
+func (u *update) putSignature(num int, when time.Time, opts Options, reserve int, lock lockKind) (int, [2]int) {
 	u.begin(num, 0)
 	b := &u.buf
 	b.WriteString("<</Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached\n")
@@ -306,10 +364,56 @@ func (u *update) putSignature(num int, when time.Time, opts Options, reserve int
 		writeObj(b, pdfString(utf16BE(opts.ContactInfo)))
 		b.WriteByte('\n')
 	}
+	switch lock {
+	case lockByCertification:
+		fmt.Fprintf(b, "/Reference [<</Type /SigRef /TransformMethod /DocMDP /TransformParams <</Type /TransformParams /P %d /V /1.2>>>>]\n", lockPermission)
+	case lockByField:
+		fmt.Fprintf(b, "/Reference [<</Type /SigRef /TransformMethod /FieldMDP /TransformParams <</Type /TransformParams /Action /All /P %d /V /1.2>>>>]\n", lockPermission)
+	}
 	br, contents := u.placeholders(reserve)
 	b.WriteString(">>")
 	u.end()
 	return br, contents
+}
+
+// lockKind is how a certifying signature locks the document.
+type lockKind int
+
+const (
+	lockNone            lockKind = iota
+	lockByCertification          // the first signature: DocMDP, /Perms in the catalog
+	lockByField                  // a later one: its field's /Lock with /P
+)
+
+// lockPermission is what a locked document still allows: form filling
+// and signatures (ISO 32000-1 table 254, P 2).
+const lockPermission = 2
+
+// signedFields counts the signature fields of the document that hold a
+// signature.
+func (d *document) signedFields(cat dict) (int, error) {
+	if cat["AcroForm"] == nil {
+		return 0, nil
+	}
+	acro, err := d.dictOf(cat["AcroForm"], "AcroForm")
+	if err != nil {
+		return 0, err
+	}
+	fields, err := d.arrayOf(acro["Fields"], "AcroForm /Fields")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range fields {
+		fd, err := d.dictOf(f, "field")
+		if err != nil {
+			return 0, err
+		}
+		if fd["FT"] == name("Sig") && fd["V"] != nil {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // placeholders writes /ByteRange and /Contents with room for reserve
@@ -354,7 +458,10 @@ func utf16BE(s string) []byte {
 // addField writes the widget, the page with the widget in /Annots, and
 // the AcroForm with the field in /Fields and SigFlags 3 (§12.7.2:
 // SignaturesExist | AppendOnly).
-func (u *update) addField(rootRef ref, cat dict, pg page, widgetNum int, widget dict) error {
+// addField adds the signature's field and widget to the page and the
+// AcroForm; certification, when set, is the signature dictionary the
+// catalog's /Perms names as the document's certification.
+func (u *update) addField(rootRef ref, cat dict, pg page, widgetNum int, widget dict, certification ref) error {
 	d := u.d
 	acroRef, acroIndirect := cat["AcroForm"].(ref)
 	if pg.ref == rootRef || (acroIndirect && (acroRef == rootRef || acroRef == pg.ref)) {
@@ -401,12 +508,26 @@ func (u *update) addField(rootRef ref, cat dict, pg page, widgetNum int, widget 
 	}
 	na["Fields"] = append(append(array{}, fields...), ref{widgetNum, 0})
 	na["SigFlags"] = int64(3)
+	nc := clone(cat)
 	if acroIndirect {
 		u.put(acroRef.num, acroRef.gen, na)
-		return nil
+	} else {
+		nc["AcroForm"] = na
 	}
-	nc := clone(cat)
-	nc["AcroForm"] = na
-	u.put(rootRef.num, rootRef.gen, nc)
+	if certification.num != 0 {
+		perms := dict{}
+		if cat["Perms"] != nil {
+			old, err := d.dictOf(cat["Perms"], "catalog /Perms")
+			if err != nil {
+				return err
+			}
+			perms = clone(old)
+		}
+		perms["DocMDP"] = certification
+		nc["Perms"] = perms
+	}
+	if !acroIndirect || certification.num != 0 {
+		u.put(rootRef.num, rootRef.gen, nc)
+	}
 	return nil
 }
