@@ -94,7 +94,8 @@ func (c Connection) options() *paho.ClientOptions {
 		// anything is found this way, after KeepAlive plus this.
 		SetPingTimeout(c.answerTimeout()).
 		SetConnectTimeout(connectTimeout).
-		SetWriteTimeout(writeTimeout)
+		SetWriteTimeout(writeTimeout).
+		SetStore(newCopyingStore())
 	for _, b := range c.Brokers {
 		o.AddBroker(b)
 	}
