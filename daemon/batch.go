@@ -168,7 +168,7 @@ func (f *flow) signJob(ctx context.Context, b *batch, head queue.Job) (*signedJo
 			return nil, err
 		}
 		b.signatures++
-		sd, err := f.signer.signDocument(ctx, b.card, b.cert, doc, f.now())
+		sd, err := f.signer.signDocument(ctx, b.card, b.cert, doc, job.Signer.Jabatan, f.now())
 		if err != nil {
 			f.abandon(j.ID, err)
 			return nil, err

@@ -364,10 +364,14 @@ func inspectJob(job *api.Job, b pdfBudget) inspection {
 		if jobBound {
 			lim.MaxDecompressedBytes = max(left, 1)
 		}
-		got, err := pades.Inspect(doc.Content, appearance(doc), lim)
+		a, err := appearance(doc, job.Signer.Jabatan, lim)
+		var got *pades.Inspection
+		if err == nil {
+			got, err = pades.Inspect(doc.Content, a, lim)
+		}
 		if err != nil {
 			switch {
-			case doc.Visible != nil && (errors.Is(err, pades.ErrPage) || errors.Is(err, pades.ErrPlacement)):
+			case doc.Visible != nil && (errors.Is(err, pades.ErrPage) || errors.Is(err, pades.ErrPlacement) || errors.Is(err, pades.ErrAnchorNotFound)):
 				in.refusal = fmt.Errorf("document %s: visible: %w", doc.ID, err)
 				return in
 			case jobBound && errors.Is(err, pades.ErrTooComplex):

@@ -158,12 +158,10 @@ func (l latestStatus) offer(st api.Status) {
 // status is the terminal's health for the retained status message: the
 // same facts as /readyz and the metrics. LastError names a part that is
 // down now, else the last error seen.
-// jobVersions are the versions of the Job tekend takes: v 1. The Job of
-// v 2 asks for marks, anchors and certification the signing flow does
-// not draw yet, so its verifier leaves api.Verifier.Marks unset and
-// refuses a v 2 job as unsupported_version rather than sign it otherwise
-// than asked.
-var jobVersions = []int{api.Version}
+// jobVersions are the versions of the Job tekend takes, as its status
+// says them: v 1, and v 2 with its marks, anchors, jabatan and lock
+// (trust.go sets api.Verifier.Marks).
+var jobVersions = []int{api.Version, api.VersionMarks}
 
 func (d *Daemon) status() api.Status {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

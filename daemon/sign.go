@@ -62,7 +62,7 @@ type signedDoc struct {
 // document — reading the slot's key and making the signature — and not the
 // rest (hashing, building the CMS or PDF, checking), so a slow token or
 // reader shows there; a timestamp authority is not even asked here.
-func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certificate, doc api.Document, now time.Time) (signedDoc, error) {
+func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certificate, doc api.Document, jabatan string, now time.Time) (signedDoc, error) {
 	m := d.metrics
 	var onCard time.Duration
 	defer func() { m.cardSign.Observe(onCard.Seconds()) }()
@@ -114,7 +114,10 @@ func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certifi
 	case api.FormatPAdES:
 		// With a TSA configured, pades.Sign only reserves the room: the
 		// timestamp is fetched after the card session.
-		opts := d.padesOptions(doc, h, now)
+		opts, err := d.padesOptions(doc, jabatan, h, now)
+		if err != nil {
+			return signedDoc{}, fmt.Errorf("place the block of PDF %s: %w", doc.ID, err)
+		}
 		signed, err := pades.Sign(ctx, content, signer, cert, opts)
 		if err != nil {
 			return signedDoc{}, fmt.Errorf("sign PDF %s: %w", doc.ID, err)
@@ -153,24 +156,53 @@ func documentDigest(doc api.Document, h crypto.Hash) ([]byte, error) {
 }
 
 // padesOptions asks for the job's visible block, dated in the terminal's
-// time zone, and, when a TSA is configured, room for its timestamp.
-func (d *docSigner) padesOptions(doc api.Document, h crypto.Hash, now time.Time) pades.Options {
-	o := pades.Options{Hash: h, Time: now, Location: d.location, Visible: appearance(doc), Limits: d.limits}
+// time zone, the lock a certifying ttd puts on the document, and, when a
+// TSA is configured, room for its timestamp.
+func (d *docSigner) padesOptions(doc api.Document, jabatan string, h crypto.Hash, now time.Time) (pades.Options, error) {
+	a, err := appearance(doc, jabatan, d.limits)
+	if err != nil {
+		return pades.Options{}, err
+	}
+	o := pades.Options{Hash: h, Time: now, Location: d.location, Visible: a, Limits: d.limits, Certify: doc.Certify}
 	if parts := d.ltv(); parts.wants(api.FormatPAdES, api.LevelBT) && parts.tsa != nil {
 		o.TSA = &pades.TSAOptions{Client: parts.tsa}
 	}
-	return o
+	return o, nil
 }
 
-// appearance is the visible block a pades document asks for, or nil.
-func appearance(doc api.Document) *pades.Appearance {
+// appearance is the visible block a pades document asks for, or nil: a
+// ttd with the signer's jabatan, or a paraf; placed by page and rect, or
+// at the anchor text found in the document (pades.ErrAnchorNotFound when
+// it is not there).
+func appearance(doc api.Document, jabatan string, lim pades.Limits) (*pades.Appearance, error) {
 	v := doc.Visible
 	if v == nil {
-		return nil
+		return nil, nil
 	}
-	a := &pades.Appearance{Page: v.Page, VerifyURL: v.VerifyURL}
+	a := &pades.Appearance{Page: v.Page, VerifyURL: v.VerifyURL, Jabatan: jabatan,
+		Paraf: v.Mark == api.MarkParaf, Initials: v.Initials}
 	if len(v.Rect) == 4 {
 		copy(a.Rect[:], v.Rect)
 	}
-	return a
+	if an := v.Anchor; an != nil {
+		found, err := pades.FindAnchor(doc.Content, pades.Anchor{Text: an.Text, Occurrence: an.Occurrence, Page: v.Page}, lim)
+		if err != nil {
+			return nil, err
+		}
+		w, h := pades.DefaultWidth, pades.DefaultHeight
+		if a.Paraf {
+			w, h = pades.ParafWidth, pades.ParafHeight
+		}
+		if len(an.Size) == 2 {
+			w, h = an.Size[0], an.Size[1]
+		}
+		// The block's lower left corner at the anchor text's, moved by
+		// the offset.
+		x, y := found.Rect[0], found.Rect[1]
+		if len(an.Offset) == 2 {
+			x, y = x+an.Offset[0], y+an.Offset[1]
+		}
+		a.Page, a.Rect = found.Page, [4]float64{x, y, x + w, y + h}
+	}
+	return a, nil
 }

@@ -41,6 +41,10 @@ func loadTrust(cfg Config, now func() time.Time) (trust, error) {
 		Keys: set, Terminal: cfg.TerminalID, Now: now,
 		Skew: time.Duration(cfg.Dispatcher.ClockSkew), MaxContentBytes: cfg.Dispatcher.MaxJobBytes,
 		AllowHashOnly: cfg.Dispatcher.AllowHashOnly,
+		// The Job of v 2: paraf and ttd marks, anchors, the jabatan and
+		// the last signer's lock are drawn and placed by the signing flow
+		// (sign.go appearance, padesOptions).
+		Marks: true,
 	}, signerRoots: roots, signerCAs: cas, tokens: tokenRulesOf(cfg.Token, attestRoots)}, nil
 }
 

@@ -495,32 +495,15 @@ func journey(states []string) string {
 	return strings.Join(slices.DeleteFunc(slices.Clone(states), func(s string) bool { return s == "sent" }), ",")
 }
 
-// A letter that needs the Job of v 2 (here a jabatan) is refused at
-// submission for a terminal whose status says it takes v 1 only, rather
-// than sent to be refused there.
-func TestLetterOfVersion2ForATerminalOfVersion1(t *testing.T) {
+// A letter that needs the Job of v 2 (here a jabatan) goes to a terminal
+// whose status lists version 2 as a job of v 2, and the terminal stores
+// it (buildJob's refusal for a terminal of v 1 only: TestVersion2NeedsATerminalThatTakesIt).
+func TestLetterOfVersion2(t *testing.T) {
 	r := newRig(t)
 	body := `{"terminal":"kendari-setda-01","signer":{"nip":"198703152010012003","jabatan":"Sekretaris Daerah"},"title":"Surat","number":"800/2/2026","sender":"Setda","documents":[{"id":"surat","media_type":"text/plain","content":"aXNpIHN1cmF0"}]}`
-	if err := testenv.WaitFor(context.Background(), time.Minute, func() error {
-		var out struct {
-			Error struct {
-				Code string `json:"code"`
-			} `json:"error"`
-		}
-		status, raw := r.call("POST", "/v1/letters", r.key, strings.NewReader(body), "application/json", nil, &out)
-		switch {
-		case status == http.StatusUnprocessableEntity && out.Error.Code == "version_unsupported":
-			return nil
-		case status == http.StatusCreated:
-			// The terminal's status had not come yet: the letter went,
-			// and the terminal refuses it itself.
-			var l gateway.LetterView
-			_ = json.Unmarshal(raw, &l)
-			waitState(t, r, l.ID, "refused")
-			return fmt.Errorf("no status of the terminal yet")
-		}
-		return testenv.Permanent(fmt.Errorf("%d %s", status, raw))
-	}); err != nil {
-		t.Fatal(err)
+	var l gateway.LetterView
+	if status, raw := r.call("POST", "/v1/letters", r.key, strings.NewReader(body), "application/json", nil, &l); status != http.StatusCreated || l.Signer.Jabatan != "Sekretaris Daerah" {
+		t.Fatalf("submit: %d %s", status, raw)
 	}
+	waitState(t, r, l.ID, "stored")
 }

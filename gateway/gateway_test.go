@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tekenid/teken/api"
 )
 
 func TestCataloguesHaveTheSameCodes(t *testing.T) {
@@ -78,5 +80,30 @@ func TestConfigValidation(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestVersion2NeedsATerminalThatTakesIt(t *testing.T) {
+	g := &Gateway{cfg: DefaultConfig(), signers: map[string]signer{}}
+	cl := &client{id: "c", terminals: []string{"*"}}
+	req := &SubmitRequest{Terminal: "kendari-setda-01", Signer: SubmitSigner{CertSHA256: strings.Repeat("ab", 32), Jabatan: "Sekretaris Daerah"},
+		Title: "t", Number: "n", Sender: "s", Documents: []SubmitDocument{{ID: "a", MediaType: "text/plain", Content: []byte("x")}}}
+	now := time.Now().UTC()
+	// No status yet: it goes, and the terminal answers for itself.
+	if j, aerr := g.buildJob(cl, req, now); aerr != nil || j.V != 2 {
+		t.Fatalf("unknown terminal: %+v %v", j, aerr)
+	}
+	g.fleet.update(&api.Status{V: 1, Terminal: "kendari-setda-01", State: api.StateOnline, Versions: []int{1}}, now)
+	if _, aerr := g.buildJob(cl, req, now); aerr == nil || aerr.code != "version_unsupported" {
+		t.Fatalf("a terminal of v 1 only: %v, want version_unsupported", aerr)
+	}
+	g.fleet.update(&api.Status{V: 1, Terminal: "kendari-setda-01", State: api.StateOnline, Versions: []int{1, 2}}, now)
+	if j, aerr := g.buildJob(cl, req, now); aerr != nil || j.V != 2 {
+		t.Fatalf("a terminal of v 2: %+v %v", j, aerr)
+	}
+	req.Signer.Jabatan = ""
+	g.fleet.update(&api.Status{V: 1, Terminal: "kendari-setda-01", State: api.StateOnline}, now)
+	if j, aerr := g.buildJob(cl, req, now); aerr != nil || j.V != 1 {
+		t.Fatalf("a plain letter: %+v %v", j, aerr)
 	}
 }

@@ -327,6 +327,29 @@ func (tm *Terminal) DispatchDocs(signer *Official, title, number string, docs ..
 	return j
 }
 
+// DispatchJob publishes j, its id, terminal and window filled in where
+// empty, and waits for the receipt status want.
+func (tm *Terminal) DispatchJob(j *api.Job, want api.ReceiptStatus) *api.Job {
+	tm.t.Helper()
+	now := time.Now().UTC().Truncate(time.Second)
+	if j.JobID == "" {
+		j.JobID = api.NewJobID()
+	}
+	if j.Terminal == "" {
+		j.Terminal = tm.ID
+	}
+	if j.IssuedAt.IsZero() {
+		j.IssuedAt, j.ExpiresAt = now, now.Add(24*time.Hour)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tm.Central.Publish(ctx, j); err != nil {
+		tm.t.Fatalf("publish job: %v", err)
+	}
+	tm.AwaitReceipt(j.JobID, want)
+	return j
+}
+
 // AwaitReceipt waits for a receipt of one job; receipts of others (a Sync
 // may make the central side publish a job again) are passed over.
 func (tm *Terminal) AwaitReceipt(jobID string, status api.ReceiptStatus) {
