@@ -90,6 +90,7 @@ bench: deps
 	$(BENCH_GO) -bench BenchmarkTekendBacklogMemory -benchtime 1x ./internal/soak/
 	$(BENCH_GO) -bench BenchmarkFleet -benchtime 1x ./internal/soak/
 	$(BENCH_GO) -bench BenchmarkOfflineWeek -benchtime 1x ./internal/soak/
+	$(BENCH_GO) -bench BenchmarkGateway -benchtime 1x ./gateway/
 
 # bench-intake: 10,000 signed jobs replayed by mosquitto_pub -l into a real
 # tekend process, timed to the last stored receipt, beside the raw QoS 1
