@@ -8,8 +8,10 @@
 #   KEY.pem       dispatcher private key, PKCS#8 PEM: EC P-256 (ES256) or Ed25519 (EdDSA)
 #                 e.g. openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem
 #   PAYLOAD.json  the message JSON (see api/schema/job.schema.json), used byte for byte
-#   TYP           teken-job+jws (default), teken-cancel+jws, teken-result-ack+jws
-#                 or teken-sync-request+jws
+#   TYP           teken-job+jws (default), teken-cancel+jws, teken-result-ack+jws,
+#                 teken-result-acks+jws (edition 4: many results at once) or
+#                 teken-sync-request+jws (edition 2); a job of v 2 (paraf, anchor,
+#                 jabatan, certify) is teken-job+jws too, with "v":2 in its payload
 #
 # The kid is the RFC 7638 JWK thumbprint of the public key, as the terminal
 # derives it from its trusted-keys file.
