@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/device"
 	"github.com/tekenid/teken/queue"
 )
@@ -162,13 +163,18 @@ func (f *flow) signJob(ctx context.Context, b *batch, head queue.Job) (*signedJo
 		return nil, fmt.Errorf("start signing %s: %w", j.ID, err)
 	}
 	docs := make([]signedDoc, 0, len(job.Documents))
-	for _, doc := range job.Documents {
+	meta := metaOf(j)
+	for i, doc := range job.Documents {
+		var placed *kiosk.Block // where intake put the block
+		if i < len(meta.Docs) {
+			placed = meta.Docs[i].Block
+		}
 		if err := b.beforeSignature(f.metrics); err != nil {
 			f.abandon(j.ID, err)
 			return nil, err
 		}
 		b.signatures++
-		sd, err := f.signer.signDocument(ctx, b.card, b.cert, doc, job.Signer.Jabatan, f.now())
+		sd, err := f.signer.signDocument(ctx, b.card, b.cert, doc, job.Signer.Jabatan, placed, f.now())
 		if err != nil {
 			f.abandon(j.ID, err)
 			return nil, err

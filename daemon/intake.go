@@ -364,7 +364,7 @@ func inspectJob(job *api.Job, b pdfBudget) inspection {
 		if jobBound {
 			lim.MaxDecompressedBytes = max(left, 1)
 		}
-		a, err := appearance(doc, job.Signer.Jabatan, lim)
+		a, err := appearance(doc, job.Signer.Jabatan, nil, lim)
 		var got *pades.Inspection
 		if err == nil {
 			got, err = pades.Inspect(doc.Content, a, lim)

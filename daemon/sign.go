@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
+	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/device"
 	"github.com/tekenid/teken/signature/cms"
 	"github.com/tekenid/teken/signature/pades"
@@ -62,7 +63,7 @@ type signedDoc struct {
 // document — reading the slot's key and making the signature — and not the
 // rest (hashing, building the CMS or PDF, checking), so a slow token or
 // reader shows there; a timestamp authority is not even asked here.
-func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certificate, doc api.Document, jabatan string, now time.Time) (signedDoc, error) {
+func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certificate, doc api.Document, jabatan string, placed *kiosk.Block, now time.Time) (signedDoc, error) {
 	m := d.metrics
 	var onCard time.Duration
 	defer func() { m.cardSign.Observe(onCard.Seconds()) }()
@@ -114,7 +115,7 @@ func (d *docSigner) signDocument(ctx context.Context, s card, cert *x509.Certifi
 	case api.FormatPAdES:
 		// With a TSA configured, pades.Sign only reserves the room: the
 		// timestamp is fetched after the card session.
-		opts, err := d.padesOptions(doc, jabatan, h, now)
+		opts, err := d.padesOptions(doc, jabatan, placed, h, now)
 		if err != nil {
 			return signedDoc{}, fmt.Errorf("place the block of PDF %s: %w", doc.ID, err)
 		}
@@ -158,8 +159,8 @@ func documentDigest(doc api.Document, h crypto.Hash) ([]byte, error) {
 // padesOptions asks for the job's visible block, dated in the terminal's
 // time zone, the lock a certifying ttd puts on the document, and, when a
 // TSA is configured, room for its timestamp.
-func (d *docSigner) padesOptions(doc api.Document, jabatan string, h crypto.Hash, now time.Time) (pades.Options, error) {
-	a, err := appearance(doc, jabatan, d.limits)
+func (d *docSigner) padesOptions(doc api.Document, jabatan string, placed *kiosk.Block, h crypto.Hash, now time.Time) (pades.Options, error) {
+	a, err := appearance(doc, jabatan, placed, d.limits)
 	if err != nil {
 		return pades.Options{}, err
 	}
@@ -173,8 +174,10 @@ func (d *docSigner) padesOptions(doc api.Document, jabatan string, h crypto.Hash
 // appearance is the visible block a pades document asks for, or nil: a
 // ttd with the signer's jabatan, or a paraf; placed by page and rect, or
 // at the anchor text found in the document (pades.ErrAnchorNotFound when
-// it is not there).
-func appearance(doc api.Document, jabatan string, lim pades.Limits) (*pades.Appearance, error) {
+// it is not there). placed, when set, is where intake found the anchor's
+// block: the document has not changed since, and the search is not paid
+// again while the token waits.
+func appearance(doc api.Document, jabatan string, placed *kiosk.Block, lim pades.Limits) (*pades.Appearance, error) {
 	v := doc.Visible
 	if v == nil {
 		return nil, nil
@@ -184,7 +187,9 @@ func appearance(doc api.Document, jabatan string, lim pades.Limits) (*pades.Appe
 	if len(v.Rect) == 4 {
 		copy(a.Rect[:], v.Rect)
 	}
-	if an := v.Anchor; an != nil {
+	if an := v.Anchor; an != nil && placed != nil {
+		a.Page, a.Rect = placed.Page, placed.Rect
+	} else if an != nil {
 		found, err := pades.FindAnchor(doc.Content, pades.Anchor{Text: an.Text, Occurrence: an.Occurrence, Page: v.Page}, lim)
 		if err != nil {
 			return nil, err

@@ -148,32 +148,9 @@ func newRig(t *testing.T) *rig {
 	ca := tekentest.NewSignerCA(t)
 	r.official = ca.NewOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 7001)
 
-	key, err := api.GenerateKey(api.AlgES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	pub, _ := api.MarshalPublicKeyPEM(key.Public())
-	priv, err := api.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := daemon.DefaultConfig()
-	cfg.TerminalID, cfg.DataDir = terminalID, filepath.Join(dir, "data")
-	cfg.Broker.URLs = []string{broker.URL}
-	cfg.Broker.MaxReconnectInterval = daemon.Duration(time.Second)
-	cfg.Dispatcher.KeyFiles = []string{write("dispatcher.pub", pub)}
-	cfg.Kiosk.Listen, cfg.Metrics.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Status.MinInterval = daemon.Duration(time.Second)
-	cfg.Token.RefuseDefaultPIN = false
-	cfg.Signing.SignerCAFiles = []string{ca.PEMPath}
-	r.kioskURL, _, _ = tekentest.RunTekend(t, cfg, &tekentest.SyncBuffer{})
+	write := fileWriter(t, dir)
+	var keyFile string
+	r.kioskURL, keyFile = startTerminal(t, dir, broker.URL, ca)
 
 	sink := httptest.NewServer(r.hooks)
 	t.Cleanup(sink.Close)
@@ -184,7 +161,7 @@ func newRig(t *testing.T) *rig {
 	gcfg.Store.Path = filepath.Join(dir, "gateway", "gateway.db")
 	gcfg.Broker.URLs = []string{broker.URL}
 	gcfg.Broker.ClientID = "gateway-test"
-	gcfg.DispatcherKeyFile = write("dispatcher.key", priv)
+	gcfg.DispatcherKeyFile = keyFile
 	gcfg.SignerCertFiles = []string{write("officials.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.official.Cert.Raw}))}
 	gcfg.SignerCAFiles = []string{ca.PEMPath}
 	gcfg.Webhook.MinBackoff = gateway.Duration{Duration: 100 * time.Millisecond}
@@ -506,4 +483,51 @@ func TestLetterOfVersion2(t *testing.T) {
 		t.Fatalf("submit: %d %s", status, raw)
 	}
 	waitState(t, r, l.ID, "stored")
+}
+
+// fileWriter writes test files into dir and returns their paths.
+func fileWriter(t *testing.T, dir string) func(name string, b []byte) string {
+	return func(name string, b []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+}
+
+// startTerminal makes a dispatcher key in dir and runs tekend in this
+// process, trusting that key and the officials of ca, on the broker at
+// brokerURL, configured by adjust; it returns the kiosk's URL and the
+// private key's file, for the gateway.
+func startTerminal(t *testing.T, dir, brokerURL string, ca *tekentest.SignerCA, adjust ...func(*daemon.Config)) (kioskURL, keyFile string) {
+	t.Helper()
+	key, err := api.GenerateKey(api.AlgES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := api.MarshalPublicKeyPEM(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := api.MarshalPrivateKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := fileWriter(t, dir)
+	cfg := daemon.DefaultConfig()
+	cfg.TerminalID, cfg.DataDir = terminalID, filepath.Join(dir, "data")
+	cfg.Broker.URLs = []string{brokerURL}
+	cfg.Broker.MaxReconnectInterval = daemon.Duration(time.Second)
+	cfg.Dispatcher.KeyFiles = []string{write("dispatcher.pub", pub)}
+	cfg.Kiosk.Listen, cfg.Metrics.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Status.MinInterval = daemon.Duration(time.Second)
+	cfg.Token.RefuseDefaultPIN = false
+	cfg.Signing.SignerCAFiles = []string{ca.PEMPath}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	kioskURL, _, _ = tekentest.RunTekend(t, cfg, &tekentest.SyncBuffer{})
+	return kioskURL, write("dispatcher.key", priv)
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -48,33 +47,13 @@ func TestTwoInstancesOneKilled(t *testing.T) {
 	}
 	ca := tekentest.NewSignerCA(t)
 	official := ca.NewOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 7002)
-	key, err := api.GenerateKey(api.AlgES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	pub, _ := api.MarshalPublicKeyPEM(key.Public())
-	priv, _ := api.MarshalPrivateKeyPEM(key)
-	cfg := daemon.DefaultConfig()
-	cfg.TerminalID, cfg.DataDir = terminalID, filepath.Join(dir, "data")
-	cfg.Broker.URLs = []string{broker.URL}
-	cfg.Broker.MaxReconnectInterval = daemon.Duration(time.Second)
-	// A result whose acknowledgement went with the killed instance goes
-	// out again soon.
-	cfg.Broker.ResultResendInitial = daemon.Duration(time.Second)
-	cfg.Broker.ResultResendMax = daemon.Duration(2 * time.Second)
-	cfg.Dispatcher.KeyFiles = []string{write("dispatcher.pub", pub)}
-	cfg.Kiosk.Listen, cfg.Metrics.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Status.MinInterval = daemon.Duration(time.Second)
-	cfg.Token.RefuseDefaultPIN = false
-	cfg.Signing.SignerCAFiles = []string{ca.PEMPath}
-	kioskURL, _, _ := tekentest.RunTekend(t, cfg, &tekentest.SyncBuffer{})
+	write := fileWriter(t, dir)
+	kioskURL, keyFile := startTerminal(t, dir, broker.URL, ca, func(cfg *daemon.Config) {
+		// A result whose acknowledgement went with the killed instance
+		// goes out again soon.
+		cfg.Broker.ResultResendInitial = daemon.Duration(time.Second)
+		cfg.Broker.ResultResendMax = daemon.Duration(2 * time.Second)
+	})
 
 	sink := &hookSink{secret: []byte("a webhook secret of the letter system")}
 	hooks := httptest.NewServer(sink)
@@ -108,7 +87,7 @@ terminals = ["kendari-*"]
 name = "main"
 url = %q
 secret_file = %q
-`, testenv.FreePort(t), write("dispatcher.key", priv), write("official.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: official.Cert.Raw})),
+`, testenv.FreePort(t), keyFile, write("official.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: official.Cert.Raw})),
 			pg.DSN, broker.URL, name, hash, hooks.URL+"/teken", write("hook.secret", sink.secret)))
 	}
 	start := func(name string) *instance {

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -285,17 +284,12 @@ func (g *Gateway) chooseTerminal(cl *client, req *SubmitRequest) (string, *apiEr
 	return "", malformed("terminal or group is required")
 }
 
-// jobOf reads the job of an envelope the gateway signed itself: the
-// payload segment of the compact JWS, without checking the signature or
-// the expiry a terminal checks.
+// jobOf reads the job of an envelope the gateway signed itself, without
+// checking the signature or the expiry a terminal checks.
 func jobOf(env []byte) (*api.Job, error) {
-	parts := strings.Split(string(env), ".")
-	if len(parts) != 3 {
-		return nil, errors.New("not a compact JWS")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	payload, err := api.UnverifiedPayload(env)
 	if err != nil {
-		return nil, fmt.Errorf("JWS payload: %w", err)
+		return nil, err
 	}
 	var j api.Job
 	if err := json.Unmarshal(payload, &j); err != nil {

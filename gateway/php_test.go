@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/tekenid/teken/api"
-	"github.com/tekenid/teken/daemon"
 	"github.com/tekenid/teken/daemon/kiosk"
 	"github.com/tekenid/teken/gateway"
 	"github.com/tekenid/teken/internal/tekentest"
@@ -418,32 +417,9 @@ func newPHPRig(t *testing.T, hookURL string, secret []byte) *rig {
 	ca := tekentest.NewSignerCA(t)
 	r.official = ca.NewOfficial(t, "Siti Rahmawati", "198703152010012003", "123456", 7001)
 
-	key, err := api.GenerateKey(api.AlgES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	pub, _ := api.MarshalPublicKeyPEM(key.Public())
-	priv, err := api.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := daemon.DefaultConfig()
-	cfg.TerminalID, cfg.DataDir = terminalID, filepath.Join(dir, "data")
-	cfg.Broker.URLs = []string{broker.URL}
-	cfg.Broker.MaxReconnectInterval = daemon.Duration(time.Second)
-	cfg.Dispatcher.KeyFiles = []string{write("dispatcher.pub", pub)}
-	cfg.Kiosk.Listen, cfg.Metrics.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Status.MinInterval = daemon.Duration(time.Second)
-	cfg.Token.RefuseDefaultPIN = false
-	cfg.Signing.SignerCAFiles = []string{ca.PEMPath}
-	r.kioskURL, _, _ = tekentest.RunTekend(t, cfg, &tekentest.SyncBuffer{})
+	write := fileWriter(t, dir)
+	var keyFile string
+	r.kioskURL, keyFile = startTerminal(t, dir, broker.URL, ca)
 
 	apiKey, hash := gateway.NewAPIKey()
 	r.key = apiKey
@@ -452,7 +428,7 @@ func newPHPRig(t *testing.T, hookURL string, secret []byte) *rig {
 	gcfg.Store.Path = filepath.Join(dir, "gateway", "gateway.db")
 	gcfg.Broker.URLs = []string{broker.URL}
 	gcfg.Broker.ClientID = "gateway-php-test"
-	gcfg.DispatcherKeyFile = write("dispatcher.key", priv)
+	gcfg.DispatcherKeyFile = keyFile
 	gcfg.SignerCertFiles = []string{write("officials.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.official.Cert.Raw}))}
 	gcfg.Webhook.MinBackoff = gateway.Duration{Duration: 100 * time.Millisecond}
 	gcfg.Webhook.MaxBackoff = gateway.Duration{Duration: time.Second}
